@@ -1,0 +1,5 @@
+"""``python -m privatevault`` is ``pvctl``."""
+
+from .cli.main import app
+
+app(prog_name="pvctl")

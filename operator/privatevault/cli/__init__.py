@@ -1,0 +1,1 @@
+"""pvctl: the command line, kept apart from the library it drives."""

@@ -1,0 +1,93 @@
+"""pvctl: run the operator, manage CRDs and the ledger, verify the audit trail, run the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from . import audit, demo
+from .output import errors
+
+app = typer.Typer(
+    name="pvctl",
+    help="PrivateVault: tenant isolation, post-quantum keys, quorum approvals and tamper-evident audit.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+operator_app = typer.Typer(help="Run the operator.", no_args_is_help=True)
+crds_app = typer.Typer(help="The CustomResourceDefinitions generated from the API models.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The audit ledger's database.", no_args_is_help=True)
+app.add_typer(operator_app, name="operator")
+app.add_typer(crds_app, name="crds")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(audit.app, name="audit")
+app.add_typer(demo.app, name="demo")
+
+
+@app.command()
+def version() -> None:
+    """Print pvctl's version."""
+    print(__version__)
+
+
+@operator_app.command("run")
+def operator_run(
+    kubeconfig: Annotated[Path | None, typer.Option(help="Kubeconfig to use; default: in-cluster, then ~/.kube/config.",
+                                                    exists=True, dir_okay=False)] = None,
+    liveness: Annotated[str | None, typer.Option(help="Serve a liveness probe, e.g. http://0.0.0.0:8080/healthz.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every handler step.")] = False,
+) -> None:
+    """Run the operator in the foreground against a cluster (ledger DSN from PRIVATEVAULT_LEDGER_DSN[_FILE])."""
+    import kopf
+
+    from ..handlers import registry
+    from ..settings import Settings
+
+    if kubeconfig is not None:
+        os.environ["KUBECONFIG"] = str(kubeconfig.resolve())
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    kopf.configure(verbose=verbose, log_prefix=True)
+    kopf.run(registry=registry(settings), standalone=True, clusterwide=True, liveness_endpoint=liveness)
+
+
+@crds_app.command("generate")
+def crds_generate(directory: Annotated[Path, typer.Argument(help="Where to write the CRDs.")] = Path("crds")) -> None:
+    """Write the CRDs generated from the models."""
+    from ..api import crdgen
+
+    for path in crdgen.write(directory):
+        print(path)
+
+
+@crds_app.command("verify")
+def crds_verify(directory: Annotated[Path, typer.Argument(help="The committed CRDs.")] = Path("crds")) -> None:
+    """Fail when the committed CRDs differ from what the models generate."""
+    from ..api import crdgen
+
+    drifted = crdgen.drift(directory)
+    if drifted:
+        errors.print(f"[red]CRDs drift from the models:[/red] {', '.join(drifted)}; run `make generate` and commit")
+        raise typer.Exit(1)
+    print(f"CRDs in {directory} match the models")
+
+
+@ledger_app.command("migrate")
+def ledger_migrate(
+    owner_dsn_file: Annotated[Path, typer.Option(help="File holding the owner role's PostgreSQL URL.",
+                                                 exists=True, dir_okay=False)],
+    operator_role: Annotated[str, typer.Option(help="Role the operator connects as.")] = "privatevault_operator",
+) -> None:
+    """Create or upgrade the ledger schema as its owner and grant the operator INSERT and SELECT."""
+    from ..ledger.schema import SCHEMA_VERSION, migrate
+
+    migrate(owner_dsn_file.read_text().strip(), operator_role=operator_role)
+    print(json.dumps({"schemaVersion": SCHEMA_VERSION, "operatorRole": operator_role}))

@@ -1,0 +1,30 @@
+"""How pvctl prints: rich tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+errors = Console(stderr=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def emit(rows: list[dict[str, Any]], *, fmt: Format, title: str | None = None) -> None:
+    if fmt is Format.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    table = Table(title=title)
+    for column in rows[0] if rows else []:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(value) for value in row.values()))
+    console.print(table)

@@ -1,0 +1,119 @@
+"""The Kubernetes adapter: the only module that imports the Kubernetes client library.
+
+Writes use server-side apply under one field manager, so the operator owns exactly the fields
+it sets and a re-apply of the same intent is a no-op. ``apply(..., dry_run=True)`` asks the
+server what an apply *would* produce, which is how drift is detected without re-implementing
+the API server's defaulting and quantity normalisation here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
+from urllib3.exceptions import HTTPError
+
+from .errors import ClusterUnavailable, SpecError
+
+FIELD_MANAGER = "privatevault"
+_RETRYABLE = frozenset({409, 429, 500, 502, 503, 504})
+
+class Cluster:
+    """A Kubernetes API connection built at start-up and handed to whoever needs it."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self._api = api
+        self._dynamic = DynamicClient(api)
+
+    @classmethod
+    def connect(cls, kubeconfig: Path | None = None) -> Cluster:
+        """From a kubeconfig file, else the in-cluster service account, else ~/.kube/config."""
+        configuration = client.Configuration()
+        if kubeconfig is not None:
+            config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+        else:
+            try:
+                config.load_incluster_config(client_configuration=configuration)
+            except config.ConfigException:
+                config.load_kube_config(client_configuration=configuration)
+        return cls(client.ApiClient(configuration))
+
+    def close(self) -> None:
+        self._api.close()
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        try:
+            return self._dynamic.resources.get(api_version=api_version, kind=kind)
+        except (ApiException, DynamicApiError, HTTPError) as exc:
+            raise ClusterUnavailable(f"cannot discover {kind}.{api_version}: {exc}") from exc
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        resource = self._resource(api_version, kind)
+        try:
+            found = resource.get(name=name, namespace=namespace)
+        except NotFoundError:
+            return None
+        except (ApiException, DynamicApiError, HTTPError) as exc:
+            raise _translate(exc, f"reading {kind} {name}") from exc
+        return dict(found.to_dict())
+
+    def list(self, api_version: str, kind: str, *, label_selector: str | None = None,
+             namespace: str | None = None) -> list[dict[str, Any]]:
+        resource = self._resource(api_version, kind)
+        try:
+            found = resource.get(namespace=namespace, label_selector=label_selector)
+        except (ApiException, DynamicApiError, HTTPError) as exc:
+            raise _translate(exc, f"listing {kind}") from exc
+        return [dict(item) for item in found.to_dict().get("items", [])]
+
+    def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply ``obj``; with ``dry_run`` nothing is stored."""
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        metadata = obj["metadata"]
+        try:
+            applied = self._dynamic.server_side_apply(
+                resource,
+                body=obj,
+                name=metadata["name"],
+                namespace=metadata.get("namespace"),
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+                dry_run="All" if dry_run else None,
+            )
+        except (ApiException, DynamicApiError, HTTPError) as exc:
+            raise _translate(exc, f"applying {obj['kind']} {metadata['name']}") from exc
+        return dict(applied.to_dict())
+
+    def patch_status(self, api_version: str, kind: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch the status subresource of a cluster-scoped object."""
+        resource = self._resource(api_version, kind)
+        try:
+            self._dynamic.patch(
+                resource.subresources["status"],
+                body={"status": status},
+                name=name,
+                content_type="application/merge-patch+json",
+            )
+        except NotFoundError:
+            return
+        except (ApiException, DynamicApiError, HTTPError) as exc:
+            raise _translate(exc, f"writing the status of {kind} {name}") from exc
+
+
+def _translate(exc: Exception, doing: str) -> Exception:
+    status = getattr(exc, "status", None)
+    if status is None or status in _RETRYABLE:
+        return ClusterUnavailable(f"Kubernetes API failed while {doing}: {_summary(exc)}")
+    return SpecError(f"the API server refused {doing}: {_summary(exc)}", reason="ChildRejected")
+
+
+def _summary(exc: Exception) -> str:
+    summary = getattr(exc, "summary", None)
+    if callable(summary):
+        return str(summary())
+    body = getattr(exc, "body", None) or str(exc)
+    return str(body)[:500]

@@ -1,0 +1,47 @@
+"""The hash chain: pure functions over record bytes, shared by the writer and the verifier.
+
+Each record hash is SHA-256 over a domain tag, the previous record's hash and the record's
+canonical bytes, so that a record hash can never be confused with any other hash the product
+computes (Merkle nodes, checkpoints), and changing, removing, reordering or inserting a record
+breaks every hash after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .event import Record
+
+DOMAIN = b"privatevault/ledger/record/v1\x00"
+GENESIS = bytes(32)
+
+
+def record_hash(prev_hash: bytes, canonical: bytes) -> bytes:
+    return hashlib.sha256(DOMAIN + prev_hash + canonical).digest()
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first record that does not verify, and why."""
+
+    seq: int
+    problem: str
+
+
+def verify_chain(records: Iterable[Record], *, start_hash: bytes = GENESIS, start_seq: int = 1) -> ChainBreak | None:
+    """Check sequence, links and hashes in order; return the first break, or None."""
+    expected_seq, prev = start_seq, start_hash
+    for record in records:
+        if record.seq != expected_seq:
+            return ChainBreak(expected_seq, f"sequence gap: expected {expected_seq}, found {record.seq}")
+        if record.prev_hash != prev:
+            return ChainBreak(record.seq, "previous hash does not match the record before it")
+        if record_hash(prev, record.canonical) != record.record_hash:
+            return ChainBreak(record.seq, "record hash does not match its bytes")
+        if json.loads(record.canonical).get("seq") != record.seq:
+            return ChainBreak(record.seq, "sequence number inside the record differs from its position")
+        expected_seq, prev = record.seq + 1, record.record_hash
+    return None

@@ -1,0 +1,1 @@
+"""Pure decisions and the level-based reconcile loops, one module per kind."""

@@ -1,0 +1,42 @@
+"""Operator settings, read once at start-up from the environment (and the CLI's flags).
+
+Secrets never come from flags (they would show in ``ps``): the ledger DSN is read from the
+environment or from a file whose path is given.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_PREFIX = "PRIVATEVAULT_"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    ledger_dsn: str
+    namespace: str = "privatevault-system"
+    actor: str = "privatevault-operator"
+    drift_interval: float = 60.0
+    retry_delay: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        dsn = env.get(f"{ENV_PREFIX}LEDGER_DSN")
+        dsn_file = env.get(f"{ENV_PREFIX}LEDGER_DSN_FILE")
+        if not dsn and dsn_file:
+            dsn = Path(dsn_file).read_text().strip()
+        if not dsn:
+            raise ValueError(
+                f"no ledger database: set {ENV_PREFIX}LEDGER_DSN or {ENV_PREFIX}LEDGER_DSN_FILE"
+                " (a PostgreSQL URL for the operator's role); audit is mandatory"
+            )
+        return cls(
+            ledger_dsn=dsn,
+            namespace=env.get(f"{ENV_PREFIX}NAMESPACE", cls.namespace),
+            actor=env.get(f"{ENV_PREFIX}ACTOR", cls.actor),
+            drift_interval=float(env.get(f"{ENV_PREFIX}DRIFT_INTERVAL", cls.drift_interval)),
+            retry_delay=float(env.get(f"{ENV_PREFIX}RETRY_DELAY", cls.retry_delay)),
+        )

