@@ -8,6 +8,7 @@ the API server's defaulting and quantity normalisation here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,17 @@ from .errors import ClusterUnavailable, SpecError
 
 FIELD_MANAGER = "privatevault"
 _RETRYABLE = frozenset({409, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Credentials:
+    server: str
+    ca_path: str | None
+    certificate_path: str | None
+    private_key_path: str | None
+    token: str | None
+    insecure: bool
+
 
 class Cluster:
     """A Kubernetes API connection built at start-up and handed to whoever needs it."""
@@ -45,6 +57,19 @@ class Cluster:
     def close(self) -> None:
         self._api.close()
 
+    def credentials(self) -> Credentials:
+        """How this connection reaches the server, for kopf's own watch connections."""
+        cfg = self._api.configuration
+        token = (cfg.api_key or {}).get("authorization", "")
+        return Credentials(
+            server=cfg.host,
+            ca_path=cfg.ssl_ca_cert,
+            certificate_path=cfg.cert_file,
+            private_key_path=cfg.key_file,
+            token=token.removeprefix("Bearer ").strip() or None,
+            insecure=not cfg.verify_ssl,
+        )
+
     def _resource(self, api_version: str, kind: str) -> Any:
         try:
             return self._dynamic.resources.get(api_version=api_version, kind=kind)
@@ -61,8 +86,9 @@ class Cluster:
             raise _translate(exc, f"reading {kind} {name}") from exc
         return dict(found.to_dict())
 
-    def list(self, api_version: str, kind: str, *, label_selector: str | None = None,
-             namespace: str | None = None) -> list[dict[str, Any]]:
+    def list(
+        self, api_version: str, kind: str, *, label_selector: str | None = None, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
         resource = self._resource(api_version, kind)
         try:
             found = resource.get(namespace=namespace, label_selector=label_selector)

@@ -16,6 +16,7 @@ ENV_PREFIX = "PRIVATEVAULT_"
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     ledger_dsn: str
+    kubeconfig: Path | None = None
     namespace: str = "privatevault-system"
     actor: str = "privatevault-operator"
     drift_interval: float = 60.0
@@ -35,6 +36,7 @@ class Settings:
             )
         return cls(
             ledger_dsn=dsn,
+            kubeconfig=Path(env["KUBECONFIG"]) if env.get("KUBECONFIG") else None,
             namespace=env.get(f"{ENV_PREFIX}NAMESPACE", cls.namespace),
             actor=env.get(f"{ENV_PREFIX}ACTOR", cls.actor),
             drift_interval=float(env.get(f"{ENV_PREFIX}DRIFT_INTERVAL", cls.drift_interval)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from datetime import UTC, datetime
 from typing import Any
 
 from privatevault.errors import LedgerUnavailable
@@ -65,12 +66,15 @@ class FakeLedger:
         for record in self.records:
             if record.idempotency_key == event.idempotency_key:
                 return record
-        from datetime import UTC, datetime
-
         prev = self.records[-1].record_hash if self.records else GENESIS
         body = canonical(event.body(seq=len(self.records) + 1, time=datetime(2026, 1, 1, tzinfo=UTC)))
-        record = Record(seq=len(self.records) + 1, canonical=body, prev_hash=prev,
-                        record_hash=record_hash(prev, body), idempotency_key=event.idempotency_key)
+        record = Record(
+            seq=len(self.records) + 1,
+            canonical=body,
+            prev_hash=prev,
+            record_hash=record_hash(prev, body),
+            idempotency_key=event.idempotency_key,
+        )
         self.records.append(record)
         self.events.append(event)
         return record

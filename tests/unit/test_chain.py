@@ -17,8 +17,14 @@ def build(n: int) -> list[Record]:
     out: list[Record] = []
     prev = GENESIS
     for seq in range(1, n + 1):
-        event = Event(tenant="t", actor="a", action="create-namespace", outcome="intended",
-                      resource=ResourceRef(kind="Namespace", name=f"ns-{seq}"), idempotency_key=f"k{seq}")
+        event = Event(
+            tenant="t",
+            actor="a",
+            action="create-namespace",
+            outcome="intended",
+            resource=ResourceRef(kind="Namespace", name=f"ns-{seq}"),
+            idempotency_key=f"k{seq}",
+        )
         body = canonical(event.body(seq=seq, time=datetime(2026, 1, 1, tzinfo=UTC)))
         digest = record_hash(prev, body)
         out.append(Record(seq=seq, canonical=body, prev_hash=prev, record_hash=digest, idempotency_key=f"k{seq}"))

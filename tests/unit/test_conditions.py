@@ -22,5 +22,9 @@ def test_transition_time_moves_when_status_flips() -> None:
     first = conditions.ready([], message="a", generation=1, now=T0)
     second = conditions.stalled(first, reason="NamespaceConflict", message="x", generation=2, now=T1)
     ready = {c.type: c for c in second}["Ready"]
-    assert (ready.status, ready.reason, ready.last_transition_time) == ("False", "NamespaceConflict", "2026-01-01T00:05:00Z")
+    assert (ready.status, ready.reason, ready.last_transition_time) == (
+        "False",
+        "NamespaceConflict",
+        "2026-01-01T00:05:00Z",
+    )
     assert [c.type for c in second] == ["Ready", "Reconciling", "Stalled"]

@@ -137,9 +137,17 @@ def test_ledger_down_changes_nothing() -> None:
 
 def test_namespace_of_previous_incarnation_is_waited_for() -> None:
     cluster, ledger = FakeCluster(), FakeLedger()
-    cluster.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {
-        "name": "acme", "labels": {labels.TENANT: "acme"},
-        "ownerReferences": [{"kind": "Tenant", "name": "acme", "uid": "old-uid"}]}})
+    cluster.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": "acme",
+                "labels": {labels.TENANT: "acme"},
+                "ownerReferences": [{"kind": "Tenant", "name": "acme", "uid": "old-uid"}],
+            },
+        }
+    )
     with pytest.raises(TransientError, match="still being removed"):
         decisions.reconcile(make_tenant(), cluster=cluster, ledger=ledger, actor="t")
 
@@ -155,8 +163,9 @@ def test_status_moves_through_kstatus_conditions() -> None:
     done = decisions.status_after(tenant, children=result.children, error=None, now=NOW)
     assert {c.type: c.status for c in done.conditions} == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
     assert done.observed_generation == 1
-    retry = decisions.status_after(tenant.model_copy(update={"status": done}), children=None,
-                                   error=LedgerUnavailable("down"), now=NOW)
+    retry = decisions.status_after(
+        tenant.model_copy(update={"status": done}), children=None, error=LedgerUnavailable("down"), now=NOW
+    )
     conditions = {c.type: c for c in retry.conditions}
     assert conditions["Reconciling"].reason == "LedgerUnavailable"
     assert conditions["Ready"].status == "True"  # kept while retrying

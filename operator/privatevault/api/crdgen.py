@@ -17,6 +17,7 @@ import yaml
 
 from .v1alpha1 import GROUP, KINDS, VERSION, Resource
 
+
 def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     if isinstance(node, list):
         return [_resolve(item, defs) for item in node]
@@ -143,6 +144,4 @@ def drift(directory: Path) -> list[str]:
     """Names of CRD files that differ from what the models generate (empty when in sync)."""
     expected = {file_name(model): render(model) for model in KINDS}
     found = {path.name: path.read_text() for path in directory.glob(f"{GROUP}_*.yaml")}
-    return sorted(
-        name for name in expected.keys() | found.keys() if expected.get(name) != found.get(name)
-    )
+    return sorted(name for name in expected.keys() | found.keys() if expected.get(name) != found.get(name))

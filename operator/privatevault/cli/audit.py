@@ -11,16 +11,20 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from ..ledger import Ledger, verify_chain
-from ..ledger.event import Record
+from privatevault.ledger import Ledger, verify_chain
+from privatevault.ledger.event import Record
+
 from .output import Format, console, emit, errors
 
 app = typer.Typer(help="Read and verify the audit ledger.", no_args_is_help=True)
 
 DsnFile = Annotated[
     Path | None,
-    typer.Option(help="File holding the ledger's PostgreSQL URL; default: PRIVATEVAULT_LEDGER_DSN[_FILE].",
-                 exists=True, dir_okay=False),
+    typer.Option(
+        help="File holding the ledger's PostgreSQL URL; default: PRIVATEVAULT_LEDGER_DSN[_FILE].",
+        exists=True,
+        dir_okay=False,
+    ),
 ]
 
 
@@ -54,7 +58,7 @@ def verify(
 
         broken = verify_chain(stream())
     ledger.close()
-    result = {"ok": broken is None, "records": count}
+    result: dict[str, object] = {"ok": broken is None, "records": count}
     if broken is not None:
         result |= {"firstBadSeq": broken.seq, "problem": broken.problem}
     if fmt is Format.json:
@@ -82,12 +86,14 @@ def tail(
     for record in records:
         body = json.loads(record.canonical)
         resource = body["resource"]
-        rows.append({
-            "seq": record.seq,
-            "time": body["time"],
-            "tenant": body["tenant"],
-            "action": body["action"],
-            "resource": "/".join(filter(None, (resource["kind"], resource.get("namespace"), resource["name"]))),
-            "hash": record.record_hash.hex()[:16],
-        })
+        rows.append(
+            {
+                "seq": record.seq,
+                "time": body["time"],
+                "tenant": body["tenant"],
+                "action": body["action"],
+                "resource": "/".join(filter(None, (resource["kind"], resource.get("namespace"), resource["name"]))),
+                "hash": record.record_hash.hex()[:16],
+            }
+        )
     emit(rows, fmt=fmt, title="audit ledger")

@@ -18,16 +18,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from psycopg.conninfo import conninfo_to_dict
 
-from ..ledger.schema import bootstrap
-from ..testbench import Bench, BenchError
-from ..testbench.ports import free_port
-from ..testbench.process import ManagedProcess, log_tail, stop_recorded
-from ..testbench.secretfile import write_secret
+from privatevault.ledger.schema import bootstrap
+from privatevault.testbench import Bench, BenchError
+from privatevault.testbench.ports import free_port
+from privatevault.testbench.process import ManagedProcess, log_tail, stop_recorded
+from privatevault.testbench.secretfile import write_secret
+
 from .output import console, errors
 
-app = typer.Typer(help="Run the whole product locally: control plane, PostgreSQL, OpenBao, operator.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Run the whole product locally: control plane, PostgreSQL, OpenBao, operator.", no_args_is_help=True
+)
 
 REPO = Path(__file__).resolve().parents[3]
 OPERATOR_STATE = "operator.json"
@@ -36,8 +39,9 @@ Workdir = Annotated[Path, typer.Option(help="Where the demo keeps its state, log
 
 
 def _kubectl(kubectl: Path, kubeconfig: Path, *args: str, capture: bool = False) -> str:
-    done = subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), *args],
-                          check=False, text=True, capture_output=True)
+    done = subprocess.run(
+        [str(kubectl), "--kubeconfig", str(kubeconfig), *args], check=False, text=True, capture_output=True
+    )
     if done.returncode != 0:
         raise BenchError(f"kubectl {' '.join(args)} failed:\n{done.stderr.strip()}")
     if not capture and done.stdout.strip():
@@ -56,9 +60,12 @@ def _healthy(url: str) -> bool:
 @app.command()
 def up(
     workdir: Workdir = Path(".demo"),
-    kubeconfig: Annotated[Path | None, typer.Option(
-        help="Use this reachable cluster instead of starting a local control plane.",
-        exists=True, dir_okay=False)] = None,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            help="Use this reachable cluster instead of starting a local control plane.", exists=True, dir_okay=False
+        ),
+    ] = None,
     examples: Annotated[Path, typer.Option(help="Manifests to apply.")] = REPO / "examples",
     timeout: Annotated[int, typer.Option(help="Seconds to wait for the examples to be Ready.")] = 180,
 ) -> None:
@@ -85,15 +92,32 @@ def up(
 
         console.print("[bold]installing the CRDs[/bold]")
         _kubectl(kubectl, config, "apply", "--server-side", "-f", str(REPO / "crds"))
-        _kubectl(kubectl, config, "wait", "--for=condition=Established", "--timeout=60s",
-                 "crd", "-l", "app.kubernetes.io/part-of=privatevault")
+        _kubectl(
+            kubectl,
+            config,
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd",
+            "-l",
+            "app.kubernetes.io/part-of=privatevault",
+        )
 
         console.print("[bold]starting the operator[/bold]")
         port = free_port()
         operator = ManagedProcess(
             "operator",
-            [sys.executable, "-m", "privatevault", "operator", "run", "--kubeconfig", str(config),
-             "--liveness", f"http://127.0.0.1:{port}/healthz"],
+            [
+                sys.executable,
+                "-m",
+                "privatevault",
+                "operator",
+                "run",
+                "--kubeconfig",
+                str(config),
+                "--liveness",
+                f"http://127.0.0.1:{port}/healthz",
+            ],
             workdir / "operator.log",
             env={**os.environ, "PRIVATEVAULT_LEDGER_DSN_FILE": str(operator_dsn)},
         )
@@ -127,8 +151,6 @@ def up(
 
 
 def _masked(dsn: str) -> str:
-    from psycopg.conninfo import conninfo_to_dict
-
     parts = conninfo_to_dict(dsn)
     return f"postgresql://{parts['user']}:***@{parts['host']}:{parts['port']}/{parts['dbname']}"
 

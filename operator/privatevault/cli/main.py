@@ -7,11 +7,16 @@ import os
 from pathlib import Path
 from typing import Annotated
 
+import kopf
 import typer
 
-from .. import __version__
-from . import audit, demo
-from .output import errors
+from privatevault import __version__
+from privatevault.api import crdgen
+from privatevault.cli import audit, demo
+from privatevault.cli.output import errors
+from privatevault.handlers import registry
+from privatevault.ledger.schema import SCHEMA_VERSION, migrate
+from privatevault.settings import Settings
 
 app = typer.Typer(
     name="pvctl",
@@ -37,16 +42,16 @@ def version() -> None:
 
 @operator_app.command("run")
 def operator_run(
-    kubeconfig: Annotated[Path | None, typer.Option(help="Kubeconfig to use; default: in-cluster, then ~/.kube/config.",
-                                                    exists=True, dir_okay=False)] = None,
-    liveness: Annotated[str | None, typer.Option(help="Serve a liveness probe, e.g. http://0.0.0.0:8080/healthz.")] = None,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(help="Kubeconfig to use; default: in-cluster, then ~/.kube/config.", exists=True, dir_okay=False),
+    ] = None,
+    liveness: Annotated[
+        str | None, typer.Option(help="Serve a liveness probe, e.g. http://0.0.0.0:8080/healthz.")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every handler step.")] = False,
 ) -> None:
     """Run the operator in the foreground against a cluster (ledger DSN from PRIVATEVAULT_LEDGER_DSN[_FILE])."""
-    import kopf
-
-    from ..handlers import registry
-    from ..settings import Settings
 
     if kubeconfig is not None:
         os.environ["KUBECONFIG"] = str(kubeconfig.resolve())
@@ -62,7 +67,6 @@ def operator_run(
 @crds_app.command("generate")
 def crds_generate(directory: Annotated[Path, typer.Argument(help="Where to write the CRDs.")] = Path("crds")) -> None:
     """Write the CRDs generated from the models."""
-    from ..api import crdgen
 
     for path in crdgen.write(directory):
         print(path)
@@ -71,7 +75,6 @@ def crds_generate(directory: Annotated[Path, typer.Argument(help="Where to write
 @crds_app.command("verify")
 def crds_verify(directory: Annotated[Path, typer.Argument(help="The committed CRDs.")] = Path("crds")) -> None:
     """Fail when the committed CRDs differ from what the models generate."""
-    from ..api import crdgen
 
     drifted = crdgen.drift(directory)
     if drifted:
@@ -82,12 +85,12 @@ def crds_verify(directory: Annotated[Path, typer.Argument(help="The committed CR
 
 @ledger_app.command("migrate")
 def ledger_migrate(
-    owner_dsn_file: Annotated[Path, typer.Option(help="File holding the owner role's PostgreSQL URL.",
-                                                 exists=True, dir_okay=False)],
+    owner_dsn_file: Annotated[
+        Path, typer.Option(help="File holding the owner role's PostgreSQL URL.", exists=True, dir_okay=False)
+    ],
     operator_role: Annotated[str, typer.Option(help="Role the operator connects as.")] = "privatevault_operator",
 ) -> None:
     """Create or upgrade the ledger schema as its owner and grant the operator INSERT and SELECT."""
-    from ..ledger.schema import SCHEMA_VERSION, migrate
 
     migrate(owner_dsn_file.read_text().strip(), operator_role=operator_role)
     print(json.dumps({"schemaVersion": SCHEMA_VERSION, "operatorRole": operator_role}))

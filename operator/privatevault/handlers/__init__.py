@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import kopf
 
-from ..settings import Settings
+from privatevault.settings import Settings
+
 from . import tenant
 
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import kopf
 
-from .. import failpoints
-from ..api.v1alpha1 import API_VERSION, GROUP, VERSION, Tenant, TenantStatus
-from ..cluster import Cluster
-from ..errors import PrivateVaultError, SpecError, TransientError
-from ..ledger import Ledger
-from ..reconcile import tenant as decisions
-from ..settings import Settings
+from privatevault import failpoints
+from privatevault.api.v1alpha1 import API_VERSION, GROUP, VERSION, Tenant, TenantStatus
+from privatevault.cluster import Cluster
+from privatevault.errors import PrivateVaultError, SpecError, TransientError
+from privatevault.ledger import Ledger
+from privatevault.reconcile import tenant as decisions
+from privatevault.settings import Settings
 
 
 class _Runtime:
@@ -34,13 +34,32 @@ class _Runtime:
 def _write_status(cluster: Cluster, tenant: Tenant, status: TenantStatus) -> None:
     if tenant.status == status:
         return
-    cluster.patch_status(API_VERSION, "Tenant", str(tenant.metadata["name"]),
-                         status.model_dump(mode="json", by_alias=True, exclude_none=True))
+    cluster.patch_status(
+        API_VERSION,
+        "Tenant",
+        str(tenant.metadata["name"]),
+        status.model_dump(mode="json", by_alias=True, exclude_none=True),
+    )
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     runtime = _Runtime(settings)
-    resource = {"group": GROUP, "version": VERSION, "plural": "tenants", "registry": registry}
+    tenants = (GROUP, VERSION, "tenants")
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # kopf's watches use the same credentials as the adapter: one source of truth.
+        if runtime.cluster is None:
+            runtime.cluster = Cluster.connect(runtime.settings.kubeconfig)
+        creds = runtime.cluster.credentials()
+        return kopf.ConnectionInfo(
+            server=creds.server,
+            ca_path=creds.ca_path,
+            insecure=creds.insecure,
+            certificate_path=creds.certificate_path,
+            private_key_path=creds.private_key_path,
+            token=creds.token,
+        )
 
     @kopf.on.startup(registry=registry)
     def start(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -49,7 +68,8 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
         settings.persistence.finalizer = f"{GROUP}/finalizer"
-        runtime.cluster = Cluster.connect()
+        if runtime.cluster is None:
+            runtime.cluster = Cluster.connect(runtime.settings.kubeconfig)
         runtime.ledger = Ledger(runtime.settings.ledger_dsn)
 
     @kopf.on.cleanup(registry=registry)
@@ -71,31 +91,40 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
                 _write_status(runtime.cluster, tenant, begin)
                 tenant = tenant.model_copy(update={"status": begin})
             try:
-                result = decisions.reconcile(tenant, cluster=runtime.cluster, ledger=runtime.ledger,
-                                             actor=runtime.settings.actor,
-                                             crash_point=lambda: failpoints.point("after-audit"))
+                result = decisions.reconcile(
+                    tenant,
+                    cluster=runtime.cluster,
+                    ledger=runtime.ledger,
+                    actor=runtime.settings.actor,
+                    crash_point=lambda: failpoints.point("after-audit"),
+                )
             except TransientError as exc:
-                _write_status(runtime.cluster, tenant, decisions.status_after(tenant, children=None, error=exc,
-                                                                               now=now))
+                _write_status(
+                    runtime.cluster, tenant, decisions.status_after(tenant, children=None, error=exc, now=now)
+                )
                 raise kopf.TemporaryError(str(exc), delay=runtime.settings.retry_delay) from exc
             except SpecError as exc:
                 logger.warning("tenant stalled: %s (%s)", exc, exc.reason)
-                _write_status(runtime.cluster, tenant, decisions.status_after(tenant, children=None, error=exc,
-                                                                               now=now))
+                _write_status(
+                    runtime.cluster, tenant, decisions.status_after(tenant, children=None, error=exc, now=now)
+                )
                 return
             except PrivateVaultError as exc:
                 raise kopf.TemporaryError(str(exc), delay=runtime.settings.retry_delay) from exc
             if result.changed:
                 logger.info("tenant reconciled: %d change(s) made", result.changed)
-            _write_status(runtime.cluster, tenant, decisions.status_after(tenant, children=result.children,
-                                                                           error=None, now=now))
+            _write_status(
+                runtime.cluster, tenant, decisions.status_after(tenant, children=result.children, error=None, now=now)
+            )
 
-    @kopf.on.resume(**resource, id="resume")
-    @kopf.on.create(**resource, id="create")
-    @kopf.on.update(**resource, id="update", field="spec")
+    @kopf.on.resume(*tenants, registry=registry, id="resume")
+    @kopf.on.create(*tenants, registry=registry, id="create")
+    @kopf.on.update(*tenants, registry=registry, id="update", field="spec")
     def on_change(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
         reconcile(body, logger)
 
-    @kopf.timer(**resource, id="drift", interval=settings.drift_interval, initial_delay=settings.drift_interval)
+    @kopf.timer(
+        *tenants, registry=registry, id="drift", interval=settings.drift_interval, initial_delay=settings.drift_interval
+    )
     def on_timer(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
         reconcile(body, logger)

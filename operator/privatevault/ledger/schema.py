@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 SCHEMA_VERSION = 1
 
@@ -109,10 +109,9 @@ def bootstrap(superuser_dsn: str, *, database: str = "privatevault") -> Database
                 db=sql.Identifier(database), operator=sql.Identifier(operator)
             )
         )
-    base = conninfo_to_dict(superuser_dsn)
 
     def dsn(role: str) -> str:
-        return make_conninfo(**{**base, "user": role, "password": passwords[role], "dbname": database})
+        return make_conninfo(superuser_dsn, user=role, password=passwords[role], dbname=database)
 
     result = Database(owner_dsn=dsn(owner), operator_dsn=dsn(operator))
     migrate(result.owner_dsn, operator_role=operator)

@@ -12,17 +12,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 
-from ..errors import LedgerUnavailable
+from privatevault.errors import LedgerUnavailable
+
 from .chain import GENESIS, record_hash
 from .event import Event, Record, canonical
 
 #: Key of the advisory lock that guards the chain head ("pvledger" in ASCII).
 HEAD_LOCK = 0x70766C6564676572
-
-_COLUMNS = "seq, canonical, prev_hash, record_hash, idempotency_key"
 
 
 def _record(row: tuple[int, bytes, bytes, bytes, str]) -> Record:
@@ -36,7 +36,7 @@ class Ledger:
     def __init__(self, dsn: str, *, connect_timeout: float = 5.0) -> None:
         self._dsn = dsn
         self._connect_timeout = connect_timeout
-        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -45,7 +45,7 @@ class Ledger:
                 self._conn.close()
                 self._conn = None
 
-    def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
+    def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self._dsn, connect_timeout=int(self._connect_timeout))
         return self._conn
@@ -66,8 +66,8 @@ class Ledger:
                         return found
                     cur.execute("SELECT seq, record_hash FROM audit_records ORDER BY seq DESC LIMIT 1")
                     head = cur.fetchone()
-                    seq = 1 if head is None else int(head[0]) + 1  # type: ignore[call-overload]
-                    prev = GENESIS if head is None else bytes(head[1])  # type: ignore[arg-type]
+                    seq = 1 if head is None else int(head[0]) + 1
+                    prev = GENESIS if head is None else bytes(head[1])
                     now = datetime.now(UTC)
                     body = canonical(event.body(seq=seq, time=now))
                     digest = record_hash(prev, body)
@@ -77,13 +77,29 @@ class Ledger:
                         " record_hash, idempotency_key)"
                         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                         (
-                            seq, now, event.tenant, event.actor, event.action, event.resource.kind,
-                            event.resource.namespace, event.resource.name, event.resource.uid,
-                            event.outcome, body, prev, digest, event.idempotency_key,
+                            seq,
+                            now,
+                            event.tenant,
+                            event.actor,
+                            event.action,
+                            event.resource.kind,
+                            event.resource.namespace,
+                            event.resource.name,
+                            event.resource.uid,
+                            event.outcome,
+                            body,
+                            prev,
+                            digest,
+                            event.idempotency_key,
                         ),
                     )
-                    return Record(seq=seq, canonical=body, prev_hash=prev, record_hash=digest,
-                                  idempotency_key=event.idempotency_key)
+                    return Record(
+                        seq=seq,
+                        canonical=body,
+                        prev_hash=prev,
+                        record_hash=digest,
+                        idempotency_key=event.idempotency_key,
+                    )
             except psycopg.OperationalError as exc:
                 self._discard()
                 raise LedgerUnavailable(f"the audit ledger cannot be written: {exc}".strip()) from exc
@@ -98,16 +114,18 @@ class Ledger:
                     with conn.transaction(), conn.cursor() as cur:
                         if tenant is None:
                             cur.execute(
-                                f"SELECT {_COLUMNS} FROM audit_records WHERE seq > %s ORDER BY seq LIMIT %s",
+                                "SELECT seq, canonical, prev_hash, record_hash, idempotency_key FROM audit_records"
+                                " WHERE seq > %s ORDER BY seq LIMIT %s",
                                 (after, batch),
                             )
                         else:
                             cur.execute(
-                                f"SELECT {_COLUMNS} FROM audit_records WHERE tenant = %s AND seq > %s"
+                                "SELECT seq, canonical, prev_hash, record_hash, idempotency_key FROM audit_records"
+                                " WHERE tenant = %s AND seq > %s"
                                 " ORDER BY seq LIMIT %s",
                                 (tenant, after, batch),
                             )
-                        rows = [_record(row) for row in cur.fetchall()]  # type: ignore[arg-type]
+                        rows = [_record(row) for row in cur.fetchall()]
                 except psycopg.OperationalError as exc:
                     self._discard()
                     raise LedgerUnavailable(f"the audit ledger cannot be read: {exc}".strip()) from exc
@@ -117,10 +135,14 @@ class Ledger:
             after = rows[-1].seq
 
     @staticmethod
-    def _by_key(cur: psycopg.Cursor[tuple[object, ...]], key: str) -> Record | None:
-        cur.execute(f"SELECT {_COLUMNS} FROM audit_records WHERE idempotency_key = %s", (key,))
+    def _by_key(cur: psycopg.Cursor[tuple[Any, ...]], key: str) -> Record | None:
+        cur.execute(
+            "SELECT seq, canonical, prev_hash, record_hash, idempotency_key FROM audit_records"
+            " WHERE idempotency_key = %s",
+            (key,),
+        )
         row = cur.fetchone()
-        return None if row is None else _record(row)  # type: ignore[arg-type]
+        return None if row is None else _record(row)
 
     def _discard(self) -> None:
         if self._conn is not None:

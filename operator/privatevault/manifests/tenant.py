@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.v1alpha1 import API_VERSION, Tenant
+from privatevault.api.v1alpha1 import API_VERSION, Tenant
+
 from . import labels
 
 QUOTA_NAME = "privatevault-quota"
@@ -87,22 +88,32 @@ def network_policy(tenant: Tenant, namespace_name: str) -> dict[str, Any]:
     network = tenant.spec.network
     ingress_from: list[dict[str, Any]] = [same_tenant]
     if network.allow_from_namespaces:
-        ingress_from.append({
-            "namespaceSelector": {
-                "matchExpressions": [
-                    {"key": labels.NAMESPACE_NAME, "operator": "In", "values": sorted(network.allow_from_namespaces)}
-                ]
+        ingress_from.append(
+            {
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        {
+                            "key": labels.NAMESPACE_NAME,
+                            "operator": "In",
+                            "values": sorted(network.allow_from_namespaces),
+                        }
+                    ]
+                }
             }
-        })
+        )
     egress: list[dict[str, Any]] = [{"to": [same_tenant]}]
     if network.allow_dns:
-        egress.append({
-            "to": [{
-                "namespaceSelector": {"matchLabels": {labels.NAMESPACE_NAME: "kube-system"}},
-                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-            }],
-            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-        })
+        egress.append(
+            {
+                "to": [
+                    {
+                        "namespaceSelector": {"matchLabels": {labels.NAMESPACE_NAME: "kube-system"}},
+                        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                    }
+                ],
+                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+            }
+        )
     if network.allow_egress_cidrs:
         egress.append({"to": [{"ipBlock": {"cidr": cidr}} for cidr in sorted(network.allow_egress_cidrs)]})
     return {

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from ..api.v1alpha1 import Condition
+from privatevault.api.v1alpha1 import Condition
+from privatevault.api.v1alpha1.common import ConditionStatus
 
 READY, RECONCILING, STALLED = "Ready", "Reconciling", "Stalled"
 _ORDER = (READY, RECONCILING, STALLED)
@@ -18,8 +19,8 @@ def _timestamp(now: datetime) -> str:
 def set_condition(
     conditions: Sequence[Condition],
     *,
-    type: str,  # noqa: A002 - the field is called type in the API
-    status: str,
+    type: str,
+    status: ConditionStatus,
     reason: str,
     message: str,
     generation: int | None,
@@ -30,7 +31,7 @@ def set_condition(
     since = previous.last_transition_time if previous and previous.status == status else _timestamp(now)
     updated = Condition(
         type=type,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         reason=reason,
         message=message,
         last_transition_time=since,
@@ -40,31 +41,41 @@ def set_condition(
     return sorted([*others, updated], key=lambda c: (_ORDER.index(c.type) if c.type in _ORDER else 99, c.type))
 
 
-def progressing(conditions: Sequence[Condition], *, reason: str, message: str, generation: int | None,
-                now: datetime) -> list[Condition]:
+def progressing(
+    conditions: Sequence[Condition], *, reason: str, message: str, generation: int | None, now: datetime
+) -> list[Condition]:
     """Work under way (or retried): Reconciling=True; Ready stays as it was unless never set."""
-    out = set_condition(conditions, type=RECONCILING, status="True", reason=reason, message=message,
-                        generation=generation, now=now)
+    out = set_condition(
+        conditions, type=RECONCILING, status="True", reason=reason, message=message, generation=generation, now=now
+    )
     if not any(c.type == READY for c in out):
-        out = set_condition(out, type=READY, status="Unknown", reason=reason, message=message,
-                            generation=generation, now=now)
+        out = set_condition(
+            out, type=READY, status="Unknown", reason=reason, message=message, generation=generation, now=now
+        )
     return set_condition(out, type=STALLED, status="False", reason=reason, message="", generation=generation, now=now)
 
 
 def ready(conditions: Sequence[Condition], *, message: str, generation: int | None, now: datetime) -> list[Condition]:
-    out = set_condition(conditions, type=READY, status="True", reason="Reconciled", message=message,
-                        generation=generation, now=now)
-    out = set_condition(out, type=RECONCILING, status="False", reason="Reconciled", message="",
-                        generation=generation, now=now)
-    return set_condition(out, type=STALLED, status="False", reason="Reconciled", message="", generation=generation,
-                         now=now)
+    out = set_condition(
+        conditions, type=READY, status="True", reason="Reconciled", message=message, generation=generation, now=now
+    )
+    out = set_condition(
+        out, type=RECONCILING, status="False", reason="Reconciled", message="", generation=generation, now=now
+    )
+    return set_condition(
+        out, type=STALLED, status="False", reason="Reconciled", message="", generation=generation, now=now
+    )
 
 
-def stalled(conditions: Sequence[Condition], *, reason: str, message: str, generation: int | None,
-            now: datetime) -> list[Condition]:
-    out = set_condition(conditions, type=STALLED, status="True", reason=reason, message=message,
-                        generation=generation, now=now)
-    out = set_condition(out, type=RECONCILING, status="False", reason=reason, message="",
-                        generation=generation, now=now)
-    return set_condition(out, type=READY, status="False", reason=reason, message=message, generation=generation,
-                         now=now)
+def stalled(
+    conditions: Sequence[Condition], *, reason: str, message: str, generation: int | None, now: datetime
+) -> list[Condition]:
+    out = set_condition(
+        conditions, type=STALLED, status="True", reason=reason, message=message, generation=generation, now=now
+    )
+    out = set_condition(
+        out, type=RECONCILING, status="False", reason=reason, message="", generation=generation, now=now
+    )
+    return set_condition(
+        out, type=READY, status="False", reason=reason, message=message, generation=generation, now=now
+    )

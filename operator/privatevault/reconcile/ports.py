@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..ledger import Event, Record
+from privatevault.ledger import Event, Record
 
 
 class ClusterPort(Protocol):

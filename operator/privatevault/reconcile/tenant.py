@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..api.v1alpha1 import Tenant, TenantStatus
-from ..api.v1alpha1.tenant import ChildRef
-from ..errors import ConflictError, TransientError
-from ..ledger import Event, ResourceRef
-from ..ledger.event import canonical
-from ..manifests import labels
-from ..manifests import tenant as manifests
+from privatevault.api.v1alpha1 import Tenant, TenantStatus
+from privatevault.api.v1alpha1.tenant import ChildRef
+from privatevault.errors import ConflictError, TransientError
+from privatevault.ledger import Event, ResourceRef
+from privatevault.ledger.event import canonical
+from privatevault.manifests import labels
+from privatevault.manifests import tenant as manifests
+
 from . import conditions
 from .ports import ClusterPort, LedgerPort
-
 
 #: Fields the server owns; two objects that differ only here carry the same intent.
 _VOLATILE = ("resourceVersion", "managedFields", "generation", "creationTimestamp", "uid", "selfLink")
@@ -59,8 +59,10 @@ def namespace_conflict(tenant: Tenant, existing: dict[str, Any] | None) -> str |
     name = existing["metadata"]["name"]
     owner = (existing["metadata"].get("labels") or {}).get(labels.TENANT)
     if owner is None:
-        return (f"namespace {name} already exists and is not managed by PrivateVault;"
-                " remove it from spec.namespaces or delete the namespace")
+        return (
+            f"namespace {name} already exists and is not managed by PrivateVault;"
+            " remove it from spec.namespaces or delete the namespace"
+        )
     if owner != tenant.metadata["name"]:
         return f"namespace {name} already belongs to tenant {owner}; choose another namespace name"
     return None
@@ -77,8 +79,14 @@ class Result:
     changed: int
 
 
-def reconcile(tenant: Tenant, *, cluster: ClusterPort, ledger: LedgerPort, actor: str,
-              crash_point: Callable[[], None] = lambda: None) -> Result:
+def reconcile(
+    tenant: Tenant,
+    *,
+    cluster: ClusterPort,
+    ledger: LedgerPort,
+    actor: str,
+    crash_point: Callable[[], None] = lambda: None,
+) -> Result:
     """Make the cluster hold exactly the tenant's children; audit every change before making it.
 
     Raises ``ConflictError`` (nothing changed) when a namespace belongs to someone else, and
@@ -97,8 +105,9 @@ def reconcile(tenant: Tenant, *, cluster: ClusterPort, ledger: LedgerPort, actor
         if existing is not None and (
             existing["metadata"].get("deletionTimestamp") or _owned_by_previous_incarnation(tenant, existing)
         ):
-            raise TransientError(f"namespace {existing['metadata']['name']} of a previous tenant with this"
-                                 " name is still being removed")
+            raise TransientError(
+                f"namespace {existing['metadata']['name']} of a previous tenant with this name is still being removed"
+            )
         observed[child_id(obj)] = existing
 
     known = {(c.kind, c.namespace, c.name): c.uid for c in (tenant.status.children if tenant.status else [])}
@@ -106,8 +115,10 @@ def reconcile(tenant: Tenant, *, cluster: ClusterPort, ledger: LedgerPort, actor
     changed = 0
     for obj in desired:
         key = child_id(obj)
-        current = observed[key] if key in observed else cluster.get(
-            obj["apiVersion"], obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace")
+        current = (
+            observed[key]
+            if key in observed
+            else cluster.get(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
         )
         if current is not None and comparable(cluster.apply(obj, dry_run=True)) == comparable(current):
             refs.append(_ref(current))
@@ -115,16 +126,22 @@ def reconcile(tenant: Tenant, *, cluster: ClusterPort, ledger: LedgerPort, actor
         action = "create" if current is None else "update"
         replaces = known.get(key, "none") if current is None else current["metadata"]["resourceVersion"]
         kind, namespace, name = key
-        ledger.append(Event(
-            tenant=str(tenant.metadata["name"]),
-            actor=actor,
-            action=f"{action}-{kind.lower()}",
-            resource=ResourceRef(kind=kind, namespace=namespace, name=name,
-                                 uid=None if current is None else current["metadata"]["uid"]),
-            outcome="intended",
-            idempotency_key=idempotency_key(str(tenant.metadata["uid"]), action, obj, replaces),
-            details={"digest": digest(obj), "tenantGeneration": tenant.metadata.get("generation")},
-        ))
+        ledger.append(
+            Event(
+                tenant=str(tenant.metadata["name"]),
+                actor=actor,
+                action=f"{action}-{kind.lower()}",
+                resource=ResourceRef(
+                    kind=kind,
+                    namespace=namespace,
+                    name=name,
+                    uid=None if current is None else current["metadata"]["uid"],
+                ),
+                outcome="intended",
+                idempotency_key=idempotency_key(str(tenant.metadata["uid"]), action, obj, replaces),
+                details={"digest": digest(obj), "tenantGeneration": tenant.metadata.get("generation")},
+            )
+        )
         crash_point()
         refs.append(_ref(cluster.apply(obj)))
         changed += 1
@@ -136,8 +153,9 @@ def _ref(obj: dict[str, Any]) -> ChildRef:
     return ChildRef(kind=kind, namespace=namespace, name=name, uid=obj["metadata"]["uid"])
 
 
-def status_after(tenant: Tenant, *, children: list[ChildRef] | None, error: Exception | None,
-                 now: datetime) -> TenantStatus:
+def status_after(
+    tenant: Tenant, *, children: list[ChildRef] | None, error: Exception | None, now: datetime
+) -> TenantStatus:
     """The status to write after a reconcile that ended with ``children`` or with ``error``."""
     previous = tenant.status or TenantStatus()
     generation = tenant.metadata.get("generation")
@@ -148,7 +166,8 @@ def status_after(tenant: Tenant, *, children: list[ChildRef] | None, error: Exce
             conditions=conditions.ready(
                 previous.conditions,
                 message=f"{len(namespaces)} namespace(s) and {len(children) - len(namespaces)} policies in place",
-                generation=generation, now=now,
+                generation=generation,
+                now=now,
             ),
             namespaces=namespaces,
             mcs_level=previous.mcs_level,
@@ -156,14 +175,20 @@ def status_after(tenant: Tenant, *, children: list[ChildRef] | None, error: Exce
         )
     if isinstance(error, ConflictError) or (error is not None and not isinstance(error, TransientError)):
         reason = getattr(error, "reason", "ReconcileFailed")
-        return previous.model_copy(update={
-            "observed_generation": generation,
-            "conditions": conditions.stalled(previous.conditions, reason=reason, message=str(error),
-                                             generation=generation, now=now),
-        })
+        return previous.model_copy(
+            update={
+                "observed_generation": generation,
+                "conditions": conditions.stalled(
+                    previous.conditions, reason=reason, message=str(error), generation=generation, now=now
+                ),
+            }
+        )
     reason = type(error).__name__ if error is not None else "Progressing"
     message = str(error) if error is not None else "reconciling the tenant's namespaces and policies"
-    return previous.model_copy(update={
-        "conditions": conditions.progressing(previous.conditions, reason=reason, message=message,
-                                             generation=generation, now=now),
-    })
+    return previous.model_copy(
+        update={
+            "conditions": conditions.progressing(
+                previous.conditions, reason=reason, message=message, generation=generation, now=now
+            ),
+        }
+    )

@@ -38,17 +38,26 @@ def _quiet(_message: str) -> None:
 class Bench:
     """All bench services in one work directory; stops in the reverse order of starting."""
 
-    def __init__(self, workdir: Path, progress: Callable[[str], None] = _quiet) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        progress: Callable[[str], None] = _quiet,
+        *,
+        control_plane: bool = True,
+    ) -> None:
+        """`control_plane=False` leaves the control plane out (when a real cluster is used);
+        `self.control_plane` still locates kubectl."""
         self.workdir = workdir.resolve()
         self.control_plane = ControlPlane(self.workdir)
         self.postgres = Postgres(self.workdir)
         self.openbao = OpenBao(self.workdir)
         self._progress = progress
         self._services: list[tuple[str, _Service]] = [
-            ("control plane", self.control_plane),
             ("PostgreSQL", self.postgres),
             ("OpenBao", self.openbao),
         ]
+        if control_plane:
+            self._services.insert(0, ("control plane", self.control_plane))
 
     def __enter__(self) -> "Bench":
         self.start()
@@ -86,38 +95,32 @@ class Bench:
         """Write WORKDIR/state.json (and the secrets beside it) for `stop_from_state`."""
         secrets_dir = self.workdir / "secrets"
         secrets_dir.mkdir(mode=0o700, exist_ok=True)
-        processes = [
-            *self.control_plane.processes,
-            *self.postgres.processes,
-            *self.openbao.processes,
-        ]
-        data_root = self.postgres.data_root
+        cp, pg, bao = self.control_plane, self.postgres, self.openbao
+        control_plane = None
+        if cp.processes:
+            control_plane = {
+                "server": cp.server,
+                "kubeconfig": str(cp.kubeconfig),
+                "ca_file": str(cp.ca_file),
+                "kubectl": str(cp.kubectl),
+                "service_account_issuer": cp.service_account_issuer,
+            }
         state = {
             "version": STATE_VERSION,
             "workdir": str(self.workdir),
-            "processes": [process.record() for process in processes],
-            "control_plane": {
-                "server": self.control_plane.server,
-                "kubeconfig": str(self.control_plane.kubeconfig),
-                "ca_file": str(self.control_plane.ca_file),
-                "kubectl": str(self.control_plane.kubectl),
-                "service_account_issuer": self.control_plane.service_account_issuer,
-            },
+            "processes": [p.record() for p in [*cp.processes, *pg.processes, *bao.processes]],
+            "control_plane": control_plane,
             "postgres": {
                 "host": LOOPBACK,
-                "port": self.postgres.port,
+                "port": pg.port,
                 "user": SUPERUSER,
-                "dsn": f"postgresql://{SUPERUSER}@{LOOPBACK}:{self.postgres.port}/postgres",
-                "password_file": str(
-                    write_secret(secrets_dir / "postgres-password", self.postgres.password)
-                ),
-                "data_root": str(data_root) if data_root is not None else None,
+                "dsn": f"postgresql://{SUPERUSER}@{LOOPBACK}:{pg.port}/postgres",
+                "password_file": str(write_secret(secrets_dir / "postgres-password", pg.password)),
+                "data_root": str(pg.data_root) if pg.data_root is not None else None,
             },
             "openbao": {
-                "address": self.openbao.address,
-                "root_token_file": str(
-                    write_secret(secrets_dir / "openbao-root-token", self.openbao.root_token)
-                ),
+                "address": bao.address,
+                "root_token_file": str(write_secret(secrets_dir / "openbao-root-token", bao.root_token)),
             },
         }
         path = self.workdir / STATE_FILE
@@ -133,9 +136,7 @@ class Bench:
         except FileNotFoundError:
             raise BenchError(f"no bench state at {path}: is the bench running?") from None
         if state.get("version") != STATE_VERSION:
-            raise BenchError(
-                f"{path} has state version {state.get('version')}, not {STATE_VERSION}"
-            )
+            raise BenchError(f"{path} has state version {state.get('version')}, not {STATE_VERSION}")
         return state
 
     @staticmethod

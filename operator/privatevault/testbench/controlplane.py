@@ -63,7 +63,7 @@ def _binary_dirs() -> tuple[Path, Path]:
                 f"could not locate the control-plane binaries with {BUILD_SCRIPT} --print-dirs: "
                 f"{detail}\nRun `make setup`, or set PV_KUBE_BIN_DIR and PV_ETCD_BIN_DIR."
             ) from error
-        printed_kube, printed_etcd = result.stdout.split()
+        printed_kube, printed_etcd = result.stdout.splitlines()[:2]
         kube, etcd = kube or printed_kube, etcd or printed_etcd
     return Path(kube), Path(etcd)
 
@@ -121,6 +121,8 @@ class ControlPlane:
         A missing binary fails before anything starts; if a later step fails, whatever was
         started is stopped again before the error propagates.
         """
+        if self._processes:
+            raise BenchError("the control plane is already running")
         try:
             self.pki.generate(SERVICE_IP)
             etcd_url = self._start_etcd()
@@ -143,12 +145,8 @@ class ControlPlane:
         while self._processes:
             self._processes.pop().stop()
 
-    def _run(
-        self, name: str, argv: list[str], ready: Callable[[], bool], timeout: float
-    ) -> ManagedProcess:
-        process = ManagedProcess(
-            name, [str(self._binaries[name]), *argv], self._logs / f"{name}.log"
-        )
+    def _run(self, name: str, argv: list[str], ready: Callable[[], bool], timeout: float) -> ManagedProcess:
+        process = ManagedProcess(name, [str(self._binaries[name]), *argv], self._logs / f"{name}.log")
         self._processes.append(process)
         process.start()
         process.wait_ready(ready, timeout)

@@ -17,9 +17,7 @@ def _data(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
-def write_kubeconfig(
-    path: Path, *, server: str, ca_cert: Path, client_cert: Path, client_key: Path, user: str
-) -> Path:
+def write_kubeconfig(path: Path, *, server: str, ca_cert: Path, client_cert: Path, client_key: Path, user: str) -> Path:
     """Write a single-context kubeconfig (cluster and context named privatevault-bench)."""
     config = {
         "apiVersion": "v1",

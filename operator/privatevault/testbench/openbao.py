@@ -25,10 +25,7 @@ START_TIMEOUT = 30.0
 def _bao_binary() -> Path:
     path = Path(os.environ.get("PV_BAO") or Path(sys.executable).parent / "bao")
     if not os.access(path, os.X_OK):
-        raise BenchError(
-            f"OpenBao executable not found at {path}; run `make setup` "
-            "(or point PV_BAO at a bao binary)"
-        )
+        raise BenchError(f"OpenBao executable not found at {path}; run `make setup` (or point PV_BAO at a bao binary)")
     return path
 
 
@@ -54,6 +51,8 @@ class OpenBao:
 
     def start(self) -> None:
         """Start the dev server (on the port of the previous start, if any) and wait for it."""
+        if self._process is not None:
+            raise BenchError("openbao is already running")
         home = self.workdir / "openbao-home"
         home.mkdir(parents=True, exist_ok=True)
         if self._port is None:

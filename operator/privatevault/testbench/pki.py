@@ -107,9 +107,7 @@ class CertificateAuthority:
             sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         certificate = builder.sign(self._key, hashes.SHA256())
-        return IssuedCertificate(
-            certificate.public_bytes(serialization.Encoding.PEM), _key_pem(key)
-        )
+        return IssuedCertificate(certificate.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
 def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
@@ -158,12 +156,8 @@ class ClusterPKI:
             ip_addresses=["127.0.0.1", service_ip],
             server=True,
         ).write(self.serving_cert, self.serving_key)
-        ca.issue("privatevault-admin", organizations=["system:masters"]).write(
-            self.admin_cert, self.admin_key
-        )
-        ca.issue("system:kube-controller-manager").write(
-            self.controller_manager_cert, self.controller_manager_key
-        )
+        ca.issue("privatevault-admin", organizations=["system:masters"]).write(self.admin_cert, self.admin_key)
+        ca.issue("system:kube-controller-manager").write(self.controller_manager_cert, self.controller_manager_key)
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         write_secret(self.service_account_key, _key_pem(sa_key))
         self.service_account_pub.write_bytes(

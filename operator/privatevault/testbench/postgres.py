@@ -46,6 +46,16 @@ def _binary(name: str) -> Path:
     return path
 
 
+def _service_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(SUPERUSER)
+    except KeyError:
+        raise BenchError(
+            f"PostgreSQL refuses to run as root and there is no `{SUPERUSER}` OS user to run it "
+            "as; run `make setup` (it installs PostgreSQL 15, which creates that user)"
+        ) from None
+
+
 def _traversable(path: Path, user: pwd.struct_passwd) -> bool:
     """Whether `user` may search every directory from / down to `path` (mode bits only)."""
     groups = set(os.getgrouplist(user.pw_name, user.pw_gid))
@@ -69,7 +79,7 @@ class Postgres:
         self.workdir = workdir.resolve()
         self.log = self.workdir / "logs" / "postgres.log"
         self.password = secrets.token_urlsafe(24)
-        self._user = pwd.getpwnam(SUPERUSER) if os.geteuid() == 0 else None
+        self._user = _service_user() if os.geteuid() == 0 else None
         self._root: Path | None = None
         self._port: int | None = None
         self._process: ManagedProcess | None = None
@@ -98,6 +108,8 @@ class Postgres:
 
         If start-up fails, the server is stopped again; the cluster stays until stop().
         """
+        if self._process is not None:
+            raise BenchError("postgres is already running")
         try:
             if self._root is None:
                 self._root = self._create_cluster()
@@ -143,8 +155,10 @@ class Postgres:
         argv += [f"--pwfile={pwfile}", "--no-sync"]
         try:
             run_logged("initdb", argv, self.log, env=self._env(root), user=self._username)
-        finally:
-            pwfile.unlink()
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        pwfile.unlink()
         return root
 
     @property

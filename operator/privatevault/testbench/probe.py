@@ -11,9 +11,7 @@ import urllib.request
 
 def http_get(url: str, context: ssl.SSLContext | None = None, timeout: float = 2.0) -> bytes | None:
     """Return the body of a 200 answer to GET `url`, or None for any other answer or failure."""
-    opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
-    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
     try:
         with opener.open(url, timeout=timeout) as response:
             body: bytes = response.read()

@@ -151,9 +151,7 @@ class ManagedProcess:
         stat = _proc_stat(self._popen.pid)
         self._start_ticks = stat[1] if stat else 0
 
-    def wait_ready(
-        self, probe: Callable[[], bool], timeout: float, waiting_for: str = "its readiness probe"
-    ) -> None:
+    def wait_ready(self, probe: Callable[[], bool], timeout: float, waiting_for: str = "its readiness probe") -> None:
         """Poll `probe` until it returns True; fail early if the process exits meanwhile."""
         deadline = time.monotonic() + timeout
         while True:

@@ -49,16 +49,17 @@ def validations(*rules: dict[str, str]) -> dict[str, Any]:
 class Model(BaseModel):
     """Base of every API model: camelCase on the wire, snake_case in Python, unknown fields refused."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
 
 
 class Condition(Model):
     """A kstatus condition; ``lastTransitionTime`` changes only when ``status`` flips."""
 
     type: str = Field(max_length=64)
-    status: Literal["True", "False", "Unknown"]
+    status: ConditionStatus
     reason: str = Field(max_length=128, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
     message: str = Field(default="", max_length=4096)
     last_transition_time: str = Field(json_schema_extra={"format": "date-time"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -9,6 +10,10 @@ from pydantic import Field, model_validator
 from .common import AGE, DNS_LABEL, Model, PrintColumn, Resource, Status, cel, ready_columns, validations
 
 Include = Literal["Audit", "Approvals", "Policies", "ComplianceResults", "KeyMetadata"]
+Signing = Literal["Ed25519", "ML-DSA-65", "ML-DSA-87"]
+
+ALL_INCLUDES: tuple[Include, ...] = ("Audit", "Approvals", "Policies", "ComplianceResults", "KeyMetadata")
+DEFAULT_SIGNING: tuple[Signing, ...] = ("Ed25519", "ML-DSA-65")
 
 
 class Window(Model):
@@ -26,8 +31,6 @@ class Window(Model):
 
     @model_validator(mode="after")
     def _ordered(self) -> Window:
-        from datetime import datetime
-
         if datetime.fromisoformat(self.from_) >= datetime.fromisoformat(self.to):
             raise ValueError("the evidence window must start before it ends")
         return self
@@ -45,13 +48,13 @@ class EvidenceExportSpec(Model):
     )
     window: Window
     include: list[Include] = Field(
-        default_factory=lambda: ["Audit", "Approvals", "Policies", "ComplianceResults", "KeyMetadata"],
+        default_factory=lambda: list(ALL_INCLUDES),
         max_length=5,
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     destination: Destination = Field(default_factory=Destination)
-    signing: list[Literal["Ed25519", "ML-DSA-65", "ML-DSA-87"]] = Field(
-        default_factory=lambda: ["Ed25519", "ML-DSA-65"],
+    signing: list[Signing] = Field(
+        default_factory=lambda: list(DEFAULT_SIGNING),
         min_length=1,
         max_length=3,
         json_schema_extra={"x-kubernetes-list-type": "set"},

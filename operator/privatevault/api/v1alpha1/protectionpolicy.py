@@ -75,8 +75,7 @@ class ProtectionPolicySpec(Model):
                 raise ValueError(f"mode {self.mode} needs a post-quantum KEM; {self.kem} alone is classical")
             if self.signature in CLASSICAL_SIGNATURES:
                 raise ValueError(
-                    f"mode {self.mode} needs a post-quantum or composite signature;"
-                    f" {self.signature} alone is classical"
+                    f"mode {self.mode} needs a post-quantum or composite signature; {self.signature} alone is classical"
                 )
         return self
 

@@ -45,9 +45,7 @@ class Owner(Model):
         )
     }
 
-    kind: Literal["User", "Group", "ServiceAccount"] = Field(
-        description="User, Group or ServiceAccount."
-    )
+    kind: Literal["User", "Group", "ServiceAccount"] = Field(description="User, Group or ServiceAccount.")
     name: str = Field(min_length=1, max_length=253, pattern=SUBJECT_NAME)
     namespace: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL)
 
@@ -83,9 +81,7 @@ class ContainerLimits(Model):
     """A LimitRange for containers in each tenant namespace."""
 
     default: dict[str, Quantity] = Field(default_factory=dict, json_schema_extra={"maxProperties": 8})
-    default_request: dict[str, Quantity] = Field(
-        default_factory=dict, json_schema_extra={"maxProperties": 8}
-    )
+    default_request: dict[str, Quantity] = Field(default_factory=dict, json_schema_extra={"maxProperties": 8})
     max: dict[str, Quantity] = Field(default_factory=dict, json_schema_extra={"maxProperties": 8})
     min: dict[str, Quantity] = Field(default_factory=dict, json_schema_extra={"maxProperties": 8})
 

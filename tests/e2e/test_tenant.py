@@ -1,0 +1,171 @@
+"""A Tenant end to end through kubectl on the real control plane, with the operator as a real
+process and the ledger in the real PostgreSQL: children made and labelled, quota followed, drift
+restored, conflicts Stalled, deletion garbage-collected, one audit record per change in a valid
+chain, and a crash mid-reconcile converging with no duplicate record."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from privatevault.ledger import Ledger, verify_chain
+from privatevault.ledger.schema import Database
+from tests.support import Kubectl, Operator, condition, eventually
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
+
+API = "privatevault.io/v1alpha1"
+
+
+def tenant(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "Tenant",
+        "metadata": {"name": name},
+        "spec": {"owners": [{"kind": "Group", "name": f"{name}-admins"}], "region": "eu-west-1", **spec},
+    }
+
+
+@pytest.fixture
+def operator(kubectl: Kubectl, operator_dsn_file: Path, tmp_path: Path) -> Iterator[Operator]:
+    running = Operator(tmp_path, kubectl.kubeconfig, operator_dsn_file).start()
+    yield running
+    running.stop()
+
+
+def ready(kubectl: Kubectl, name: str, timeout: float = 60) -> dict[str, Any]:
+    seen: list[Any] = []
+
+    def check() -> dict[str, Any] | None:
+        obj = kubectl.get("tenant", name)
+        seen[:] = [obj and obj.get("status"), obj and obj["metadata"].get("generation")]
+        cond = condition(obj, "Ready")
+        if (
+            obj
+            and cond
+            and cond["status"] == "True"
+            and obj["status"].get("observedGeneration") == obj["metadata"]["generation"]
+        ):
+            return obj
+        return None
+
+    result: dict[str, Any] = eventually(check, timeout=timeout, what=lambda: f"tenant {name} Ready (seen: {seen})")
+    return result
+
+
+def actions(database: Database, tenant_name: str) -> list[str]:
+    ledger = Ledger(database.operator_dsn)
+    try:
+        assert verify_chain(ledger.records()) is None
+        return [json.loads(r.canonical)["action"] for r in ledger.records(tenant=tenant_name)]
+    finally:
+        ledger.close()
+
+
+def test_tenant_lifecycle(kubectl: Kubectl, operator: Operator, database: Database) -> None:
+    kubectl.apply(
+        tenant("e2e-life", quota={"hard": {"pods": 10, "requests.cpu": "2"}}, limits={"default": {"cpu": "500m"}})
+    )
+    obj = ready(kubectl, "e2e-life")
+    assert obj["status"]["namespaces"] == ["e2e-life"]
+
+    ns = kubectl.get("namespace", "e2e-life")
+    assert ns is not None
+    labels = ns["metadata"]["labels"]
+    assert labels["privatevault.io/tenant"] == "e2e-life"
+    assert labels["privatevault.io/region"] == "eu-west-1"
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert ns["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+    quota = kubectl.get("resourcequota", "privatevault-quota", "e2e-life")
+    assert quota is not None and quota["spec"]["hard"] == {"pods": "10", "requests.cpu": "2"}
+    limits = kubectl.get("limitrange", "privatevault-limits", "e2e-life")
+    assert limits is not None and limits["spec"]["limits"][0]["default"] == {"cpu": "500m"}
+    policy = kubectl.get("networkpolicy", "privatevault-isolation", "e2e-life")
+    assert policy is not None and policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "privatevault.io/tenant": "e2e-life"
+    }
+
+    # The quota follows the spec.
+    kubectl.run("patch", "tenant", "e2e-life", "--type=merge", "-p", '{"spec":{"quota":{"hard":{"pods":20}}}}')
+    ready(kubectl, "e2e-life")
+    eventually(
+        lambda: (
+            (kubectl.get("resourcequota", "privatevault-quota", "e2e-life") or {}).get("spec", {}).get("hard")
+            == {"pods": "20", "requests.cpu": "2"}
+        ),
+        what="quota updated",
+    )
+
+    # A deleted child is restored by the drift timer.
+    kubectl.run("delete", "networkpolicy", "privatevault-isolation", "-n", "e2e-life")
+    eventually(lambda: kubectl.get("networkpolicy", "privatevault-isolation", "e2e-life"), what="policy restored")
+
+    assert actions(database, "e2e-life") == [
+        "create-namespace",
+        "create-resourcequota",
+        "create-limitrange",
+        "create-networkpolicy",
+        "update-resourcequota",
+        "create-networkpolicy",
+    ]
+
+    # Deleting the tenant lets the garbage collector remove every child.
+    kubectl.run("delete", "tenant", "e2e-life", "--wait=true")
+    eventually(lambda: kubectl.get("namespace", "e2e-life") is None, timeout=90, what="namespace gone")
+
+
+def test_namespace_owned_by_nobody_stalls(kubectl: Kubectl, operator: Operator, database: Database) -> None:
+    kubectl.run("create", "namespace", "e2e-taken")
+    kubectl.apply(tenant("e2e-grabber", namespaces=["e2e-grabber", "e2e-taken"]))
+
+    def stalled() -> dict[str, Any] | None:
+        cond = condition(kubectl.get("tenant", "e2e-grabber"), "Stalled")
+        return cond if cond and cond["status"] == "True" else None
+
+    cond = eventually(stalled, what="tenant Stalled")
+    assert cond["reason"] == "NamespaceConflict"
+    assert "e2e-taken already exists and is not managed by PrivateVault" in cond["message"]
+    assert kubectl.get("namespace", "e2e-grabber") is None  # nothing half-made
+    assert actions(database, "e2e-grabber") == []
+
+    # Fixing the spec clears the stall.
+    kubectl.run("patch", "tenant", "e2e-grabber", "--type=merge", "-p", '{"spec":{"namespaces":["e2e-grabber"]}}')
+    ready(kubectl, "e2e-grabber")
+    kubectl.run("delete", "tenant", "e2e-grabber", "--wait=true")
+
+
+def test_crash_mid_reconcile_converges_without_duplicates(
+    kubectl: Kubectl,
+    operator_dsn_file: Path,
+    database: Database,
+    tmp_path: Path,
+) -> None:
+    crashing = Operator(
+        tmp_path, kubectl.kubeconfig, operator_dsn_file, PRIVATEVAULT_FAILPOINTS="after-audit=3"
+    ).start()
+    kubectl.apply(tenant("e2e-crash", namespaces=["e2e-crash-a", "e2e-crash-b"]))
+    eventually(lambda: not crashing.process.is_running, what="the operator to crash at the failpoint")
+    crashing.stop()
+    assert len(actions(database, "e2e-crash")) == 3  # the third change was recorded, not made
+    assert (
+        kubectl.get("resourcequota", "privatevault-quota", "e2e-crash-a") is None
+        or kubectl.get("limitrange", "privatevault-limits", "e2e-crash-a") is None
+    )
+
+    restarted = Operator(tmp_path, kubectl.kubeconfig, operator_dsn_file).start()
+    try:
+        obj = ready(kubectl, "e2e-crash")
+        assert sorted(obj["status"]["namespaces"]) == ["e2e-crash-a", "e2e-crash-b"]
+        recorded = actions(database, "e2e-crash")
+        assert len(recorded) == 8  # 2 namespaces + 3 policies in each: one record per change
+        assert sorted(recorded) == sorted(
+            ["create-namespace"] * 2 + ["create-resourcequota", "create-limitrange", "create-networkpolicy"] * 2
+        )
+    finally:
+        kubectl.run("delete", "tenant", "e2e-crash", "--wait=true")
+        restarted.stop()

@@ -1,0 +1,110 @@
+"""The ledger on a real PostgreSQL: appends chain and verify, retries are idempotent, records
+cannot be changed (triggers and privileges), concurrent writer processes build one chain, and an
+unreachable database fails closed."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from privatevault.errors import LedgerUnavailable
+from privatevault.ledger import Event, Ledger, ResourceRef, verify_chain
+from privatevault.ledger.schema import Database
+from privatevault.testbench.ports import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def event(key: str, tenant: str = "acme") -> Event:
+    return Event(
+        tenant=tenant,
+        actor="test",
+        action="create-namespace",
+        outcome="intended",
+        resource=ResourceRef(kind="Namespace", name=f"ns-{key}"),
+        idempotency_key=key,
+        details={"digest": "sha256:" + "0" * 64},
+    )
+
+
+@pytest.fixture
+def ledger(database: Database) -> Iterator[Ledger]:
+    opened = Ledger(database.operator_dsn)
+    yield opened
+    opened.close()
+
+
+def test_appends_chain_and_verify(ledger: Ledger) -> None:
+    written = [ledger.append(event(f"k{i}", tenant="acme" if i % 2 else "globex")) for i in range(50)]
+    assert [r.seq for r in written] == list(range(1, 51))
+    assert verify_chain(ledger.records()) is None
+    assert [r.seq for r in ledger.records(tenant="globex")] == list(range(1, 51, 2))
+
+
+def test_retried_append_returns_the_original(ledger: Ledger) -> None:
+    first = ledger.append(event("same"))
+    ledger.append(event("other"))
+    again = ledger.append(event("same"))
+    assert again == first
+    assert len(list(ledger.records())) == 2
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_records SET tenant = 'mallory'",
+        "DELETE FROM audit_records",
+        "TRUNCATE audit_records",
+    ],
+)
+def test_owner_cannot_change_records(database: Database, ledger: Ledger, statement: str) -> None:
+    ledger.append(event("k1"))
+    with psycopg.connect(database.owner_dsn) as conn, pytest.raises(psycopg.Error, match="append-only"):
+        conn.execute(statement)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_records SET tenant = 'mallory'",
+        "DELETE FROM audit_records",
+        "TRUNCATE audit_records",
+        "DROP TRIGGER audit_records_no_update ON audit_records",
+    ],
+)
+def test_operator_role_is_refused_by_privileges(database: Database, ledger: Ledger, statement: str) -> None:
+    ledger.append(event("k1"))
+    with psycopg.connect(database.operator_dsn) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(statement)
+
+
+def _writer(dsn: str, worker: int, count: int) -> None:
+    ledger = Ledger(dsn)
+    for i in range(count):
+        ledger.append(event(f"w{worker}-{i}", tenant=f"t{worker}"))
+    ledger.close()
+
+
+def test_concurrent_writer_processes_build_one_chain(database: Database) -> None:
+    workers, each = 4, 150
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_writer, args=(database.operator_dsn, w, each)) for w in range(workers)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+    ledger = Ledger(database.operator_dsn)
+    records = list(ledger.records())
+    ledger.close()
+    assert len(records) == workers * each
+    assert verify_chain(records) is None
+
+
+def test_unreachable_database_fails_closed() -> None:
+    ledger = Ledger(f"postgresql://nobody:x@127.0.0.1:{free_port()}/none", connect_timeout=1)
+    with pytest.raises(LedgerUnavailable, match="cannot be written"):
+        ledger.append(event("k"))

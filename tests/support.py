@@ -1,0 +1,98 @@
+"""Helpers shared by the integration and end-to-end tests: kubectl and the operator process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from privatevault.testbench.process import ManagedProcess
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Kubectl:
+    """The real kubectl against the bench's API server."""
+
+    def __init__(self, binary: Path, kubeconfig: Path) -> None:
+        self.binary, self.kubeconfig = binary, kubeconfig
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(self.binary), "--kubeconfig", str(self.kubeconfig), *args],
+            input=stdin,
+            text=True,
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {done.stderr}")
+        return done
+
+    def apply(self, manifest: dict[str, Any] | str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+        return self.run("apply", "-f", "-", stdin=text, check=check)
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        args = ["get", kind, name, "-o", "json"] + (["-n", namespace] if namespace else [])
+        done = self.run(*args, check=False)
+        if done.returncode != 0:
+            if "NotFound" in done.stderr or "not found" in done.stderr:
+                return None
+            raise AssertionError(done.stderr)
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+
+def eventually(check: Callable[[], Any], *, timeout: float = 60, what: str | Callable[[], str] = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.25)
+    described = what() if callable(what) else what
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {described} (last: {last!r})")
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
+    for item in (obj or {}).get("status", {}).get("conditions", []):
+        if item["type"] == type_:
+            return dict(item)
+    return None
+
+
+class Operator:
+    """``python -m privatevault operator run`` as a real process against the bench."""
+
+    def __init__(self, workdir: Path, kubeconfig: Path, dsn_file: Path, **env: str) -> None:
+        self.process = ManagedProcess(
+            "operator",
+            [sys.executable, "-m", "privatevault", "operator", "run", "--kubeconfig", str(kubeconfig)],
+            workdir / f"operator-{time.monotonic_ns()}.log",
+            env={
+                **os.environ,
+                "PRIVATEVAULT_LEDGER_DSN_FILE": str(dsn_file),
+                "PRIVATEVAULT_DRIFT_INTERVAL": "2",
+                "PRIVATEVAULT_RETRY_DELAY": "1",
+                **env,
+            },
+        )
+
+    def start(self) -> Operator:
+        self.process.start()
+        return self
+
+    def stop(self) -> None:
+        self.process.stop(grace=10)
+
+    def log(self) -> str:
+        return self.process.log.read_text(errors="replace")
