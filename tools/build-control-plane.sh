@@ -52,6 +52,12 @@ build() { # dir out package ldflags
 
 # The version ldflags make `kubectl version` and /version report the real release.
 minor=${kube_version#v1.}; minor=${minor%%.*}
+if [[ -x "$etcd_dir/etcd" && -x "$kube_dir/kube-apiserver" && -x "$kube_dir/kube-controller-manager" \
+      && -x "$kube_dir/kubectl" ]]; then
+  echo "control plane binaries cached: $kube_dir, $etcd_dir"
+  exit 0
+fi
+
 # The release time from the module proxy stands in for the build date, so builds are reproducible.
 build_date=$(cd "$here/k8s" && go mod download -json "k8s.io/kubernetes@$kube_version" \
   | python3 -c 'import json,sys; print(json.load(open(json.load(sys.stdin)["Info"])).get("Time", "1970-01-01T00:00:00Z"))')
