@@ -15,7 +15,7 @@ from privatevault.api import crdgen
 from privatevault.cli import audit, demo
 from privatevault.cli.output import errors
 from privatevault.handlers import registry
-from privatevault.ledger.schema import SCHEMA_VERSION, migrate
+from privatevault.ledger.schema import migrate
 from privatevault.settings import Settings
 
 app = typer.Typer(
@@ -92,5 +92,5 @@ def ledger_migrate(
 ) -> None:
     """Create or upgrade the ledger schema as its owner and grant the operator INSERT and SELECT."""
 
-    migrate(owner_dsn_file.read_text().strip(), operator_role=operator_role)
-    print(json.dumps({"schemaVersion": SCHEMA_VERSION, "operatorRole": operator_role}))
+    revision = migrate(owner_dsn_file.read_text().strip(), operator_role=operator_role)
+    print(json.dumps({"revision": revision, "operatorRole": operator_role}))

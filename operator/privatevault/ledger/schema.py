@@ -1,7 +1,8 @@
 """The ledger's schema, roles and privileges.
 
-Two roles keep the ledger honest: an owner that runs migrations and owns the tables, and the
-operator's role, which may only INSERT and SELECT. Triggers refuse UPDATE, DELETE and TRUNCATE
+Migrations are Alembic revisions in ``ledger/migrations``. Two roles keep the ledger honest: an
+owner that runs migrations and owns the tables, and the operator's role, which may only INSERT
+and SELECT. Triggers refuse UPDATE, DELETE and TRUNCATE
 for everyone, the owner included, so a record once written stays as written; only a superuser
 who drops the triggers can change it, and the hash chain (with checkpoints published outside
 the database) is what catches that.
@@ -11,65 +12,54 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
+import sqlalchemy
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-SCHEMA_VERSION = 1
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS ledger_schema (version integer PRIMARY KEY);
-
-CREATE TABLE IF NOT EXISTS audit_records (
-    seq                bigint PRIMARY KEY CHECK (seq >= 1),
-    recorded_at        timestamptz NOT NULL,
-    tenant             text NOT NULL,
-    actor              text NOT NULL,
-    action             text NOT NULL,
-    resource_kind      text NOT NULL,
-    resource_namespace text,
-    resource_name      text NOT NULL,
-    resource_uid       text,
-    outcome            text NOT NULL,
-    canonical          bytea NOT NULL,
-    prev_hash          bytea NOT NULL CHECK (length(prev_hash) = 32),
-    record_hash        bytea NOT NULL UNIQUE CHECK (length(record_hash) = 32),
-    idempotency_key    text NOT NULL UNIQUE
-);
-CREATE INDEX IF NOT EXISTS audit_records_tenant_seq ON audit_records (tenant, seq);
-
-CREATE OR REPLACE FUNCTION privatevault_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'the audit ledger is append-only: % on % is refused', TG_OP, TG_TABLE_NAME
-        USING ERRCODE = 'insufficient_privilege';
-END
-$$;
-
-DROP TRIGGER IF EXISTS audit_records_no_update ON audit_records;
-CREATE TRIGGER audit_records_no_update BEFORE UPDATE OR DELETE ON audit_records
-    FOR EACH ROW EXECUTE FUNCTION privatevault_append_only();
-DROP TRIGGER IF EXISTS audit_records_no_truncate ON audit_records;
-CREATE TRIGGER audit_records_no_truncate BEFORE TRUNCATE ON audit_records
-    FOR EACH STATEMENT EXECUTE FUNCTION privatevault_append_only();
-
-INSERT INTO ledger_schema (version) VALUES (1) ON CONFLICT DO NOTHING;
-"""
+MIGRATIONS = Path(__file__).with_name("migrations")
+TABLES = ("audit_records", "merkle_nodes", "checkpoints")
 
 
-def migrate(owner_dsn: str, *, operator_role: str) -> None:
-    """Bring the schema to the current version as its owner; grant the operator INSERT, SELECT."""
-    with psycopg.connect(owner_dsn, autocommit=False) as conn:
-        conn.execute(_DDL)
-        conn.execute(
-            sql.SQL("REVOKE ALL ON audit_records, ledger_schema FROM PUBLIC, {role}").format(
-                role=sql.Identifier(operator_role)
-            )
-        )
-        conn.execute(
-            sql.SQL("GRANT SELECT, INSERT ON audit_records TO {role}").format(role=sql.Identifier(operator_role))
-        )
-        conn.execute(sql.SQL("GRANT SELECT ON ledger_schema TO {role}").format(role=sql.Identifier(operator_role)))
+def _alembic(connection: sqlalchemy.Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic(None)).get_current_head()  # type: ignore[arg-type]
+    assert head is not None
+    return head
+
+
+def migrate(owner_dsn: str, *, operator_role: str) -> str:
+    """Upgrade the schema to the newest revision as its owner; grant the operator INSERT and SELECT.
+
+    Returns the revision the database is at.
+    """
+    engine = sqlalchemy.create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(owner_dsn),
+                                      poolclass=sqlalchemy.NullPool)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(_alembic(connection), "head")
+            raw = connection.connection.driver_connection
+            assert isinstance(raw, psycopg.Connection)
+            role = sql.Identifier(operator_role)
+            tables = sql.SQL(", ").join(sql.Identifier(t) for t in TABLES)
+            raw.execute(sql.SQL("REVOKE ALL ON {tables} FROM PUBLIC, {role}").format(tables=tables, role=role))
+            raw.execute(sql.SQL("GRANT SELECT, INSERT ON {tables} TO {role}").format(tables=tables, role=role))
+            raw.execute(sql.SQL("GRANT SELECT ON alembic_version TO {role}").format(role=role))
+            version = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
+    finally:
+        engine.dispose()
+    return str(version)
 
 
 @dataclass(frozen=True)
