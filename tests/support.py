@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,8 @@ class Operator:
     """``python -m privatevault operator run`` as a real process against the bench."""
 
     def __init__(self, workdir: Path, kubeconfig: Path, dsn_file: Path, **env: str) -> None:
+        # Each operator under test gets its own namespace: its KMS key, signing keys, checkpoint.
+        self.namespace = env.pop("PRIVATEVAULT_NAMESPACE", f"pv-system-{uuid.uuid4().hex[:8]}")
         self.process = ManagedProcess(
             "operator",
             [sys.executable, "-m", "privatevault", "operator", "run", "--kubeconfig", str(kubeconfig)],
@@ -83,6 +86,7 @@ class Operator:
                 "PRIVATEVAULT_LEDGER_DSN_FILE": str(dsn_file),
                 "PRIVATEVAULT_DRIFT_INTERVAL": "2",
                 "PRIVATEVAULT_RETRY_DELAY": "1",
+                "PRIVATEVAULT_NAMESPACE": self.namespace,
                 **env,
             },
         )

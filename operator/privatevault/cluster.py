@@ -8,6 +8,7 @@ the API server's defaulting and quantity normalisation here.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
+from kubernetes.dynamic.exceptions import ConflictError, DynamicApiError, NotFoundError
 from urllib3.exceptions import HTTPError
 
 from .errors import ClusterUnavailable, SpecError
@@ -114,6 +115,17 @@ class Cluster:
             raise _translate(exc, f"applying {obj['kind']} {metadata['name']}") from exc
         return dict(applied.to_dict())
 
+    def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Create ``obj``; None when it exists already (it is left as it is)."""
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        try:
+            created = resource.create(body=obj, namespace=obj["metadata"].get("namespace"))
+        except ConflictError:
+            return None
+        except (ApiException, DynamicApiError, HTTPError) as exc:
+            raise _translate(exc, f"creating {obj['kind']} {obj['metadata']['name']}") from exc
+        return dict(created.to_dict())
+
     def patch_status(self, api_version: str, kind: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource of a cluster-scoped object."""
         resource = self._resource(api_version, kind)
@@ -143,3 +155,29 @@ def _summary(exc: Exception) -> str:
         return str(summary())
     body = getattr(exc, "body", None) or str(exc)
     return str(body)[:500]
+
+
+class SecretStore:
+    """Secrets in one namespace, as the KMS and the ledger's key ring need them."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self._cluster, self._namespace = cluster, namespace
+
+    def read_or_create(self, name: str, data: dict[str, bytes]) -> dict[str, bytes]:
+        """The Secret's data; created from ``data`` first when absent (an existing one always wins)."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": name,
+                "namespace": self._namespace,
+                "labels": {"app.kubernetes.io/managed-by": "privatevault"},
+            },
+            "data": {key: base64.b64encode(value).decode() for key, value in data.items()},
+        }
+        self._cluster.create(body)
+        found = self._cluster.get("v1", "Secret", name, self._namespace)
+        if found is None:
+            raise ClusterUnavailable(f"Secret {self._namespace}/{name} vanished right after it was created")
+        return {key: base64.b64decode(value) for key, value in (found.get("data") or {}).items()}

@@ -3,7 +3,12 @@
     PrivateVaultError
     ├── TransientError            retry later: a dependency is down or busy
     │   ├── LedgerUnavailable     PostgreSQL cannot be reached: audit fails closed, nothing changes
-    │   └── ClusterUnavailable    the Kubernetes API failed in a way worth retrying
+    │   ├── ClusterUnavailable    the Kubernetes API failed in a way worth retrying
+    │   └── KmsUnavailable        the KMS cannot be reached (also a KmsError)
+    ├── KmsError                  the KMS refused: wrong key, wrong context, changed ciphertext
+    ├── IntegrityError            the ledger does not verify: a record, node or checkpoint is wrong
+    │   (ledger.checkpoint.CheckpointError, ledger.merkle.MissingNodes and crypto.errors.CryptoError
+    │    are PrivateVaultErrors too, kept beside the code that raises them)
     └── SpecError                 the spec cannot be realised as written: reported as Stalled
         └── ConflictError         a child the tenant needs belongs to someone else
 
@@ -30,6 +35,22 @@ class LedgerUnavailable(TransientError):
 
 class ClusterUnavailable(TransientError):
     """The Kubernetes API answered with an error worth retrying (5xx, 429, a timeout)."""
+
+
+class KmsError(PrivateVaultError):
+    """The KMS refused an operation: wrong key or context, or a changed ciphertext."""
+
+
+class KmsUnavailable(TransientError, KmsError):
+    """The KMS cannot be reached; nothing was changed."""
+
+
+class IntegrityError(PrivateVaultError):
+    """The ledger does not verify; ``seq`` names the first record involved when one can be named."""
+
+    def __init__(self, message: str, *, seq: int | None = None) -> None:
+        super().__init__(message)
+        self.seq = seq
 
 
 class SpecError(PrivateVaultError):

@@ -21,6 +21,9 @@ class Settings:
     actor: str = "privatevault-operator"
     drift_interval: float = 60.0
     retry_delay: float = 5.0
+    ledger_origin: str = "privatevault.io/ledger"
+    checkpoint_every_records: int = 1000
+    checkpoint_every_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -41,4 +44,11 @@ class Settings:
             actor=env.get(f"{ENV_PREFIX}ACTOR", cls.actor),
             drift_interval=float(env.get(f"{ENV_PREFIX}DRIFT_INTERVAL", cls.drift_interval)),
             retry_delay=float(env.get(f"{ENV_PREFIX}RETRY_DELAY", cls.retry_delay)),
+            ledger_origin=env.get(f"{ENV_PREFIX}LEDGER_ORIGIN", cls.ledger_origin),
+            checkpoint_every_records=int(
+                env.get(f"{ENV_PREFIX}CHECKPOINT_EVERY_RECORDS", cls.checkpoint_every_records)
+            ),
+            checkpoint_every_seconds=float(
+                env.get(f"{ENV_PREFIX}CHECKPOINT_EVERY_SECONDS", cls.checkpoint_every_seconds)
+            ),
         )

@@ -1,22 +1,33 @@
-"""pvctl audit: read and verify the ledger."""
+"""pvctl audit: read, prove and verify the ledger."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
-from collections.abc import Iterator
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.progress import Progress
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from privatevault.ledger import Ledger, verify_chain
+from privatevault.cli.output import Format, console, emit, errors
+from privatevault.cluster import Cluster
+from privatevault.errors import IntegrityError, PrivateVaultError
+from privatevault.ledger import Ledger, merkle
+from privatevault.ledger.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    KeyVerifier,
+    parse_and_verify,
+    parse_verifier_key,
+)
 from privatevault.ledger.event import Record
+from privatevault.ledger.verify import verify as verify_ledger
+from privatevault.manifests import ledger as ledger_manifests
 
-from .output import Format, console, emit, errors
-
-app = typer.Typer(help="Read and verify the audit ledger.", no_args_is_help=True)
+app = typer.Typer(help="Read, prove and verify the audit ledger.", no_args_is_help=True)
 
 DsnFile = Annotated[
     Path | None,
@@ -24,6 +35,22 @@ DsnFile = Annotated[
         help="File holding the ledger's PostgreSQL URL; default: PRIVATEVAULT_LEDGER_DSN[_FILE].",
         exists=True,
         dir_okay=False,
+    ),
+]
+FormatOption = Annotated[Format, typer.Option("--format", help="table or json")]
+Kubeconfig = Annotated[
+    Path | None,
+    typer.Option(help="Cluster whose ConfigMap holds the published checkpoint.", exists=True, dir_okay=False),
+]
+Namespace = Annotated[str, typer.Option(help="The operator's namespace.")]
+CheckpointFile = Annotated[
+    Path | None,
+    typer.Option("--checkpoint", help="A published checkpoint (signed note) file.", exists=True, dir_okay=False),
+]
+VerifierKeys = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--verifier-key", help="Pinned checkpoint verifier key (repeatable); default: the keys published beside it."
     ),
 ]
 
@@ -38,37 +65,185 @@ def _ledger(dsn_file: Path | None) -> Ledger:
     return Ledger(dsn)
 
 
+def _published(kubeconfig: Path | None, namespace: str, checkpoint: Path | None) -> tuple[bytes | None, list[str]]:
+    """The published checkpoint note and the verifier keys published with it."""
+    if checkpoint is not None:
+        return checkpoint.read_bytes(), []
+    if kubeconfig is None and not os.environ.get("KUBECONFIG"):
+        return None, []
+    cluster = Cluster.connect(kubeconfig or Path(os.environ["KUBECONFIG"]))
+    try:
+        found = cluster.get("v1", "ConfigMap", ledger_manifests.CHECKPOINT_CONFIGMAP, namespace)
+    finally:
+        cluster.close()
+    data = (found or {}).get("data") or {}
+    note = data.get(ledger_manifests.CHECKPOINT_KEY)
+    keys = [line for line in data.get(ledger_manifests.VERIFIER_KEYS_KEY, "").splitlines() if line]
+    return (note.encode() if note else None), keys
+
+
+def _verifiers(pinned: list[str] | None, published: list[str]) -> list[KeyVerifier]:
+    keys = pinned or published
+    if not keys:
+        errors.print("[red]error:[/red] no verifier keys: pass --verifier-key or --kubeconfig (published keys)")
+        raise typer.Exit(2)
+    try:
+        return [parse_verifier_key(key) for key in keys]
+    except CheckpointError as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
 @app.command()
 def verify(
     dsn_file: DsnFile = None,
-    fmt: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
+    kubeconfig: Kubeconfig = None,
+    namespace: Namespace = "privatevault-system",
+    checkpoint: CheckpointFile = None,
+    verifier_key: VerifierKeys = None,
+    since: Annotated[
+        Path | None,
+        typer.Option(
+            help="Verify incrementally from this trusted checkpoint (signed note file).", exists=True, dir_okay=False
+        ),
+    ] = None,
+    fmt: FormatOption = Format.table,
 ) -> None:
-    """Recompute every record hash and link; name the first bad sequence number."""
+    """Recompute every record hash, link and tree head; check checkpoints; name the first bad record."""
+    note, published_keys = _published(kubeconfig, namespace, checkpoint)
+    verifiers = _verifiers(verifier_key, published_keys)
+    trusted: Checkpoint | None = None
+    if since is not None:
+        try:
+            trusted = parse_and_verify(since.read_bytes(), verifiers)
+        except CheckpointError as exc:
+            errors.print(f"[red]error:[/red] the trusted checkpoint does not verify: {exc}")
+            raise typer.Exit(2) from exc
     ledger = _ledger(dsn_file)
-    count = 0
-    with Progress(console=errors, transient=True, disable=fmt is Format.json) as progress:
-        task = progress.add_task("verifying", total=None)
-
-        def stream() -> Iterator[Record]:
-            nonlocal count
-            for record in ledger.records():
-                count += 1
-                progress.advance(task)
-                yield record
-
-        broken = verify_chain(stream())
-    ledger.close()
-    result: dict[str, object] = {"ok": broken is None, "records": count}
-    if broken is not None:
-        result |= {"firstBadSeq": broken.seq, "problem": broken.problem}
+    try:
+        with Progress(
+            TextColumn("verifying"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,}"),
+            TimeRemainingColumn(),
+            console=errors,
+            transient=True,
+            disable=fmt is Format.json or not sys.stderr.isatty(),
+        ) as progress:
+            task = progress.add_task("verify", total=None)
+            report = verify_ledger(
+                ledger,
+                verifiers=verifiers,
+                published=note,
+                trusted=trusted,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except PrivateVaultError as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        ledger.close()
+    result: dict[str, Any] = {
+        "ok": report.ok,
+        "records": report.records,
+        "verifiedFrom": report.verified_from,
+        "checkpoints": report.checkpoints,
+        "publishedSize": report.published_size,
+    }
+    if not report.ok:
+        result |= {"firstBadSeq": report.first_bad_seq, "problem": report.problem}
     if fmt is Format.json:
         print(json.dumps(result, sort_keys=True))
-    elif broken is None:
-        console.print(f"[green]ledger verified:[/green] {count} records, chain intact")
+    elif report.ok:
+        published = (
+            f", published checkpoint at {report.published_size}"
+            if report.published_size is not None
+            else " [yellow](no published checkpoint checked)[/yellow]"
+        )
+        console.print(
+            f"[green]ledger verified:[/green] {report.records:,} records from seq {report.verified_from},"
+            f" {report.checkpoints} stored checkpoints{published}"
+        )
     else:
-        console.print(f"[red]ledger broken at seq {broken.seq}:[/red] {broken.problem}")
-    if broken is not None:
+        where = f"seq {report.first_bad_seq}" if report.first_bad_seq is not None else "the ledger"
+        console.print(f"[red]ledger does not verify at {where}:[/red] {report.problem}")
+    if not report.ok:
         raise typer.Exit(1)
+
+
+def _latest_head(ledger: Ledger) -> tuple[int, bytes, bytes]:
+    latest = ledger.latest_checkpoint()
+    if latest is None:
+        errors.print("[red]error:[/red] no checkpoint yet: the operator issues one on start and every N records")
+        raise typer.Exit(1)
+    return latest.size, latest.root, latest.note
+
+
+def _proof_line(record: Record, size: int, ledger: Ledger) -> dict[str, Any]:
+    return {
+        "seq": record.seq,
+        "record": json.loads(record.canonical),
+        "canonical": base64.b64encode(record.canonical).decode(),
+        "prevHash": record.prev_hash.hex(),
+        "recordHash": record.record_hash.hex(),
+        "leafIndex": record.seq - 1,
+        "treeSize": size,
+        "inclusionProof": [base64.b64encode(node).decode() for node in ledger.inclusion_proof(record.seq, size)],
+    }
+
+
+@app.command()
+def prove(
+    seq: Annotated[int, typer.Argument(help="Sequence number of the record.", min=1)],
+    dsn_file: DsnFile = None,
+) -> None:
+    """Print an RFC 9162 inclusion proof of record SEQ against the latest checkpoint (JSON), checked first."""
+    ledger = _ledger(dsn_file)
+    try:
+        size, root, note = _latest_head(ledger)
+        record = ledger.record(seq)
+        if record is None or seq > size:
+            errors.print(f"[red]error:[/red] record {seq} is not covered by the latest checkpoint (size {size})")
+            raise typer.Exit(1)
+        line = _proof_line(record, size, ledger)
+    finally:
+        ledger.close()
+    proof = [base64.b64decode(node) for node in line["inclusionProof"]]
+    if not merkle.verify_inclusion(merkle.leaf_hash(record.record_hash), seq - 1, size, proof, root):
+        raise IntegrityError(f"the inclusion proof of record {seq} does not verify: run `pvctl audit verify`", seq=seq)
+    print(json.dumps(line | {"rootHash": base64.b64encode(root).decode(), "checkpoint": note.decode()}, indent=2))
+
+
+@app.command()
+def export(
+    start: Annotated[int, typer.Option("--from", help="First sequence number.", min=1)] = 1,
+    end: Annotated[
+        int | None, typer.Option("--to", help="Last sequence number; default: the latest checkpoint.")
+    ] = None,
+    dsn_file: DsnFile = None,
+    output: Annotated[Path | None, typer.Option("-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """NDJSON of records with inclusion proofs against the latest checkpoint; the checkpoint is the last line."""
+    ledger = _ledger(dsn_file)
+    out = output.open("w") if output else sys.stdout
+    try:
+        size, root, note = _latest_head(ledger)
+        last = min(end or size, size)
+        with Progress(console=errors, transient=True, disable=output is None or not sys.stderr.isatty()) as progress:
+            task = progress.add_task("exporting", total=max(0, last - start + 1))
+            for record in ledger.records(start=start):
+                if record.seq > last:
+                    break
+                out.write(json.dumps(_proof_line(record, size, ledger), sort_keys=True) + "\n")
+                progress.advance(task)
+        out.write(
+            json.dumps({"checkpoint": note.decode(), "treeSize": size, "rootHash": base64.b64encode(root).decode()})
+            + "\n"
+        )
+    finally:
+        ledger.close()
+        if output:
+            out.close()
 
 
 @app.command()
@@ -76,12 +251,15 @@ def tail(
     dsn_file: DsnFile = None,
     lines: Annotated[int, typer.Option("-n", help="How many of the latest records.")] = 20,
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's records.")] = None,
-    fmt: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """Show the latest records."""
     ledger = _ledger(dsn_file)
-    records = list(ledger.records(tenant=tenant))[-lines:]
-    ledger.close()
+    try:
+        size = ledger.size()
+        records = list(ledger.records(tenant=tenant, start=1 if tenant else max(1, size - lines + 1)))[-lines:]
+    finally:
+        ledger.close()
     rows = []
     for record in records:
         body = json.loads(record.canonical)

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import kopf
 
+from privatevault.handlers import runtime, tenant
 from privatevault.settings import Settings
-
-from . import tenant
 
 
 def registry(settings: Settings) -> kopf.OperatorRegistry:
     reg = kopf.OperatorRegistry()
-    tenant.register(reg, settings)
+    shared = runtime.Runtime(settings)
+    runtime.register(reg, shared)
+    tenant.register(reg, shared)
     return reg
 
 

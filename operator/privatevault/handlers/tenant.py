@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,22 +11,8 @@ from privatevault import failpoints
 from privatevault.api.v1alpha1 import API_VERSION, GROUP, VERSION, Tenant, TenantStatus
 from privatevault.cluster import Cluster
 from privatevault.errors import PrivateVaultError, SpecError, TransientError
-from privatevault.ledger import Ledger
+from privatevault.handlers.runtime import Runtime
 from privatevault.reconcile import tenant as decisions
-from privatevault.settings import Settings
-
-
-class _Runtime:
-    """Adapters built at start-up, and one lock per tenant so reconciles of it never overlap."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.cluster: Cluster | None = None
-        self.ledger: Ledger | None = None
-        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
-
-    def lock(self, uid: str) -> threading.Lock:
-        return self._locks[uid]
 
 
 def _write_status(cluster: Cluster, tenant: Tenant, status: TenantStatus) -> None:
@@ -42,42 +26,9 @@ def _write_status(cluster: Cluster, tenant: Tenant, status: TenantStatus) -> Non
     )
 
 
-def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
-    runtime = _Runtime(settings)
+def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     tenants = (GROUP, VERSION, "tenants")
-
-    @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        # kopf's watches use the same credentials as the adapter: one source of truth.
-        if runtime.cluster is None:
-            runtime.cluster = Cluster.connect(runtime.settings.kubeconfig)
-        creds = runtime.cluster.credentials()
-        return kopf.ConnectionInfo(
-            server=creds.server,
-            ca_path=creds.ca_path,
-            insecure=creds.insecure,
-            certificate_path=creds.certificate_path,
-            private_key_path=creds.private_key_path,
-            token=creds.token,
-        )
-
-    @kopf.on.startup(registry=registry)
-    def start(settings: kopf.OperatorSettings, **_: Any) -> None:
-        # Progress and diff-base live in annotations: the structural status schema would prune
-        # anything kopf wrote under status.
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
-        settings.persistence.finalizer = f"{GROUP}/finalizer"
-        if runtime.cluster is None:
-            runtime.cluster = Cluster.connect(runtime.settings.kubeconfig)
-        runtime.ledger = Ledger(runtime.settings.ledger_dsn)
-
-    @kopf.on.cleanup(registry=registry)
-    def stop(**_: Any) -> None:
-        if runtime.ledger is not None:
-            runtime.ledger.close()
-        if runtime.cluster is not None:
-            runtime.cluster.close()
+    settings = runtime.settings
 
     def reconcile(body: kopf.Body, logger: kopf.Logger) -> None:
         assert runtime.cluster is not None and runtime.ledger is not None

@@ -44,8 +44,9 @@ def migrate(owner_dsn: str, *, operator_role: str) -> str:
 
     Returns the revision the database is at.
     """
-    engine = sqlalchemy.create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(owner_dsn),
-                                      poolclass=sqlalchemy.NullPool)
+    engine = sqlalchemy.create_engine(
+        "postgresql+psycopg://", creator=lambda: psycopg.connect(owner_dsn), poolclass=sqlalchemy.NullPool
+    )
     try:
         with engine.begin() as connection:
             command.upgrade(_alembic(connection), "head")

@@ -10,16 +10,17 @@ closed, and the caller must not make the change it was about to record.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
 from privatevault.errors import LedgerUnavailable
-
-from .chain import GENESIS, record_hash
-from .event import Event, Record, canonical
+from privatevault.ledger import merkle
+from privatevault.ledger.chain import GENESIS, record_hash
+from privatevault.ledger.event import Event, Record, canonical
 
 _INSERT = (
     "INSERT INTO audit_records (seq, recorded_at, tenant, actor, action, resource_kind, resource_namespace,"
@@ -30,8 +31,12 @@ _COPY = (
     "COPY audit_records (seq, recorded_at, tenant, actor, action, resource_kind, resource_namespace,"
     " resource_name, resource_uid, outcome, canonical, prev_hash, record_hash, idempotency_key) FROM STDIN"
 )
+_INSERT_NODE = "INSERT INTO merkle_nodes (level, idx, hash) VALUES (%s, %s, %s)"
+_COPY_NODES = "COPY merkle_nodes (level, idx, hash) FROM STDIN"
 #: Batches at least this large go through COPY; smaller ones through one INSERT each.
 COPY_THRESHOLD = 32
+
+T = TypeVar("T")
 
 #: Key of the advisory lock that guards the chain head ("pvledger" in ASCII).
 HEAD_LOCK = 0x70766C6564676572
@@ -40,6 +45,30 @@ HEAD_LOCK = 0x70766C6564676572
 def _record(row: tuple[int, bytes, bytes, bytes, str]) -> Record:
     seq, body, prev, digest, key = row
     return Record(seq=seq, canonical=bytes(body), prev_hash=bytes(prev), record_hash=bytes(digest), idempotency_key=key)
+
+
+class _PgNodes:
+    """The Merkle tree's perfect nodes in ``merkle_nodes``, read in one query per batch of keys."""
+
+    def __init__(self, cur: psycopg.Cursor[tuple[Any, ...]]) -> None:
+        self._cur = cur
+
+    def get_many(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
+        if not keys:
+            return {}
+        self._cur.execute(
+            "SELECT n.level, n.idx, n.hash FROM merkle_nodes n"
+            " JOIN unnest(%s::smallint[], %s::bigint[]) AS k(level, idx) ON n.level = k.level AND n.idx = k.idx",
+            ([level for level, _ in keys], [index for _, index in keys]),
+        )
+        return {(int(level), int(index)): bytes(digest) for level, index, digest in self._cur.fetchall()}
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: bytes
 
 
 class _Ticket:
@@ -130,6 +159,7 @@ class Ledger:
                 head = cur.fetchone()
                 seq, prev = (0, GENESIS) if head is None else (int(head[0]), bytes(head[1]))
                 now = datetime.now(UTC)
+                size = seq
                 rows = []
                 for event in events:
                     if event.idempotency_key in found:
@@ -137,46 +167,139 @@ class Ledger:
                     seq += 1
                     body = canonical(event.body(seq=seq, time=now))
                     digest = record_hash(prev, body)
-                    rows.append((seq, now, event.tenant, event.actor, event.action, event.resource.kind,
-                                 event.resource.namespace, event.resource.name, event.resource.uid,
-                                 event.outcome, body, prev, digest, event.idempotency_key))
-                    found[event.idempotency_key] = Record(seq=seq, canonical=body, prev_hash=prev,
-                                                          record_hash=digest,
-                                                          idempotency_key=event.idempotency_key)
+                    rows.append(
+                        (
+                            seq,
+                            now,
+                            event.tenant,
+                            event.actor,
+                            event.action,
+                            event.resource.kind,
+                            event.resource.namespace,
+                            event.resource.name,
+                            event.resource.uid,
+                            event.outcome,
+                            body,
+                            prev,
+                            digest,
+                            event.idempotency_key,
+                        )
+                    )
+                    found[event.idempotency_key] = Record(
+                        seq=seq,
+                        canonical=body,
+                        prev_hash=prev,
+                        record_hash=digest,
+                        idempotency_key=event.idempotency_key,
+                    )
                     prev = digest
+                nodes = merkle.append_leaves(size, [merkle.leaf_hash(row[12]) for row in rows], _PgNodes(cur))
                 if len(rows) < COPY_THRESHOLD:
                     cur.executemany(_INSERT, rows)
+                    cur.executemany(_INSERT_NODE, nodes)
                 else:
                     with cur.copy(_COPY) as copy:
                         for row in rows:
                             copy.write_row(row)
+                    with cur.copy(_COPY_NODES) as copy:
+                        for node in nodes:
+                            copy.write_row(node)
         return found
 
-    def records(self, *, tenant: str | None = None, batch: int = 10_000) -> Iterator[Record]:
-        """Every record in sequence order (of one tenant when given), read in batches."""
-        after = 0
+    def _read(self, query: Callable[[psycopg.Cursor[tuple[Any, ...]]], T]) -> T:
+        """Run a read in its own transaction; database failures become LedgerUnavailable."""
+        with self._lock:
+            try:
+                conn = self._connection()
+                with conn.transaction(), conn.cursor() as cur:
+                    return query(cur)
+            except psycopg.OperationalError as exc:
+                self._discard()
+                raise LedgerUnavailable(f"the audit ledger cannot be read: {exc}".strip()) from exc
+
+    def size(self) -> int:
+        """How many records the ledger holds (the tree size)."""
+
+        def query(cur: psycopg.Cursor[tuple[Any, ...]]) -> int:
+            cur.execute("SELECT coalesce(max(seq), 0) FROM audit_records")
+            row = cur.fetchone()
+            return int(row[0]) if row else 0
+
+        return self._read(query)
+
+    def record(self, seq: int) -> Record | None:
+        def query(cur: psycopg.Cursor[tuple[Any, ...]]) -> Record | None:
+            cur.execute(
+                "SELECT seq, canonical, prev_hash, record_hash, idempotency_key FROM audit_records WHERE seq = %s",
+                (seq,),
+            )
+            row = cur.fetchone()
+            return None if row is None else _record(row)
+
+        return self._read(query)
+
+    def root(self, size: int) -> bytes:
+        """The Merkle tree head at ``size`` records, from O(log n) stored nodes."""
+        return self._read(lambda cur: merkle.tree_root(size, _PgNodes(cur)))
+
+    def inclusion_proof(self, seq: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of record ``seq`` (leaf ``seq - 1``) in the tree of ``size``."""
+        return self._read(lambda cur: merkle.inclusion_proof(seq - 1, size, _PgNodes(cur)))
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        return self._read(lambda cur: merkle.consistency_proof(old_size, new_size, _PgNodes(cur)))
+
+    def nodes(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
+        return self._read(lambda cur: _PgNodes(cur).get_many(keys))
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        def query(cur: psycopg.Cursor[tuple[Any, ...]]) -> list[StoredCheckpoint]:
+            cur.execute("SELECT tree_size, root_hash, note FROM checkpoints ORDER BY tree_size")
+            return [StoredCheckpoint(int(size), bytes(root), bytes(note)) for size, root, note in cur.fetchall()]
+
+        return self._read(query)
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        def query(cur: psycopg.Cursor[tuple[Any, ...]]) -> StoredCheckpoint | None:
+            cur.execute("SELECT tree_size, root_hash, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1")
+            row = cur.fetchone()
+            return None if row is None else StoredCheckpoint(int(row[0]), bytes(row[1]), bytes(row[2]))
+
+        return self._read(query)
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
+        """Store a signed checkpoint; False when one of that size exists already (it is kept)."""
+
+        def query(cur: psycopg.Cursor[tuple[Any, ...]]) -> bool:
+            cur.execute(
+                "INSERT INTO checkpoints (tree_size, root_hash, note) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                (checkpoint.size, checkpoint.root, checkpoint.note),
+            )
+            return cur.rowcount == 1
+
+        return self._read(query)
+
+    def records(self, *, tenant: str | None = None, start: int = 1, batch: int = 10_000) -> Iterator[Record]:
+        """Records from ``start`` on, in sequence order (of one tenant when given), read in batches."""
+        after = start - 1
         while True:
-            with self._lock:
-                try:
-                    conn = self._connection()
-                    with conn.transaction(), conn.cursor() as cur:
-                        if tenant is None:
-                            cur.execute(
-                                "SELECT seq, canonical, prev_hash, record_hash, idempotency_key FROM audit_records"
-                                " WHERE seq > %s ORDER BY seq LIMIT %s",
-                                (after, batch),
-                            )
-                        else:
-                            cur.execute(
-                                "SELECT seq, canonical, prev_hash, record_hash, idempotency_key FROM audit_records"
-                                " WHERE tenant = %s AND seq > %s"
-                                " ORDER BY seq LIMIT %s",
-                                (tenant, after, batch),
-                            )
-                        rows = [_record(row) for row in cur.fetchall()]
-                except psycopg.OperationalError as exc:
-                    self._discard()
-                    raise LedgerUnavailable(f"the audit ledger cannot be read: {exc}".strip()) from exc
+
+            def query(cur: psycopg.Cursor[tuple[Any, ...]], after: int = after) -> list[Record]:
+                if tenant is None:
+                    cur.execute(
+                        "SELECT seq, canonical, prev_hash, record_hash, idempotency_key FROM audit_records"
+                        " WHERE seq > %s ORDER BY seq LIMIT %s",
+                        (after, batch),
+                    )
+                else:
+                    cur.execute(
+                        "SELECT seq, canonical, prev_hash, record_hash, idempotency_key FROM audit_records"
+                        " WHERE tenant = %s AND seq > %s ORDER BY seq LIMIT %s",
+                        (tenant, after, batch),
+                    )
+                return [_record(row) for row in cur.fetchall()]
+
+            rows = self._read(query)
             yield from rows
             if len(rows) < batch:
                 return

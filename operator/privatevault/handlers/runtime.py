@@ -1,0 +1,122 @@
+"""The operator's process-wide wiring: adapters built at start-up, the checkpointer thread, cleanup.
+
+kopf's watches log in with the same credentials as the Kubernetes adapter. At start-up the
+operator's namespace is ensured, the local KMS master key and the ledger's checkpoint signing
+keys are loaded (created on first start, kept wrapped), and a thread issues checkpoints and
+publishes each one in a ConfigMap.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from typing import Any
+
+import kopf
+
+from privatevault.api.v1alpha1 import GROUP
+from privatevault.cluster import Cluster, SecretStore
+from privatevault.kms import LocalKms
+from privatevault.ledger import Ledger
+from privatevault.ledger.checkpointer import Checkpointer, Policy
+from privatevault.ledger.keyring import load_signers
+from privatevault.ledger.store import StoredCheckpoint
+from privatevault.manifests import ledger as ledger_manifests
+from privatevault.settings import Settings
+
+log = logging.getLogger("privatevault.runtime")
+
+
+class Runtime:
+    """Adapters built at start-up, and one lock per tenant so reconciles of it never overlap."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.cluster: Cluster | None = None
+        self.ledger: Ledger | None = None
+        self.checkpointer: Checkpointer | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+    def lock(self, uid: str) -> threading.Lock:
+        return self._locks[uid]
+
+    def connect(self) -> Cluster:
+        if self.cluster is None:
+            self.cluster = Cluster.connect(self.settings.kubeconfig)
+        return self.cluster
+
+    def publish(self, checkpoint: StoredCheckpoint) -> None:
+        """Put the checkpoint in the ConfigMap, unless a newer one is there already."""
+        cluster = self.connect()
+        namespace = self.settings.namespace
+        current = cluster.get("v1", "ConfigMap", ledger_manifests.CHECKPOINT_CONFIGMAP, namespace)
+        if ledger_manifests.published_size(current) >= checkpoint.size:
+            return
+        keys = [signer.verifier_key for signer in (self.checkpointer.signers if self.checkpointer else [])]
+        cluster.apply(ledger_manifests.checkpoint_configmap(namespace, checkpoint.note, keys))
+
+    def start_checkpointer(self) -> None:
+        assert self.ledger is not None
+        cluster = self.connect()
+        store = SecretStore(cluster, self.settings.namespace)
+        signers = load_signers(store, LocalKms.from_secret(store), origin=self.settings.ledger_origin)
+        policy = Policy(self.settings.checkpoint_every_records, self.settings.checkpoint_every_seconds)
+        self.checkpointer = Checkpointer(
+            self.ledger, signers, origin=self.settings.ledger_origin, publish=self.publish, policy=policy
+        )
+        self.checkpointer.issue()
+        self._thread = threading.Thread(
+            target=self.checkpointer.run,
+            args=(self._stop,),
+            kwargs={"on_error": lambda exc: log.warning("checkpoint not issued: %s", exc)},
+            name="privatevault-checkpointer",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        if self.checkpointer is not None:
+            try:
+                self.checkpointer.issue()  # the records of this run end under a signed head
+            except Exception as exc:
+                log.warning("final checkpoint not issued: %s", exc)
+        if self.ledger is not None:
+            self.ledger.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        creds = runtime.connect().credentials()
+        return kopf.ConnectionInfo(
+            server=creds.server,
+            ca_path=creds.ca_path,
+            insecure=creds.insecure,
+            certificate_path=creds.certificate_path,
+            private_key_path=creds.private_key_path,
+            token=creds.token,
+        )
+
+    @kopf.on.startup(registry=registry)
+    def start(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Progress and diff-base live in annotations: the structural status schema would prune
+        # anything kopf wrote under status.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+        settings.persistence.finalizer = f"{GROUP}/finalizer"
+        cluster = runtime.connect()
+        cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": runtime.settings.namespace}})
+        runtime.ledger = Ledger(runtime.settings.ledger_dsn)
+        runtime.start_checkpointer()
+
+    @kopf.on.cleanup(registry=registry)
+    def stop(**_: Any) -> None:
+        runtime.close()

@@ -1,0 +1,274 @@
+"""Tamper and fault tests on a real PostgreSQL, as its superuser: a changed, removed, swapped or
+inserted record is caught and named, a careful attacker who recomputes every hash is caught by the
+published checkpoint, checkpoints are never inconsistent, proofs from the store verify, and a
+PostgreSQL restart or eight concurrent writer processes leave one valid chain."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey
+
+from privatevault.errors import IntegrityError, LedgerUnavailable
+from privatevault.ledger import Event, Ledger, ResourceRef, merkle, record_hash
+from privatevault.ledger.checkpoint import LocalSigner
+from privatevault.ledger.checkpointer import Checkpointer
+from privatevault.ledger.event import canonical
+from privatevault.ledger.schema import Database
+from privatevault.ledger.store import StoredCheckpoint
+from privatevault.ledger.verify import verify
+from privatevault.testbench import Bench
+
+pytestmark = pytest.mark.integration
+
+ORIGIN = "privatevault.io/test-ledger"
+
+
+def event(key: str, tenant: str = "acme") -> Event:
+    return Event(
+        tenant=tenant,
+        actor="test",
+        action="update-resourcequota",
+        outcome="intended",
+        resource=ResourceRef(kind="ResourceQuota", namespace=tenant, name="privatevault-quota"),
+        idempotency_key=key,
+        details={"n": key},
+    )
+
+
+class Published:
+    """The checkpoints as published outside the database (the ConfigMap in production)."""
+
+    def __init__(self) -> None:
+        self.notes: list[StoredCheckpoint] = []
+
+    def __call__(self, checkpoint: StoredCheckpoint) -> None:
+        self.notes.append(checkpoint)
+
+    @property
+    def latest(self) -> bytes:
+        return self.notes[-1].note
+
+
+@pytest.fixture
+def signers() -> list[LocalSigner]:
+    return [LocalSigner(ORIGIN, Ed25519PrivateKey.generate()), LocalSigner(ORIGIN, MLDSA65PrivateKey.generate())]
+
+
+@pytest.fixture
+def ledger(database: Database) -> Iterator[Ledger]:
+    opened = Ledger(database.operator_dsn)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def filled(ledger: Ledger, signers: list[LocalSigner]) -> tuple[Ledger, Published]:
+    """60 records with checkpoints at 20, 40 and 60, each published."""
+    published = Published()
+    checkpointer = Checkpointer(ledger, signers, origin=ORIGIN, publish=published)
+    for block in range(3):
+        ledger.append_many([event(f"k{block}-{i}") for i in range(20)])
+        checkpointer.issue()
+    return ledger, published
+
+
+def superuser(bench: Bench, database: Database) -> psycopg.Connection[tuple[object, ...]]:
+    """The database superuser, with triggers off for the session: what an insider could do."""
+    conn = psycopg.connect(
+        bench.postgres.superuser_dsn.rsplit("/", 1)[0] + "/" + database_name(database), autocommit=True
+    )
+    conn.execute("SET session_replication_role = replica")
+    return conn
+
+
+def database_name(database: Database) -> str:
+    return psycopg.conninfo.conninfo_to_dict(database.owner_dsn)["dbname"]  # type: ignore[return-value]
+
+
+def check(ledger: Ledger, signers: list[LocalSigner], published: Published) -> tuple[int | None, str | None]:
+    report = verify(ledger, verifiers=[s.verifier for s in signers], published=published.latest)
+    return report.first_bad_seq, report.problem
+
+
+def test_intact_ledger_verifies_and_proves(filled: tuple[Ledger, Published], signers: list[LocalSigner]) -> None:
+    ledger, published = filled
+    assert check(ledger, signers, published) == (None, None)
+    roots = {c.size: c.root for c in published.notes}
+    leaves = [merkle.leaf_hash(r.record_hash) for r in ledger.records()]
+    assert roots[60] == merkle.root([r.record_hash for r in ledger.records()]) == ledger.root(60)
+    for seq in (1, 17, 40, 60):
+        assert merkle.verify_inclusion(leaves[seq - 1], seq - 1, 60, ledger.inclusion_proof(seq, 60), roots[60])
+    assert merkle.verify_consistency(20, 60, roots[20], roots[60], ledger.consistency_proof(20, 60))
+
+
+def test_changed_bytes_fail_at_that_record(
+    bench: Bench, database: Database, filled: tuple[Ledger, Published], signers: list[LocalSigner]
+) -> None:
+    ledger, published = filled
+    with superuser(bench, database) as conn:
+        conn.execute(
+            "UPDATE audit_records SET canonical ="
+            " convert_to(replace(convert_from(canonical, 'UTF8'), 'acme', 'evil'), 'UTF8') WHERE seq = 33"
+        )
+    seq, problem = check(ledger, signers, published)
+    assert seq == 33 and problem is not None and "record hash" in problem
+
+
+def test_careful_attacker_is_caught_by_the_published_checkpoint(
+    bench: Bench, database: Database, filled: tuple[Ledger, Published], signers: list[LocalSigner]
+) -> None:
+    ledger, published = filled
+    records = list(ledger.records())
+    # Rewrite record 25 and recompute every later hash, the whole tree, and drop the stored
+    # checkpoints (the attacker cannot sign new ones).
+    prev = records[23].record_hash
+    forged = []
+    for record in records[24:]:
+        body = record.canonical.replace(b"acme", b"evil") if record.seq == 25 else record.canonical
+        digest = record_hash(prev, body)
+        forged.append((body, prev, digest, record.seq))
+        prev = digest
+    nodes = merkle.append_leaves(
+        0,
+        [merkle.leaf_hash(r.record_hash) for r in records[:24]] + [merkle.leaf_hash(f[2]) for f in forged],
+        merkle.MemoryNodeStore(),
+    )
+    with superuser(bench, database) as conn:
+        conn.execute("DELETE FROM checkpoints")
+        conn.execute("DELETE FROM merkle_nodes")
+        for body, prev_hash, digest, seq in forged:
+            conn.execute(
+                "UPDATE audit_records SET canonical = %s, prev_hash = %s, record_hash = %s WHERE seq = %s",
+                (body, prev_hash, digest, seq),
+            )
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO merkle_nodes (level, idx, hash) VALUES (%s, %s, %s)", nodes)
+    # Without the published checkpoint the forgery is self-consistent ...
+    inside = verify(ledger, verifiers=[s.verifier for s in signers])
+    assert inside.ok, inside.problem
+    # ... with it, it is caught.
+    seq, problem = check(ledger, signers, published)
+    assert problem is not None and "do not match the published checkpoint" in problem
+    assert seq == 1  # no trusted checkpoint survived: everything up to the published size is suspect
+
+
+def test_deleted_last_records_are_caught(
+    bench: Bench, database: Database, filled: tuple[Ledger, Published], signers: list[LocalSigner]
+) -> None:
+    ledger, published = filled
+    with superuser(bench, database) as conn:
+        conn.execute("DELETE FROM audit_records WHERE seq > 55")
+    seq, problem = check(ledger, signers, published)
+    assert seq == 56 and problem is not None and "records 56..60 are missing" in problem
+
+
+def test_swapped_records_are_caught(
+    bench: Bench, database: Database, filled: tuple[Ledger, Published], signers: list[LocalSigner]
+) -> None:
+    ledger, published = filled
+    with superuser(bench, database) as conn:
+        conn.execute("UPDATE audit_records SET seq = seq + 1000000 WHERE seq IN (10, 11)")
+        conn.execute("UPDATE audit_records SET seq = 11 WHERE seq = 1000010")
+        conn.execute("UPDATE audit_records SET seq = 10 WHERE seq = 1000011")
+    seq, problem = check(ledger, signers, published)
+    assert seq == 10 and problem is not None
+
+
+def test_inserted_record_is_caught(
+    bench: Bench, database: Database, filled: tuple[Ledger, Published], signers: list[LocalSigner]
+) -> None:
+    ledger, published = filled
+    with superuser(bench, database) as conn:
+        for seq in range(60, 29, -1):
+            conn.execute("UPDATE audit_records SET seq = seq + 1 WHERE seq = %s", (seq,))
+        body = canonical(event("forged").body(seq=30, time=__import__("datetime").datetime.now()))
+        prev = conn.execute("SELECT record_hash FROM audit_records WHERE seq = 29").fetchone()
+        assert prev is not None
+        conn.execute(
+            "INSERT INTO audit_records (seq, recorded_at, tenant, actor, action, resource_kind, resource_name,"
+            " outcome, canonical, prev_hash, record_hash, idempotency_key)"
+            " VALUES (30, now(), 'acme', 'test', 'forged', 'X', 'x', 'intended', %s, %s, %s, 'forged')",
+            (body, prev[0], record_hash(bytes(prev[0]), body)),
+        )  # type: ignore[arg-type]
+    seq, problem = check(ledger, signers, published)
+    assert seq == 31 and problem is not None and "previous hash" in problem
+
+
+def test_no_checkpoint_is_issued_over_a_rewritten_tree(
+    bench: Bench, database: Database, filled: tuple[Ledger, Published], signers: list[LocalSigner]
+) -> None:
+    ledger, published = filled
+    ledger.append(event("after"))
+    with superuser(bench, database) as conn:
+        conn.execute("UPDATE merkle_nodes SET hash = %s WHERE level = 5 AND idx = 0", (bytes(32),))
+    with pytest.raises(IntegrityError, match="not consistent with the checkpoint at size 60"):
+        Checkpointer(ledger, signers, origin=ORIGIN, publish=published).issue()
+
+
+def test_postgres_restart_during_appends_loses_nothing(bench: Bench, database: Database) -> None:
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        ledger = Ledger(database.operator_dsn, connect_timeout=2)
+        n = 0
+        while not stop.is_set():
+            key = f"restart-{n}"
+            try:
+                ledger.append(event(key))
+            except LedgerUnavailable:
+                continue  # the handler retries with the same key
+            acknowledged.append(key)
+            n += 1
+        ledger.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while len(acknowledged) < 200:
+            threading.Event().wait(0.01)
+        bench.postgres.restart()
+        count = len(acknowledged)
+        while len(acknowledged) < count + 200:
+            threading.Event().wait(0.01)
+    finally:
+        stop.set()
+        thread.join(60)
+    ledger = Ledger(database.operator_dsn)
+    keys = [r.idempotency_key for r in ledger.records()]
+    report = verify(ledger, verifiers=[LocalSigner(ORIGIN, Ed25519PrivateKey.generate()).verifier])
+    ledger.close()
+    assert report.ok, report.problem
+    assert len(keys) == len(set(keys))
+    assert set(acknowledged) <= set(keys)
+
+
+def _writer(dsn: str, worker: int, count: int, batch: int) -> None:
+    ledger = Ledger(dsn)
+    for start in range(0, count, batch):
+        ledger.append_many([event(f"w{worker}-{i}", tenant=f"t{worker}") for i in range(start, start + batch)])
+    ledger.close()
+
+
+def test_eight_writer_processes_build_one_chain(database: Database, signers: list[LocalSigner]) -> None:
+    workers, each, batch = 8, 5000, 25
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_writer, args=(database.operator_dsn, w, each, batch)) for w in range(workers)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(300)
+        assert process.exitcode == 0
+    ledger = Ledger(database.operator_dsn)
+    published = Published()
+    Checkpointer(ledger, signers, origin=ORIGIN, publish=published).issue()
+    report = verify(ledger, verifiers=[s.verifier for s in signers], published=published.latest)
+    ledger.close()
+    assert report.ok, report.problem
+    assert report.records == workers * each
