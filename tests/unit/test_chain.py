@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import UTC, datetime
 
@@ -43,7 +42,7 @@ def test_canonical_bytes_are_rfc8785() -> None:
 def test_changed_bytes_fail_at_that_record() -> None:
     records = build(10)
     body = json.loads(records[4].canonical) | {"tenant": "mallory"}
-    records[4] = dataclasses.replace(records[4], canonical=canonical(body))
+    records[4] = records[4]._replace(canonical=canonical(body))
     broken = verify_chain(records)
     assert broken is not None and broken.seq == 5 and "hash" in broken.problem
 
@@ -66,6 +65,6 @@ def test_swapped_records_fail() -> None:
 def test_relinked_forgery_is_caught_by_seq_inside_the_bytes(position: int) -> None:
     # An attacker renumbers records but cannot change the seq hashed inside them without breaking the hash.
     records = build(10)
-    forged = dataclasses.replace(records[position], seq=records[position].seq + 100)
+    forged = records[position]._replace(seq=records[position].seq + 100)
     records[position] = forged
     assert verify_chain(records) is not None

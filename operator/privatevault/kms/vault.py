@@ -152,7 +152,7 @@ class VaultKms:
         encoded = _b64(plaintext)
         with _mapped(f"encrypt with Transit key {self._key}", encoded, self._client.token or ""):
             result = self._client.secrets.transit.encrypt_data(
-                name=self._key, plaintext=encoded, associated_data=_b64(b""), mount_point=self._mount
+                name=self._key, plaintext=encoded, associated_data=_b64(context), mount_point=self._mount
             )
         ciphertext = _data(result).get("ciphertext")
         if not isinstance(ciphertext, str) or not ciphertext.startswith("vault:v"):
@@ -168,7 +168,7 @@ class VaultKms:
             raise KmsError("not a Transit ciphertext (it must start with vault:v)")
         with _mapped(f"decrypt with Transit key {self._key}", self._client.token or ""):
             result = self._client.secrets.transit.decrypt_data(
-                name=self._key, ciphertext=text, associated_data=_b64(b""), mount_point=self._mount
+                name=self._key, ciphertext=text, associated_data=_b64(context), mount_point=self._mount
             )
         plaintext = _data(result).get("plaintext")
         if not isinstance(plaintext, str):
@@ -218,7 +218,11 @@ class VaultAdmin:
             if mounted.get("type") != "transit":
                 raise KmsError(f"{path} is mounted as {mounted.get('type')}, not transit: configure another mount")
             return False
-        self._write(f"sys/mounts/{path}", {"type": "transit", "description": "PrivateVault tenant keys"}, "mount")
+        self._write(
+            f"sys/mounts/{path}",
+            {"type": "transit", "description": "PrivateVault tenant keys"},
+            f"mount Transit at {path}",
+        )
         return True
 
     def tenant_key(self, tenant: str) -> KeyFacts | None:
@@ -301,7 +305,7 @@ class VaultAdmin:
         if token_reviewer_jwt is None and not current.get("token_reviewer_jwt_set") and _same(current, wanted):
             return changed
         config = wanted if token_reviewer_jwt is None else {**wanted, "token_reviewer_jwt": token_reviewer_jwt}
-        with _mapped(f"configure Kubernetes auth at {mount}", *([token_reviewer_jwt] if token_reviewer_jwt else [])):
+        with _mapped(f"configure Kubernetes auth at {mount}", token_reviewer_jwt or ""):
             self._client.write_data(f"auth/{mount}/config", data=config)
         return True
 
@@ -313,7 +317,12 @@ class VaultAdmin:
         *,
         audience: str | None = None,
     ) -> bool:
-        """The role ``tenant-<name>``: the tenant's ServiceAccounts get its policy, for minutes."""
+        """The role ``tenant-<name>``: the tenant's ServiceAccounts get its policy, for minutes.
+
+        ``audience`` makes OpenBao accept only tokens requested for it (``kubectl create token
+        --audience``), so they are useless against the API server; it needs a reviewer JWT, as a
+        login token reviewing itself must be one the API server accepts.
+        """
         if not namespaces:
             raise ValueError(f"tenant {tenant} has no namespaces to bind its Kubernetes auth role to")
         for namespace in namespaces:
@@ -395,7 +404,7 @@ def _mapped(action: str, *secrets: str, denied: str = "the token's policies do n
         reason = _scrub(_reason(exc), secrets)
         if isinstance(exc, hvac.exceptions.Forbidden):
             raise KmsError(f"OpenBao refused to {action}: {reason} ({denied})") from exc
-        if False:
+        if isinstance(exc, _REFUSALS):
             raise KmsError(f"OpenBao refused to {action}: {reason}") from exc
         raise KmsUnavailable(f"OpenBao could not {action} now, retry later: {reason}") from exc
 

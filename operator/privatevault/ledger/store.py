@@ -211,7 +211,7 @@ class Ledger:
         with self._lock:
             try:
                 conn = self._connection()
-                with conn.transaction(), conn.cursor() as cur:
+                with conn.transaction(), conn.cursor(binary=True) as cur:
                     return query(cur)
             except psycopg.OperationalError as exc:
                 self._discard()
@@ -278,6 +278,29 @@ class Ledger:
             return cur.rowcount == 1
 
         return self._read(query)
+
+    def stream(self, *, start: int = 1) -> Iterator[tuple[int, bytes, bytes, bytes]]:
+        """``(seq, canonical, prev_hash, record_hash)`` from ``start`` on, in order: the verifier's read.
+
+        Binary COPY and plain tuples: about twice as fast as pages of SELECT turned into Records.
+        """
+        with self._lock:
+            try:
+                conn = self._connection()
+                with (
+                    conn.transaction(),
+                    conn.cursor() as cur,
+                    cur.copy(
+                        "COPY (SELECT seq, canonical, prev_hash, record_hash FROM audit_records WHERE seq >= %s"
+                        " ORDER BY seq) TO STDOUT (FORMAT BINARY)",
+                        (start,),
+                    ) as copy,
+                ):
+                    copy.set_types(["int8", "bytea", "bytea", "bytea"])
+                    yield from copy.rows()
+            except psycopg.OperationalError as exc:
+                self._discard()
+                raise LedgerUnavailable(f"the audit ledger cannot be read: {exc}".strip()) from exc
 
     def records(self, *, tenant: str | None = None, start: int = 1, batch: int = 10_000) -> Iterator[Record]:
         """Records from ``start`` on, in sequence order (of one tenant when given), read in batches."""
