@@ -126,6 +126,56 @@ class Cluster:
             raise _translate(exc, f"creating {obj['kind']} {obj['metadata']['name']}") from exc
         return dict(created.to_dict())
 
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        """Delete an object; False when it was not there."""
+        resource = self._resource(api_version, kind)
+        try:
+            resource.delete(name=name, namespace=namespace)
+        except NotFoundError:
+            return False
+        except (ApiException, DynamicApiError, HTTPError) as exc:
+            raise _translate(exc, f"deleting {kind} {name}") from exc
+        return True
+
+    def token_reviewer_token(self, namespace: str, *, seconds: int = 86_400) -> str:
+        """A bound token of ``privatevault-token-reviewer`` (made here, bound to system:auth-delegator).
+
+        Vault/OpenBao uses it to review the tenants' service-account tokens at login, so tenant
+        service accounts themselves need no cluster-wide rights.
+        """
+        name = "privatevault-token-reviewer"
+        labels = {"app.kubernetes.io/managed-by": "privatevault"}
+        self.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            }
+        )
+        self.apply(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": f"{name}-{namespace}", "labels": labels},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "system:auth-delegator",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+            }
+        )
+        request = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=seconds)
+        )
+        try:
+            answer = client.CoreV1Api(self._api).create_namespaced_service_account_token(name, namespace, request)
+        except (ApiException, HTTPError) as exc:
+            raise _translate(exc, f"requesting a token for {namespace}/{name}") from exc
+        if answer.status is None:
+            raise ClusterUnavailable(f"the API server returned no token for {namespace}/{name}")
+        return str(answer.status.token)
+
     def patch_status(self, api_version: str, kind: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource of a cluster-scoped object."""
         resource = self._resource(api_version, kind)
@@ -181,3 +231,10 @@ class SecretStore:
         if found is None:
             raise ClusterUnavailable(f"Secret {self._namespace}/{name} vanished right after it was created")
         return {key: base64.b64decode(value) for key, value in (found.get("data") or {}).items()}
+
+    def created(self, name: str) -> str | None:
+        found = self._cluster.get("v1", "Secret", name, self._namespace)
+        return None if found is None else str(found["metadata"].get("creationTimestamp") or "")
+
+    def delete(self, name: str) -> None:
+        self._cluster.delete("v1", "Secret", name, self._namespace)

@@ -9,8 +9,9 @@
     ├── IntegrityError            the ledger does not verify: a record, node or checkpoint is wrong
     │   (ledger.checkpoint.CheckpointError, ledger.merkle.MissingNodes and crypto.errors.CryptoError
     │    are PrivateVaultErrors too, kept beside the code that raises them)
-    └── SpecError                 the spec cannot be realised as written: reported as Stalled
-        └── ConflictError         a child the tenant needs belongs to someone else
+    ├── SpecError                 the spec cannot be realised as written: reported as Stalled
+    │   └── ConflictError         a child the tenant needs belongs to someone else
+    └── GateClosed                a gated action waits for approvals (quorum): retried, not an error
 
 Handlers map ``TransientError`` to ``kopf.TemporaryError`` and ``SpecError`` to a ``Stalled``
 condition carrying :attr:`SpecError.reason`; nothing else crosses that boundary.
@@ -68,3 +69,11 @@ class ConflictError(SpecError):
     """An object the spec needs already exists and belongs to another owner."""
 
     reason = "NamespaceConflict"
+
+
+class GateClosed(PrivateVaultError):
+    """A gated action (deletion, crypto-shred, …) waits until its gate opens; retried later."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

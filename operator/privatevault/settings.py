@@ -24,6 +24,9 @@ class Settings:
     ledger_origin: str = "privatevault.io/ledger"
     checkpoint_every_records: int = 1000
     checkpoint_every_seconds: float = 60.0
+    vault_addr: str | None = None
+    vault_token_file: Path | None = None
+    vault_kubernetes_host: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -45,6 +48,11 @@ class Settings:
             drift_interval=float(env.get(f"{ENV_PREFIX}DRIFT_INTERVAL", cls.drift_interval)),
             retry_delay=float(env.get(f"{ENV_PREFIX}RETRY_DELAY", cls.retry_delay)),
             ledger_origin=env.get(f"{ENV_PREFIX}LEDGER_ORIGIN", cls.ledger_origin),
+            vault_addr=env.get(f"{ENV_PREFIX}VAULT_ADDR") or None,
+            vault_token_file=Path(env[f"{ENV_PREFIX}VAULT_TOKEN_FILE"])
+            if env.get(f"{ENV_PREFIX}VAULT_TOKEN_FILE")
+            else None,
+            vault_kubernetes_host=env.get(f"{ENV_PREFIX}VAULT_KUBERNETES_HOST") or None,
             checkpoint_every_records=int(
                 env.get(f"{ENV_PREFIX}CHECKPOINT_EVERY_RECORDS", cls.checkpoint_every_records)
             ),

@@ -80,15 +80,15 @@ def run() -> dict[str, float]:
             size = ledger.size()
             figures["ledger.records"] = size
 
-            proof_ms = latencies_ms(
-                lambda: ledger.inclusion_proof(1 + next(_keys) * 7919 % size, size), count=2000
-            )
+            proof_ms = latencies_ms(lambda: ledger.inclusion_proof(1 + next(_keys) * 7919 % size, size), count=2000)
             figures["ledger.prove.inclusion.p50_ms"] = statistics.median(proof_ms)
             figures["ledger.prove.inclusion.p99_ms"] = percentile(proof_ms, 99)
 
             root = ledger.root(size)
-            signers = [LocalSigner("bench", Ed25519PrivateKey.generate()),
-                       LocalSigner("bench", MLDSA65PrivateKey.generate())]
+            signers = [
+                LocalSigner("bench", Ed25519PrivateKey.generate()),
+                LocalSigner("bench", MLDSA65PrivateKey.generate()),
+            ]
             signing = latencies_ms(lambda: sign_checkpoint("bench", size, root, signers), count=200)
             figures["ledger.checkpoint.sign_ed25519_mldsa65.p50_ms"] = statistics.median(signing)
 

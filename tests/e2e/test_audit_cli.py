@@ -23,17 +23,30 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
 
 
 def pvctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "privatevault", *args], capture_output=True, text=True,
-                          check=False, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "privatevault", *args], capture_output=True, text=True, check=False, timeout=120
+    )
 
 
-def test_audit_verify_prove_export(kubectl: Kubectl, bench: Bench, database: Database, operator_dsn_file: Path,
-                                   tmp_path: Path) -> None:
-    operator = Operator(tmp_path, kubectl.kubeconfig, operator_dsn_file,
-                        PRIVATEVAULT_CHECKPOINT_EVERY_RECORDS="4", PRIVATEVAULT_CHECKPOINT_EVERY_SECONDS="1").start()
+def test_audit_verify_prove_export(
+    kubectl: Kubectl, bench: Bench, database: Database, operator_dsn_file: Path, tmp_path: Path
+) -> None:
+    operator = Operator(
+        tmp_path,
+        kubectl.kubeconfig,
+        operator_dsn_file,
+        PRIVATEVAULT_CHECKPOINT_EVERY_RECORDS="4",
+        PRIVATEVAULT_CHECKPOINT_EVERY_SECONDS="1",
+    ).start()
     try:
-        kubectl.apply({"apiVersion": "privatevault.io/v1alpha1", "kind": "Tenant", "metadata": {"name": "e2e-audit"},
-                       "spec": {"owners": [{"kind": "User", "name": "auditor"}], "region": "eu-west-1"}})
+        kubectl.apply(
+            {
+                "apiVersion": "privatevault.io/v1alpha1",
+                "kind": "Tenant",
+                "metadata": {"name": "e2e-audit"},
+                "spec": {"owners": [{"kind": "User", "name": "auditor"}], "region": "eu-west-1"},
+            }
+        )
 
         def published() -> int:
             cm = kubectl.get("configmap", "privatevault-ledger-checkpoint", operator.namespace)
@@ -41,8 +54,14 @@ def test_audit_verify_prove_export(kubectl: Kubectl, bench: Bench, database: Dat
             return int(note.split("\n")[1]) if note.count("\n") > 2 else 0
 
         eventually(lambda: published() >= 4, what="a checkpoint covering the tenant's 4 records")
-        common = ["--dsn-file", str(operator_dsn_file), "--kubeconfig", str(kubectl.kubeconfig),
-                  "--namespace", operator.namespace]
+        common = [
+            "--dsn-file",
+            str(operator_dsn_file),
+            "--kubeconfig",
+            str(kubectl.kubeconfig),
+            "--namespace",
+            operator.namespace,
+        ]
         verified = pvctl("audit", "verify", *common, "--format", "json")
         assert verified.returncode == 0, verified.stderr + verified.stdout
         result: dict[str, Any] = json.loads(verified.stdout)
@@ -52,8 +71,12 @@ def test_audit_verify_prove_export(kubectl: Kubectl, bench: Bench, database: Dat
         assert proved.returncode == 0, proved.stderr
         proof = json.loads(proved.stdout)
         assert merkle.verify_inclusion(
-            merkle.leaf_hash(bytes.fromhex(proof["recordHash"])), 1, proof["treeSize"],
-            [base64.b64decode(p) for p in proof["inclusionProof"]], base64.b64decode(proof["rootHash"]))
+            merkle.leaf_hash(bytes.fromhex(proof["recordHash"])),
+            1,
+            proof["treeSize"],
+            [base64.b64decode(p) for p in proof["inclusionProof"]],
+            base64.b64decode(proof["rootHash"]),
+        )
         assert proof["record"]["tenant"] == "e2e-audit"
 
         exported = pvctl("audit", "export", "--from", "1", "--dsn-file", str(operator_dsn_file))

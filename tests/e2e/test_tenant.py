@@ -105,18 +105,28 @@ def test_tenant_lifecycle(kubectl: Kubectl, operator: Operator, database: Databa
     kubectl.run("delete", "networkpolicy", "privatevault-isolation", "-n", "e2e-life")
     eventually(lambda: kubectl.get("networkpolicy", "privatevault-isolation", "e2e-life"), what="policy restored")
 
-    assert actions(database, "e2e-life") == [
+    made = [
         "create-namespace",
         "create-resourcequota",
         "create-limitrange",
         "create-networkpolicy",
+        "create-rolebinding",
+    ]
+    assert actions(database, "e2e-life") == [
+        "assign-mcs-level",
+        "provision-kek",
+        *made,
         "update-resourcequota",
         "create-networkpolicy",
     ]
+    assert ns["metadata"]["annotations"]["privatevault.io/mcs-level"] == obj["status"]["mcsLevel"]
+    assert obj["status"]["kms"]["provider"] == "local"
 
-    # Deleting the tenant lets the garbage collector remove every child.
+    # Deleting the tenant: the finalizer retains the key and tombstones the level, then the
+    # garbage collector removes every child.
     kubectl.run("delete", "tenant", "e2e-life", "--wait=true")
     eventually(lambda: kubectl.get("namespace", "e2e-life") is None, timeout=90, what="namespace gone")
+    assert actions(database, "e2e-life")[-3:] == ["delete-tenant", "retain-kek", "release-mcs-level"]
 
 
 def test_namespace_owned_by_nobody_stalls(kubectl: Kubectl, operator: Operator, database: Database) -> None:
@@ -162,9 +172,10 @@ def test_crash_mid_reconcile_converges_without_duplicates(
         obj = ready(kubectl, "e2e-crash")
         assert sorted(obj["status"]["namespaces"]) == ["e2e-crash-a", "e2e-crash-b"]
         recorded = actions(database, "e2e-crash")
-        assert len(recorded) == 8  # 2 namespaces + 3 policies in each: one record per change
+        assert len(recorded) == 12  # level, key, 2 namespaces and 4 policies in each: one record per change
+        per_namespace = ["create-resourcequota", "create-limitrange", "create-networkpolicy", "create-rolebinding"]
         assert sorted(recorded) == sorted(
-            ["create-namespace"] * 2 + ["create-resourcequota", "create-limitrange", "create-networkpolicy"] * 2
+            ["assign-mcs-level", "provision-kek"] + ["create-namespace"] * 2 + per_namespace * 2
         )
     finally:
         kubectl.run("delete", "tenant", "e2e-crash", "--wait=true")

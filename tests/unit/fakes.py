@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from privatevault.errors import LedgerUnavailable
+from privatevault.errors import KmsUnavailable, LedgerUnavailable, SpecError
+from privatevault.kms.vault import KeyFacts
 from privatevault.ledger import GENESIS, Event, Record, record_hash
 from privatevault.ledger.event import canonical
+from privatevault.mcs import Allocation, Level, parse
 
 
 class FakeCluster:
@@ -43,6 +46,21 @@ class FakeCluster:
         self.objects[key] = result
         self.applies.append(key)
         return copy.deepcopy(result)
+
+    def list(
+        self, api_version: str, kind: str, *, label_selector: str | None = None, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        wanted = dict(part.split("=", 1) for part in label_selector.split(",")) if label_selector else {}
+        return [
+            copy.deepcopy(obj)
+            for (k, ns, _), obj in self.objects.items()
+            if k == kind
+            and (namespace is None or ns == namespace)
+            and all((obj["metadata"].get("labels") or {}).get(key) == value for key, value in wanted.items())
+        ]
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        return self.objects.pop((kind, namespace, name), None) is not None
 
     def put(self, obj: dict[str, Any]) -> None:
         """An object someone else made."""
@@ -78,3 +96,73 @@ class FakeLedger:
         self.records.append(record)
         self.events.append(event)
         return record
+
+
+class FakeLevels:
+    """MCS levels handed out in order, never reused; ``taken`` holds levels set aside for others."""
+
+    def __init__(self) -> None:
+        self.by_uid: dict[str, Allocation] = {}
+        self.taken: set[Level] = set()
+        self.released: list[str] = []
+        self._next = itertools.count()
+
+    def allocate(
+        self,
+        *,
+        tenant: str,
+        tenant_uid: str,
+        confidentiality: str,
+        integrity: str,
+        compartments: Sequence[str],
+        requested: str | None = None,
+    ) -> Allocation:
+        if tenant_uid in self.by_uid:
+            return self.by_uid[tenant_uid]
+        if requested is not None:
+            level = parse(requested)
+            if level in self.taken:
+                raise SpecError(f"MCS level {requested} is taken", reason="MCSConflict")
+        else:
+            n = next(self._next)
+            level = Level(n, n + 1)
+        self.taken.add(level)
+        self.by_uid[tenant_uid] = Allocation(level, requested is not None, False)
+        return self.by_uid[tenant_uid]
+
+    def release(self, tenant_uid: str) -> None:
+        self.released.append(tenant_uid)
+
+
+class FakeKeys:
+    """One provider's tenant keys; ``down`` makes it unavailable."""
+
+    def __init__(self, provider: str = "local") -> None:
+        self.provider = provider
+        self.keys: dict[str, list[str]] = {}
+        self.shredded: list[str] = []
+        self.retained: list[str] = []
+        self.down = False
+
+    def ensure(self, tenant: str, namespaces: Sequence[str]) -> KeyFacts:
+        if self.down:
+            raise KmsUnavailable("KMS is down (fake)")
+        self.keys[tenant] = list(namespaces)
+        return KeyFacts(
+            name=f"tenant-{tenant}",
+            latest_version=1,
+            min_decryption_version=1,
+            created="2026-01-01T00:00:00Z",
+            rotated="2026-01-01T00:00:00Z",
+            deletion_allowed=False,
+        )
+
+    def retain(self, tenant: str) -> None:
+        self.retained.append(tenant)
+
+    def shred(self, tenant: str) -> None:
+        self.shredded.append(tenant)
+        self.keys.pop(tenant, None)
+
+    def for_provider(self, provider: str) -> FakeKeys:
+        return self

@@ -1,5 +1,7 @@
-"""Tenant reconcile decisions: children made once, every change audited first, conflicts stall,
-drift restored with a record of its own, a retried reconcile writes no duplicate record."""
+"""Tenant reconcile decisions: level, key and children made once, every change audited first,
+conflicts stall before anything is made, drift restored with a record of its own, a retried
+reconcile writes no duplicate record, removed namespaces released only when empty, deletion
+retains or shreds the key and tombstones the level."""
 
 from __future__ import annotations
 
@@ -9,106 +11,118 @@ from typing import Any
 import pytest
 
 from privatevault.api.v1alpha1 import Tenant
-from privatevault.errors import ConflictError, LedgerUnavailable, TransientError
+from privatevault.errors import ConflictError, KmsUnavailable, LedgerUnavailable, SpecError, TransientError
 from privatevault.ledger import verify_chain
 from privatevault.manifests import labels
 from privatevault.reconcile import tenant as decisions
+from privatevault.reconcile.ports import TenantPorts
 
-from .fakes import FakeCluster, FakeLedger
+from .fakes import FakeCluster, FakeKeys, FakeLedger, FakeLevels
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+PER_NAMESPACE = ["ResourceQuota", "LimitRange", "NetworkPolicy", "RoleBinding"]
 
 
-def make_tenant(**spec: Any) -> Tenant:
+class World:
+    def __init__(self) -> None:
+        self.cluster, self.ledger, self.levels, self.keys = FakeCluster(), FakeLedger(), FakeLevels(), FakeKeys()
+        self.ports = TenantPorts(cluster=self.cluster, ledger=self.ledger, levels=self.levels, keys=self.keys)
+
+    def reconcile(self, tenant: Tenant, **kwargs: Any) -> tuple[Tenant, decisions.Result]:
+        result = decisions.reconcile(tenant, ports=self.ports, actor="test", **kwargs)
+        status = decisions.status_after(tenant, result=result, error=None, now=NOW)
+        return tenant.model_copy(update={"status": status}), result
+
+    def actions(self) -> list[str]:
+        return [e.action for e in self.ledger.events]
+
+
+def make_tenant(uid: str = "tenant-uid-1", name: str = "acme", **spec: Any) -> Tenant:
     body = {
         "apiVersion": "privatevault.io/v1alpha1",
         "kind": "Tenant",
-        "metadata": {"name": "acme", "uid": "tenant-uid-1", "generation": 1},
+        "metadata": {"name": name, "uid": uid, "generation": 1},
         "spec": {"owners": [{"kind": "Group", "name": "acme-admins"}], "region": "eu-west-1", **spec},
     }
     return Tenant.model_validate(body)
 
 
-def with_status(tenant: Tenant, result: decisions.Result) -> Tenant:
-    status = decisions.status_after(tenant, children=result.children, error=None, now=NOW)
-    return tenant.model_copy(update={"status": status})
-
-
-def test_first_reconcile_creates_each_child_once_and_audits_it_first() -> None:
-    cluster, ledger = FakeCluster(), FakeLedger()
+def test_first_reconcile_makes_level_key_and_children_once_auditing_each_first() -> None:
+    world = World()
     tenant = make_tenant(namespaces=["acme-a", "acme-b"], quota={"hard": {"pods": 10}})
-    result = decisions.reconcile(tenant, cluster=cluster, ledger=ledger, actor="test")
-    kinds = sorted(k for k, _, _ in cluster.applies)
-    assert kinds == sorted(["Namespace"] * 2 + ["ResourceQuota", "LimitRange", "NetworkPolicy"] * 2)
-    assert result.changed == 8
-    assert [e.action for e in ledger.events][:2] == ["create-namespace", "create-namespace"]
-    assert len({e.idempotency_key for e in ledger.events}) == 8
-    assert verify_chain(ledger.records) is None
-    ns = cluster.objects[("Namespace", None, "acme-a")]
+    tenant, result = world.reconcile(tenant)
+    assert world.actions()[:2] == ["assign-mcs-level", "provision-kek"]
+    assert sorted(k for k, _, _ in world.cluster.applies) == sorted(["Namespace"] * 2 + PER_NAMESPACE * 2)
+    assert result.changed == 2 + 10
+    assert len({e.idempotency_key for e in world.ledger.events}) == 12
+    assert verify_chain(world.ledger.records) is None
+    ns = world.cluster.objects[("Namespace", None, "acme-a")]
     assert ns["metadata"]["labels"][labels.TENANT] == "acme"
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    assert cluster.objects[("ResourceQuota", "acme-b", "privatevault-quota")]["spec"]["hard"] == {"pods": "10"}
+    assert ns["metadata"]["annotations"][labels.MCS_LEVEL] == result.mcs_level == "s0:c0,c1"
+    assert world.cluster.objects[("ResourceQuota", "acme-b", "privatevault-quota")]["spec"]["hard"] == {"pods": "10"}
+    binding = world.cluster.objects[("RoleBinding", "acme-a", "privatevault-owners")]
+    assert binding["roleRef"]["name"] == "admin"
+    assert binding["subjects"] == [{"kind": "Group", "name": "acme-admins", "apiGroup": "rbac.authorization.k8s.io"}]
+    assert world.keys.keys == {"acme": ["acme-a", "acme-b"]}
+    assert tenant.status is not None and tenant.status.kms is not None
+    assert (tenant.status.kms.provider, tenant.status.kms.key_name) == ("local", "tenant-acme")
 
 
 def test_second_reconcile_changes_nothing() -> None:
-    cluster, ledger = FakeCluster(), FakeLedger()
-    tenant = make_tenant()
-    tenant = with_status(tenant, decisions.reconcile(tenant, cluster=cluster, ledger=ledger, actor="t"))
-    before = len(ledger.records)
-    again = decisions.reconcile(tenant, cluster=cluster, ledger=ledger, actor="t")
+    world = World()
+    tenant, _ = world.reconcile(make_tenant())
+    before = len(world.ledger.records)
+    _, again = world.reconcile(tenant)
     assert again.changed == 0
-    assert len(ledger.records) == before
+    assert len(world.ledger.records) == before
 
 
 def test_quota_change_is_an_audited_update() -> None:
-    cluster, ledger = FakeCluster(), FakeLedger()
-    tenant = make_tenant(quota={"hard": {"pods": 10}})
-    tenant = with_status(tenant, decisions.reconcile(tenant, cluster=cluster, ledger=ledger, actor="t"))
+    world = World()
+    tenant, _ = world.reconcile(make_tenant(quota={"hard": {"pods": 10}}))
     body = tenant.model_dump(by_alias=True)
     body["spec"]["quota"] = {"hard": {"pods": 20}}
-    changed = Tenant.model_validate(body)
-    result = decisions.reconcile(changed, cluster=cluster, ledger=ledger, actor="t")
+    _, result = world.reconcile(Tenant.model_validate(body))
     assert result.changed == 1
-    assert ledger.events[-1].action == "update-resourcequota"
-    assert cluster.objects[("ResourceQuota", "acme", "privatevault-quota")]["spec"]["hard"] == {"pods": "20"}
+    assert world.actions()[-1] == "update-resourcequota"
+    assert world.cluster.objects[("ResourceQuota", "acme", "privatevault-quota")]["spec"]["hard"] == {"pods": "20"}
 
 
 def test_deleted_child_is_restored_with_a_new_record_each_time() -> None:
-    cluster, ledger = FakeCluster(), FakeLedger()
+    world = World()
     tenant = make_tenant()
     key = ("NetworkPolicy", "acme", "privatevault-isolation")
     for _ in range(2):
-        tenant = with_status(tenant, decisions.reconcile(tenant, cluster=cluster, ledger=ledger, actor="t"))
-        del cluster.objects[key]
-    before = len(ledger.records)
-    decisions.reconcile(tenant, cluster=cluster, ledger=ledger, actor="t")
-    assert key in cluster.objects
-    assert len(ledger.records) == before + 1
-    restores = [e for e in ledger.events if e.action == "create-networkpolicy"]
+        tenant, _ = world.reconcile(tenant)
+        del world.cluster.objects[key]
+    before = len(world.ledger.records)
+    world.reconcile(tenant)
+    assert key in world.cluster.objects
+    assert len(world.ledger.records) == before + 1
+    restores = [e for e in world.ledger.events if e.action == "create-networkpolicy"]
     assert len(restores) == 3 and len({e.idempotency_key for e in restores}) == 3
 
 
 def test_crash_after_audit_then_retry_writes_no_duplicate() -> None:
-    cluster, ledger = FakeCluster(), FakeLedger()
-    tenant = make_tenant()
+    world = World()
+    calls = 0
 
     class Crash(Exception):
         pass
 
-    calls = 0
-
-    def crash_on_third() -> None:
+    def crash_on_fifth() -> None:
         nonlocal calls
         calls += 1
-        if calls == 3:
+        if calls == 5:
             raise Crash
 
     with pytest.raises(Crash):
-        decisions.reconcile(tenant, cluster=cluster, ledger=ledger, actor="t", crash_point=crash_on_third)
-    assert len(ledger.records) == 3 and len(cluster.applies) == 2
-    decisions.reconcile(tenant, cluster=cluster, ledger=ledger, actor="t")
-    assert len(ledger.records) == 4  # namespace, quota, limits, policy: one record each
-    assert len(cluster.objects) == 4
+        world.reconcile(make_tenant(), crash_point=crash_on_fifth)
+    assert len(world.ledger.records) == 5 and len(world.cluster.applies) == 2
+    world.reconcile(make_tenant())
+    assert len(world.ledger.records) == 2 + 5  # level, key, namespace and its four policies: one record each
+    assert len(world.cluster.objects) == 5
 
 
 @pytest.mark.parametrize(
@@ -116,28 +130,69 @@ def test_crash_after_audit_then_retry_writes_no_duplicate() -> None:
     [({}, "not managed by PrivateVault"), ({labels.TENANT: "globex"}, "belongs to tenant globex")],
 )
 def test_namespace_owned_elsewhere_stalls_before_any_change(existing_labels: dict[str, str], needle: str) -> None:
-    cluster, ledger = FakeCluster(), FakeLedger()
-    cluster.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shared", "labels": existing_labels}})
+    world = World()
+    world.cluster.put(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shared", "labels": existing_labels}}
+    )
     tenant = make_tenant(namespaces=["acme-own", "shared"])
     with pytest.raises(ConflictError, match=needle):
-        decisions.reconcile(tenant, cluster=cluster, ledger=ledger, actor="t")
-    assert ledger.records == [] and cluster.applies == []
-    status = decisions.status_after(tenant, children=None, error=ConflictError(needle), now=NOW)
+        world.reconcile(tenant)
+    assert world.ledger.records == [] and world.cluster.applies == [] and world.keys.keys == {}
+    status = decisions.status_after(tenant, result=None, error=ConflictError(needle), now=NOW)
     stalled = {c.type: c for c in status.conditions}["Stalled"]
     assert (stalled.status, stalled.reason) == ("True", "NamespaceConflict")
 
 
 def test_ledger_down_changes_nothing() -> None:
-    cluster, ledger = FakeCluster(), FakeLedger()
-    ledger.down = True
+    world = World()
+    world.ledger.down = True
     with pytest.raises(LedgerUnavailable):
-        decisions.reconcile(make_tenant(), cluster=cluster, ledger=ledger, actor="t")
-    assert cluster.applies == []
+        world.reconcile(make_tenant())
+    assert world.cluster.applies == [] and world.keys.keys == {}
+
+
+def test_kms_down_makes_no_namespace_and_stalls_with_kms_unavailable() -> None:
+    world = World()
+    world.keys.down = True
+    tenant = make_tenant()
+    with pytest.raises(KmsUnavailable) as caught:
+        world.reconcile(tenant)
+    assert world.cluster.applies == []
+    status = decisions.status_after(tenant, result=None, error=caught.value, now=NOW)
+    assert {c.type: c.reason for c in status.conditions if c.status == "True"} == {"Stalled": "KMSUnavailable"}
+    world.keys.down = False
+    recovered, _ = world.reconcile(tenant)
+    assert recovered.status is not None and recovered.status.kms is not None
+
+
+def test_hand_set_level_taken_by_another_tenant_is_refused() -> None:
+    world = World()
+    world.reconcile(make_tenant(uid="other", mcsLevel="s0:c5,c9"))
+    with pytest.raises(SpecError, match="taken") as caught:
+        world.reconcile(make_tenant(uid="second", name="globex", mcsLevel="s0:c9,c5"))
+    assert caught.value.reason == "MCSConflict"
+
+
+def test_removed_namespace_is_released_only_when_empty() -> None:
+    world = World()
+    tenant, _ = world.reconcile(make_tenant(namespaces=["acme-a", "acme-b"]))
+    world.cluster.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "acme-b"}})
+    body = tenant.model_dump(by_alias=True)
+    body["spec"]["namespaces"] = ["acme-a"]
+    shrunk = Tenant.model_validate(body)
+    with pytest.raises(SpecError, match="acme-b \\(Pod web\\)") as caught:
+        world.reconcile(shrunk)
+    assert caught.value.reason == "NamespaceNotEmpty"
+    assert ("Namespace", None, "acme-b") in world.cluster.objects
+    del world.cluster.objects[("Pod", "acme-b", "web")]
+    world.reconcile(shrunk)
+    assert ("Namespace", None, "acme-b") not in world.cluster.objects
+    assert world.actions()[-1] == "delete-namespace"
 
 
 def test_namespace_of_previous_incarnation_is_waited_for() -> None:
-    cluster, ledger = FakeCluster(), FakeLedger()
-    cluster.put(
+    world = World()
+    world.cluster.put(
         {
             "apiVersion": "v1",
             "kind": "Namespace",
@@ -149,23 +204,41 @@ def test_namespace_of_previous_incarnation_is_waited_for() -> None:
         }
     )
     with pytest.raises(TransientError, match="still being removed"):
-        decisions.reconcile(make_tenant(), cluster=cluster, ledger=ledger, actor="t")
+        world.reconcile(make_tenant())
+
+
+@pytest.mark.parametrize(("policy", "shredded", "retained"), [("CryptoShred", ["acme"], []), ("Retain", [], ["acme"])])
+def test_finalize_follows_the_deletion_policy(policy: str, shredded: list[str], retained: list[str]) -> None:
+    world = World()
+    tenant, _ = world.reconcile(make_tenant(deletionPolicy=policy))
+    decisions.finalize(tenant, ports=world.ports, actor="test")
+    assert (world.keys.shredded, world.keys.retained) == (shredded, retained)
+    assert world.levels.released == ["tenant-uid-1"]
+    step = "crypto-shred-kek" if policy == "CryptoShred" else "retain-kek"
+    assert world.actions()[-3:] == ["delete-tenant", step, "release-mcs-level"]
+    decisions.finalize(tenant, ports=world.ports, actor="test")  # a retried finalizer writes no new record
+    assert world.actions()[-3:] == ["delete-tenant", step, "release-mcs-level"]
 
 
 def test_status_moves_through_kstatus_conditions() -> None:
+    world = World()
     tenant = make_tenant()
-    begin = decisions.status_after(tenant, children=None, error=None, now=NOW)
-    states = {c.type: c.status for c in begin.conditions}
-    assert states == {"Ready": "Unknown", "Reconciling": "True", "Stalled": "False"}
+    begin = decisions.status_after(tenant, result=None, error=None, now=NOW)
+    assert {c.type: c.status for c in begin.conditions} == {
+        "Ready": "Unknown",
+        "Reconciling": "True",
+        "Stalled": "False",
+    }
     assert begin.observed_generation is None
-    tenant = tenant.model_copy(update={"status": begin})
-    result = decisions.Result(children=[], changed=0)
-    done = decisions.status_after(tenant, children=result.children, error=None, now=NOW)
-    assert {c.type: c.status for c in done.conditions} == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
-    assert done.observed_generation == 1
-    retry = decisions.status_after(
-        tenant.model_copy(update={"status": done}), children=None, error=LedgerUnavailable("down"), now=NOW
-    )
+    done, _ = world.reconcile(tenant.model_copy(update={"status": begin}))
+    assert done.status is not None
+    assert {c.type: c.status for c in done.status.conditions} == {
+        "Ready": "True",
+        "Reconciling": "False",
+        "Stalled": "False",
+    }
+    assert done.status.observed_generation == 1
+    retry = decisions.status_after(done, result=None, error=LedgerUnavailable("down"), now=NOW)
     conditions = {c.type: c for c in retry.conditions}
     assert conditions["Reconciling"].reason == "LedgerUnavailable"
     assert conditions["Ready"].status == "True"  # kept while retrying

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -18,11 +19,15 @@ import kopf
 from privatevault.api.v1alpha1 import GROUP
 from privatevault.cluster import Cluster, SecretStore
 from privatevault.kms import LocalKms
+from privatevault.kms.tenants import LocalTenantKeys, Providers, VaultTenantKeys
+from privatevault.kms.vault import VaultAdmin, vault_client
 from privatevault.ledger import Ledger
 from privatevault.ledger.checkpointer import Checkpointer, Policy
 from privatevault.ledger.keyring import load_signers
 from privatevault.ledger.store import StoredCheckpoint
 from privatevault.manifests import ledger as ledger_manifests
+from privatevault.mcs import LevelStore
+from privatevault.reconcile.ports import TenantPorts
 from privatevault.settings import Settings
 
 log = logging.getLogger("privatevault.runtime")
@@ -36,6 +41,7 @@ class Runtime:
         self.cluster: Cluster | None = None
         self.ledger: Ledger | None = None
         self.checkpointer: Checkpointer | None = None
+        self.providers: Providers | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -47,6 +53,34 @@ class Runtime:
         if self.cluster is None:
             self.cluster = Cluster.connect(self.settings.kubeconfig)
         return self.cluster
+
+    def tenant_ports(self) -> TenantPorts:
+        assert self.ledger is not None and self.providers is not None, "the operator has not started"
+        return TenantPorts(
+            cluster=self.connect(), ledger=self.ledger, levels=LevelStore(self.settings.ledger_dsn), keys=self.providers
+        )
+
+    def start_kms(self) -> None:
+        """The local KMS always; Vault/OpenBao when configured (set up lazily: it may be down now)."""
+        cluster = self.connect()
+        store = SecretStore(cluster, self.settings.namespace)
+        local = LocalTenantKeys(LocalKms.from_secret(store), store)
+        vault = None
+        if self.settings.vault_addr:
+            token = self.settings.vault_token_file.read_text().strip() if self.settings.vault_token_file else None
+            admin = VaultAdmin(vault_client(self.settings.vault_addr, token=token))
+            vault = VaultTenantKeys(admin, setup=lambda: self._setup_vault(admin))
+        self.providers = Providers(local=local, vault=vault)
+
+    def _setup_vault(self, admin: VaultAdmin) -> None:
+        """Transit engine and Kubernetes auth, with a token-reviewer ServiceAccount of our own."""
+        cluster = self.connect()
+        credentials = cluster.credentials()
+        host = self.settings.vault_kubernetes_host or credentials.server
+        ca_pem = Path(credentials.ca_path).read_text() if credentials.ca_path else ""
+        jwt = cluster.token_reviewer_token(self.settings.namespace)
+        admin.ensure_transit_mount()
+        admin.ensure_kubernetes_auth(host, ca_pem, token_reviewer_jwt=jwt)
 
     def publish(self, checkpoint: StoredCheckpoint) -> None:
         """Put the checkpoint in the ConfigMap, unless a newer one is there already."""
@@ -115,6 +149,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         cluster = runtime.connect()
         cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": runtime.settings.namespace}})
         runtime.ledger = Ledger(runtime.settings.ledger_dsn)
+        runtime.start_kms()
         runtime.start_checkpointer()
 
     @kopf.on.cleanup(registry=registry)

@@ -10,7 +10,7 @@ import kopf
 from privatevault import failpoints
 from privatevault.api.v1alpha1 import API_VERSION, GROUP, VERSION, Tenant, TenantStatus
 from privatevault.cluster import Cluster
-from privatevault.errors import PrivateVaultError, SpecError, TransientError
+from privatevault.errors import GateClosed, PrivateVaultError, SpecError, TransientError
 from privatevault.handlers.runtime import Runtime
 from privatevault.reconcile import tenant as decisions
 
@@ -31,42 +31,33 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     settings = runtime.settings
 
     def reconcile(body: kopf.Body, logger: kopf.Logger) -> None:
-        assert runtime.cluster is not None and runtime.ledger is not None
-        raw = dict(body)
-        tenant = Tenant.model_validate(raw)
+        cluster, ports = runtime.connect(), runtime.tenant_ports()
+        tenant = Tenant.model_validate(dict(body))
         now = datetime.now(UTC)
         with runtime.lock(str(tenant.metadata["uid"])):
             if tenant.status is None or tenant.status.observed_generation != tenant.metadata.get("generation"):
                 # kstatus: say at once that work is under way, so GitOps never reads an empty status as done.
-                begin = decisions.status_after(tenant, children=None, error=None, now=now)
-                _write_status(runtime.cluster, tenant, begin)
+                begin = decisions.status_after(tenant, result=None, error=None, now=now)
+                _write_status(cluster, tenant, begin)
                 tenant = tenant.model_copy(update={"status": begin})
             try:
                 result = decisions.reconcile(
                     tenant,
-                    cluster=runtime.cluster,
-                    ledger=runtime.ledger,
-                    actor=runtime.settings.actor,
+                    ports=ports,
+                    actor=settings.actor,
                     crash_point=lambda: failpoints.point("after-audit"),
                 )
-            except TransientError as exc:
-                _write_status(
-                    runtime.cluster, tenant, decisions.status_after(tenant, children=None, error=exc, now=now)
-                )
-                raise kopf.TemporaryError(str(exc), delay=runtime.settings.retry_delay) from exc
-            except SpecError as exc:
-                logger.warning("tenant stalled: %s (%s)", exc, exc.reason)
-                _write_status(
-                    runtime.cluster, tenant, decisions.status_after(tenant, children=None, error=exc, now=now)
-                )
-                return
+            except (TransientError, SpecError) as exc:
+                _write_status(cluster, tenant, decisions.status_after(tenant, result=None, error=exc, now=now))
+                if isinstance(exc, SpecError):
+                    logger.warning("tenant stalled: %s (%s)", exc, exc.reason)
+                    return
+                raise kopf.TemporaryError(str(exc), delay=settings.retry_delay) from exc
             except PrivateVaultError as exc:
-                raise kopf.TemporaryError(str(exc), delay=runtime.settings.retry_delay) from exc
+                raise kopf.TemporaryError(str(exc), delay=settings.retry_delay) from exc
             if result.changed:
                 logger.info("tenant reconciled: %d change(s) made", result.changed)
-            _write_status(
-                runtime.cluster, tenant, decisions.status_after(tenant, children=result.children, error=None, now=now)
-            )
+            _write_status(cluster, tenant, decisions.status_after(tenant, result=result, error=None, now=now))
 
     @kopf.on.resume(*tenants, registry=registry, id="resume")
     @kopf.on.create(*tenants, registry=registry, id="create")
@@ -79,3 +70,15 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     )
     def on_timer(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
         reconcile(body, logger)
+
+    @kopf.on.delete(*tenants, registry=registry, id="finalize")
+    def on_delete(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+        tenant = Tenant.model_validate(dict(body))
+        with runtime.lock(str(tenant.metadata["uid"])):
+            try:
+                decisions.finalize(tenant, ports=runtime.tenant_ports(), actor=settings.actor)
+            except GateClosed as exc:
+                raise kopf.TemporaryError(f"deletion waits: {exc}", delay=settings.retry_delay * 6) from exc
+            except PrivateVaultError as exc:
+                raise kopf.TemporaryError(str(exc), delay=settings.retry_delay) from exc
+        logger.info("tenant finalized (%s): its namespaces go by garbage collection", tenant.spec.deletion_policy)

@@ -23,7 +23,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-TABLES = ("audit_records", "merkle_nodes", "checkpoints")
+TABLES = ("audit_records", "merkle_nodes", "checkpoints", "mcs_levels", "mcs_tombstones")
 
 
 def _alembic(connection: sqlalchemy.Connection) -> Config:

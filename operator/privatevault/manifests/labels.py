@@ -15,3 +15,7 @@ POD_SECURITY = {
     "pod-security.kubernetes.io/audit": "restricted",
     "pod-security.kubernetes.io/warn": "restricted",
 }
+
+MCS_LEVEL = "privatevault.io/mcs-level"
+#: The annotation OpenShift's SCCs read the namespace's MCS level from.
+OPENSHIFT_MCS = "openshift.io/sa.scc.mcs"

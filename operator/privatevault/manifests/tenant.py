@@ -48,10 +48,31 @@ def _quantities(values: dict[str, int | str]) -> dict[str, str]:
     return {key: str(value) for key, value in sorted(values.items())}
 
 
-def namespace(tenant: Tenant, name: str) -> dict[str, Any]:
+OWNERS_BINDING_NAME = "privatevault-owners"
+
+
+def namespace(tenant: Tenant, name: str, mcs_level: str) -> dict[str, Any]:
     metadata = _metadata(tenant, name)
     metadata["labels"] |= {labels.LOCALE: tenant.spec.locale, **labels.POD_SECURITY}
+    metadata["annotations"] = {labels.MCS_LEVEL: mcs_level, labels.OPENSHIFT_MCS: mcs_level}
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
+
+
+def owners_binding(tenant: Tenant, namespace_name: str) -> dict[str, Any]:
+    """The tenant's owners get the built-in ``admin`` role in this namespace, and nothing elsewhere."""
+    subjects = []
+    for owner in tenant.spec.owners:
+        if owner.kind == "ServiceAccount":
+            subjects.append({"kind": "ServiceAccount", "name": owner.name, "namespace": owner.namespace})
+        else:
+            subjects.append({"kind": owner.kind, "name": owner.name, "apiGroup": "rbac.authorization.k8s.io"})
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _metadata(tenant, OWNERS_BINDING_NAME, namespace_name),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+        "subjects": subjects,
+    }
 
 
 def resource_quota(tenant: Tenant, namespace_name: str) -> dict[str, Any]:
@@ -129,10 +150,15 @@ def network_policy(tenant: Tenant, namespace_name: str) -> dict[str, Any]:
     }
 
 
-def children(tenant: Tenant) -> list[dict[str, Any]]:
+def children(tenant: Tenant, mcs_level: str) -> list[dict[str, Any]]:
     """Every object the tenant should own, namespaces first."""
     names = tenant.namespace_names()
-    out = [namespace(tenant, name) for name in names]
+    out = [namespace(tenant, name, mcs_level) for name in names]
     for name in names:
-        out += [resource_quota(tenant, name), limit_range(tenant, name), network_policy(tenant, name)]
+        out += [
+            resource_quota(tenant, name),
+            limit_range(tenant, name),
+            network_policy(tenant, name),
+            owners_binding(tenant, name),
+        ]
     return out

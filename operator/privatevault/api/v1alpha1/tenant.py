@@ -155,7 +155,10 @@ class TenantSpec(Model):
         default=None,
         max_length=32,
         pattern=MCS_LEVEL,
-        description="SELinux MCS level set by hand (s0:cX,cY); allocated when absent.",
+        description="SELinux MCS level set by hand (s0:cX,cY); allocated when absent. Immutable.",
+        json_schema_extra=validations(
+            cel("self == oldSelf", "an MCS level cannot change once set: it labels every file the tenant wrote")
+        ),
     )
 
 
@@ -168,10 +171,21 @@ class ChildRef(Model):
     uid: str = Field(max_length=64)
 
 
+class KeyStatus(Model):
+    """Facts about the tenant's key-encryption key; never key material."""
+
+    provider: Literal["local", "vault"]
+    key_name: str = Field(max_length=253)
+    latest_version: int = Field(ge=0)
+    created: str = Field(default="", max_length=64)
+    rotated: str = Field(default="", max_length=64)
+
+
 class TenantStatus(Status):
     namespaces: list[str] = Field(default_factory=list, max_length=16)
     mcs_level: str | None = Field(default=None, max_length=32)
-    children: list[ChildRef] = Field(default_factory=list, max_length=128)
+    kms: KeyStatus | None = None
+    children: list[ChildRef] = Field(default_factory=list, max_length=160)
 
 
 class Tenant(Resource):
@@ -183,7 +197,8 @@ class Tenant(Resource):
         *ready_columns(),
         PrintColumn(name="Region", type="string", json_path=".spec.region"),
         PrintColumn(name="Namespaces", type="string", json_path=".status.namespaces"),
-        PrintColumn(name="MCS", type="string", json_path=".status.mcsLevel", priority=1),
+        PrintColumn(name="MCS", type="string", json_path=".status.mcsLevel"),
+        PrintColumn(name="KMS", type="string", json_path=".status.kms.provider", priority=1),
         AGE,
     )
 

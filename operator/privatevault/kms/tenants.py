@@ -1,0 +1,114 @@
+"""Tenant key-encryption keys behind one interface, whichever provider holds them.
+
+``vault``: a Transit key per tenant, a policy allowing only that key's encrypt, decrypt, rewrap
+and data-key endpoints, and a Kubernetes-auth role bound to the tenant's namespaces (see
+``kms.vault``). ``local``: a random 256-bit KEK per tenant, wrapped by the local master key and
+kept (ciphertext only) in a Secret in the operator's namespace; destroying that Secret is the
+crypto-shred. Either way, only facts about keys (names, versions, times) leave this module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from privatevault.errors import KmsUnavailable, SpecError
+from privatevault.kms.local import LocalKms
+from privatevault.kms.vault import KeyFacts, VaultAdmin, key_name
+
+
+class KekStore(Protocol):
+    """Secrets in the operator's namespace (``cluster.SecretStore``)."""
+
+    def read_or_create(self, name: str, data: dict[str, bytes]) -> dict[str, bytes]: ...
+
+    def created(self, name: str) -> str | None: ...
+
+    def delete(self, name: str) -> None: ...
+
+
+class TenantKeys(Protocol):
+    provider: str
+
+    def ensure(self, tenant: str, namespaces: Sequence[str]) -> KeyFacts: ...
+
+    def retain(self, tenant: str) -> None: ...
+
+    def shred(self, tenant: str) -> None: ...
+
+
+@dataclass
+class VaultTenantKeys:
+    admin: VaultAdmin
+    setup: Callable[[], None]
+    provider: str = "vault"
+
+    def ensure(self, tenant: str, namespaces: Sequence[str]) -> KeyFacts:
+        if not self.admin.healthy():
+            raise KmsUnavailable("Vault/OpenBao is unreachable or sealed; the tenant's key cannot be made")
+        if self.admin.ensure_transit_mount():
+            # A new (or wiped) server: the Kubernetes auth method needs configuring as well.
+            self.setup()
+        facts = self.admin.ensure_tenant_key(tenant)
+        self.admin.ensure_tenant_policy(tenant)
+        self.admin.ensure_tenant_role(tenant, list(namespaces))
+        return facts
+
+    def retain(self, tenant: str) -> None:
+        self.admin.retain_tenant_key(tenant)
+
+    def shred(self, tenant: str) -> None:
+        self.admin.destroy_tenant_key(tenant)
+
+
+@dataclass
+class LocalTenantKeys:
+    kms: LocalKms
+    store: KekStore
+    provider: str = "local"
+
+    @staticmethod
+    def secret(tenant: str) -> str:
+        return f"privatevault-kek-{tenant}"
+
+    def ensure(self, tenant: str, namespaces: Sequence[str]) -> KeyFacts:
+        name = self.secret(tenant)
+        context = f"privatevault/tenant-kek/v1\n{tenant}".encode()
+        wrapped = self.store.read_or_create(name, {"kek": self.kms.wrap(os.urandom(32), context=context)})
+        self.kms.unwrap(wrapped["kek"], context=context)  # proves the KEK opens under this master key
+        created = self.store.created(name) or ""
+        return KeyFacts(
+            name=key_name(tenant),
+            latest_version=1,
+            min_decryption_version=1,
+            created=created,
+            rotated=created,
+            deletion_allowed=False,
+        )
+
+    def retain(self, tenant: str) -> None:
+        """Nothing to do: the wrapped KEK stays in its Secret."""
+
+    def shred(self, tenant: str) -> None:
+        self.store.delete(self.secret(tenant))
+
+
+@dataclass
+class Providers:
+    """The providers this operator has; a tenant naming one that is not configured is Stalled."""
+
+    local: LocalTenantKeys
+    vault: VaultTenantKeys | None = None
+
+    def for_provider(self, provider: str) -> TenantKeys:
+        if provider == "vault":
+            if self.vault is None:
+                raise SpecError(
+                    "spec.kms.provider is vault but the operator has no Vault configured"
+                    " (PRIVATEVAULT_VAULT_ADDR); use provider local or configure Vault",
+                    reason="KMSNotConfigured",
+                )
+            return self.vault
+        return self.local
