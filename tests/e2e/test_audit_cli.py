@@ -16,8 +16,7 @@ import pytest
 from privatevault.ledger import merkle
 from privatevault.ledger.schema import Database
 from privatevault.testbench import Bench
-
-from ..support import Kubectl, Operator, eventually
+from tests.support import Kubectl, Operator, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
 
