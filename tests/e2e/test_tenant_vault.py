@@ -1,0 +1,136 @@
+"""Tenants with keys in OpenBao, made by the operator (with a least-privilege Vault token) on the real
+control plane: a tenant's workload token uses its own key and is refused another tenant's, an
+unrelated namespace gets nothing; CryptoShred makes old data undecryptable, Retain keeps it; with
+OpenBao down a new tenant is Stalled/KMSUnavailable with nothing made, and Ready once it returns."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hvac
+import pytest
+
+from privatevault.errors import KmsError
+from privatevault.kms.vault import VaultKms, kubernetes_login, operator_policy, role_name, vault_client
+from privatevault.testbench import Bench
+from privatevault.testbench.secretfile import write_secret
+from tests.support import Kubectl, Operator, condition, eventually
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
+
+OPERATOR_TOKEN = "privatevault-operator-e2e-token"
+
+
+def grant_operator(bench: Bench) -> None:
+    """The operator's own token: only the policy it needs (made again after OpenBao restarts)."""
+    root = vault_client(bench.openbao.address, token=bench.openbao.root_token)
+    root.sys.create_or_update_policy("privatevault-operator", operator_policy())
+    try:
+        root.auth.token.lookup(OPERATOR_TOKEN)
+    except hvac.exceptions.Forbidden:
+        root.auth.token.create(id=OPERATOR_TOKEN, policies=["privatevault-operator"], ttl="2h", no_parent=True)
+
+
+@pytest.fixture
+def vault_operator(kubectl: Kubectl, bench: Bench, operator_dsn_file: Path, tmp_path: Path) -> Iterator[Operator]:
+    grant_operator(bench)
+    token_file = write_secret(tmp_path / "vault-token", OPERATOR_TOKEN)
+    running = Operator(
+        tmp_path,
+        kubectl.kubeconfig,
+        operator_dsn_file,
+        PRIVATEVAULT_VAULT_ADDR=bench.openbao.address,
+        PRIVATEVAULT_VAULT_TOKEN_FILE=str(token_file),
+        PRIVATEVAULT_VAULT_KUBERNETES_HOST=bench.control_plane.server,
+    ).start()
+    yield running
+    running.stop()
+
+
+def vault_tenant(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "privatevault.io/v1alpha1",
+        "kind": "Tenant",
+        "metadata": {"name": name},
+        "spec": {
+            "owners": [{"kind": "User", "name": "ops"}],
+            "region": "eu-west-1",
+            "kms": {"provider": "vault"},
+            **spec,
+        },
+    }
+
+
+def ready(kubectl: Kubectl, name: str, timeout: float = 90) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        obj = kubectl.get("tenant", name)
+        cond = condition(obj, "Ready")
+        return obj if cond and cond["status"] == "True" else None
+
+    result: dict[str, Any] = eventually(check, timeout=timeout, what=f"tenant {name} Ready")
+    return result
+
+
+def workload_client(bench: Bench, kubectl: Kubectl, namespace: str, role: str) -> hvac.Client:
+    kubectl.run("create", "serviceaccount", "app", "-n", namespace)
+    jwt = kubectl.run("create", "token", "app", "-n", namespace, "--duration=10m").stdout.strip()
+    client = vault_client(bench.openbao.address)
+    kubernetes_login(client, role=role, jwt=jwt)
+    return client
+
+
+def test_isolation_and_deletion_policies(kubectl: Kubectl, bench: Bench, vault_operator: Operator) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    a, b, other = f"va-{suffix}", f"vb-{suffix}", f"vx-{suffix}"
+    kubectl.apply(vault_tenant(a, deletionPolicy="CryptoShred"))
+    kubectl.apply(vault_tenant(b, deletionPolicy="Retain"))
+    status_a = ready(kubectl, a)["status"]
+    ready(kubectl, b)
+    assert status_a["kms"] == status_a["kms"] | {"provider": "vault", "keyName": f"tenant-{a}", "latestVersion": 1}
+
+    client_a = workload_client(bench, kubectl, a, role_name(a))
+    mine = VaultKms.for_tenant(client_a, a)
+    assert mine.unwrap(mine.wrap(b"data key of a", context=b"ctx"), context=b"ctx") == b"data key of a"
+    with pytest.raises(KmsError):
+        VaultKms.for_tenant(client_a, b).wrap(b"x", context=b"ctx")
+    token_a = kubectl.run("create", "token", "app", "-n", a, "--duration=10m").stdout.strip()
+    with pytest.raises(KmsError):
+        kubernetes_login(vault_client(bench.openbao.address), role=role_name(b), jwt=token_a)
+    kubectl.run("create", "namespace", other)
+    with pytest.raises(KmsError):
+        workload_client(bench, kubectl, other, role_name(a))
+
+    # Data wrapped before deletion: gone with CryptoShred, still there with Retain.
+    root = vault_client(bench.openbao.address, token=bench.openbao.root_token)
+    secret_a = VaultKms.for_tenant(root, a).wrap(b"shred me", context=b"ctx")
+    secret_b = VaultKms.for_tenant(root, b).wrap(b"keep me", context=b"ctx")
+    kubectl.run("delete", "tenant", a, b, "--wait=true")
+    with pytest.raises(KmsError):
+        VaultKms.for_tenant(root, a).unwrap(secret_a, context=b"ctx")
+    assert VaultKms.for_tenant(root, b).unwrap(secret_b, context=b"ctx") == b"keep me"
+    kubectl.run("delete", "namespace", other, "--wait=false")
+
+
+def test_openbao_outage_stalls_then_recovers(kubectl: Kubectl, bench: Bench, vault_operator: Operator) -> None:
+    name = f"vc-{uuid.uuid4().hex[:6]}"
+    bench.openbao.stop()
+    try:
+        kubectl.apply(vault_tenant(name))
+
+        def stalled() -> dict[str, Any] | None:
+            cond = condition(kubectl.get("tenant", name), "Stalled")
+            return cond if cond and cond["status"] == "True" else None
+
+        cond = eventually(stalled, what="tenant Stalled while OpenBao is down")
+        assert cond["reason"] == "KMSUnavailable"
+        assert kubectl.get("namespace", name) is None  # nothing half-made
+    finally:
+        bench.openbao.start()
+        grant_operator(bench)  # dev mode starts empty: the operator's token is made again
+    status = ready(kubectl, name)["status"]
+    assert status["kms"]["provider"] == "vault"
+    assert kubectl.get("namespace", name) is not None
+    kubectl.run("delete", "tenant", name, "--wait=true")
