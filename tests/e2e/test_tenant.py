@@ -84,6 +84,11 @@ def test_tenant_lifecycle(kubectl: Kubectl, operator: Operator, database: Databa
     assert quota is not None and quota["spec"]["hard"] == {"pods": "10", "requests.cpu": "2"}
     limits = kubectl.get("limitrange", "privatevault-limits", "e2e-life")
     assert limits is not None and limits["spec"]["limits"][0]["default"] == {"cpu": "500m"}
+    # The owners are admins in the tenant's namespace and nothing elsewhere.
+    as_owner = ["--as=someone", "--as-group=e2e-life-admins"]
+    assert kubectl.run("auth", "can-i", "create", "deployments", "-n", "e2e-life", *as_owner).stdout.strip() == "yes"
+    refused = kubectl.run("auth", "can-i", "create", "deployments", "-n", "default", *as_owner, check=False)
+    assert refused.stdout.strip() == "no"
     policy = kubectl.get("networkpolicy", "privatevault-isolation", "e2e-life")
     assert policy is not None and policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {
