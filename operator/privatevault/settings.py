@@ -20,11 +20,14 @@ class Settings:
     namespace: str = "privatevault-system"
     actor: str = "privatevault-operator"
     drift_interval: float = 60.0
+    protection_interval: float = 30.0
     retry_delay: float = 5.0
     ledger_origin: str = "privatevault.io/ledger"
     checkpoint_every_records: int = 1000
     checkpoint_every_seconds: float = 60.0
     vault_addr: str | None = None
+    metrics_port: int | None = None
+    metrics_addr: str = "0.0.0.0"  # noqa: S104 - a pod's metrics port; NetworkPolicy narrows who scrapes
     vault_token_file: Path | None = None
     vault_kubernetes_host: str | None = None
 
@@ -46,8 +49,11 @@ class Settings:
             namespace=env.get(f"{ENV_PREFIX}NAMESPACE", cls.namespace),
             actor=env.get(f"{ENV_PREFIX}ACTOR", cls.actor),
             drift_interval=float(env.get(f"{ENV_PREFIX}DRIFT_INTERVAL", cls.drift_interval)),
+            protection_interval=float(env.get(f"{ENV_PREFIX}PROTECTION_INTERVAL", cls.protection_interval)),
             retry_delay=float(env.get(f"{ENV_PREFIX}RETRY_DELAY", cls.retry_delay)),
             ledger_origin=env.get(f"{ENV_PREFIX}LEDGER_ORIGIN", cls.ledger_origin),
+            metrics_port=int(port) if (port := env.get(f"{ENV_PREFIX}METRICS_PORT")) else None,
+            metrics_addr=env.get(f"{ENV_PREFIX}METRICS_ADDR", cls.metrics_addr),
             vault_addr=env.get(f"{ENV_PREFIX}VAULT_ADDR") or None,
             vault_token_file=Path(env[f"{ENV_PREFIX}VAULT_TOKEN_FILE"])
             if env.get(f"{ENV_PREFIX}VAULT_TOKEN_FILE")

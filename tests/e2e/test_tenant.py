@@ -6,14 +6,21 @@ chain, and a crash mid-reconcile converging with no duplicate record."""
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from privatevault.ledger import Ledger, verify_chain
 from privatevault.ledger.schema import Database
+from privatevault.testbench.ports import free_port
 from tests.support import Kubectl, Operator, condition, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
@@ -32,7 +39,13 @@ def tenant(name: str, **spec: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def operator(kubectl: Kubectl, operator_dsn_file: Path, tmp_path: Path) -> Iterator[Operator]:
-    running = Operator(tmp_path, kubectl.kubeconfig, operator_dsn_file).start()
+    running = Operator(
+        tmp_path,
+        kubectl.kubeconfig,
+        operator_dsn_file,
+        PRIVATEVAULT_METRICS_PORT=str(free_port()),
+        PRIVATEVAULT_METRICS_ADDR="127.0.0.1",
+    ).start()
     yield running
     running.stop()
 
@@ -66,7 +79,7 @@ def actions(database: Database, tenant_name: str) -> list[str]:
         ledger.close()
 
 
-def test_tenant_lifecycle(kubectl: Kubectl, operator: Operator, database: Database) -> None:
+def test_tenant_lifecycle(kubectl: Kubectl, operator: Operator, database: Database, tmp_path: Path) -> None:
     kubectl.apply(
         tenant("e2e-life", quota={"hard": {"pods": 10, "requests.cpu": "2"}}, limits={"default": {"cpu": "500m"}})
     )
@@ -86,7 +99,15 @@ def test_tenant_lifecycle(kubectl: Kubectl, operator: Operator, database: Databa
     assert limits is not None and limits["spec"]["limits"][0]["default"] == {"cpu": "500m"}
     # The owners are admins in the tenant's namespace and nothing elsewhere.
     as_owner = ["--as=someone", "--as-group=e2e-life-admins"]
-    assert kubectl.run("auth", "can-i", "create", "deployments", "-n", "e2e-life", *as_owner).stdout.strip() == "yes"
+    eventually(
+        lambda: (
+            kubectl.run(
+                "auth", "can-i", "create", "deployments", "-n", "e2e-life", *as_owner, check=False
+            ).stdout.strip()
+            == "yes"
+        ),
+        what="the owners' RoleBinding in force",
+    )
     refused = kubectl.run("auth", "can-i", "create", "deployments", "-n", "default", *as_owner, check=False)
     assert refused.stdout.strip() == "no"
     policy = kubectl.get("networkpolicy", "privatevault-isolation", "e2e-life")
@@ -106,6 +127,50 @@ def test_tenant_lifecycle(kubectl: Kubectl, operator: Operator, database: Databa
         what="quota updated",
     )
 
+    # A TLS certificate in the tenant's namespace shows in the crypto inventory and the metrics.
+    key = ec.generate_private_key(ec.SECP384R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pay.e2e.example")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=400))
+        .sign(key, hashes.SHA384())
+    )
+    (tmp_path / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "tls.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    kubectl.run(
+        "create",
+        "secret",
+        "tls",
+        "pay-tls",
+        "-n",
+        "e2e-life",
+        f"--cert={tmp_path / 'tls.crt'}",
+        f"--key={tmp_path / 'tls.key'}",
+    )
+    eventually(
+        lambda: (
+            ((kubectl.get("tenant", "e2e-life") or {}).get("status", {}).get("cryptoInventory") or {}).get(
+                "quantumVulnerable"
+            )
+            == 1
+        ),
+        what="the certificate in the crypto inventory",
+    )
+    port = operator.process.env["PRIVATEVAULT_METRICS_PORT"]  # type: ignore[index]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        scraped = response.read().decode()
+    assert (
+        'privatevault_crypto_assets{algorithm="ECDSA-P384",quantum_vulnerable="true",tenant="e2e-life"} 1.0' in scraped
+    )
+
     # A deleted child is restored by the drift timer.
     kubectl.run("delete", "networkpolicy", "privatevault-isolation", "-n", "e2e-life")
     eventually(lambda: kubectl.get("networkpolicy", "privatevault-isolation", "e2e-life"), what="policy restored")
@@ -122,6 +187,7 @@ def test_tenant_lifecycle(kubectl: Kubectl, operator: Operator, database: Databa
         "provision-kek",
         *made,
         "update-resourcequota",
+        "crypto-inventory",
         "create-networkpolicy",
     ]
     assert ns["metadata"]["annotations"]["privatevault.io/mcs-level"] == obj["status"]["mcsLevel"]

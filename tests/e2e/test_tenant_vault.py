@@ -6,48 +6,18 @@ OpenBao down a new tenant is Stalled/KMSUnavailable with nothing made, and Ready
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import hvac
 import pytest
 
 from privatevault.errors import KmsError
-from privatevault.kms.vault import VaultKms, kubernetes_login, operator_policy, role_name, vault_client
+from privatevault.kms.vault import VaultKms, kubernetes_login, role_name, vault_client
 from privatevault.testbench import Bench
-from privatevault.testbench.secretfile import write_secret
+from tests.e2e.conftest import grant_operator
 from tests.support import Kubectl, Operator, condition, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
-
-OPERATOR_TOKEN = "privatevault-operator-e2e-token"
-
-
-def grant_operator(bench: Bench) -> None:
-    """The operator's own token: only the policy it needs (made again after OpenBao restarts)."""
-    root = vault_client(bench.openbao.address, token=bench.openbao.root_token)
-    root.sys.create_or_update_policy("privatevault-operator", operator_policy())
-    try:
-        root.auth.token.lookup(OPERATOR_TOKEN)
-    except hvac.exceptions.Forbidden:
-        root.auth.token.create(id=OPERATOR_TOKEN, policies=["privatevault-operator"], ttl="2h", no_parent=True)
-
-
-@pytest.fixture
-def vault_operator(kubectl: Kubectl, bench: Bench, operator_dsn_file: Path, tmp_path: Path) -> Iterator[Operator]:
-    grant_operator(bench)
-    token_file = write_secret(tmp_path / "vault-token", OPERATOR_TOKEN)
-    running = Operator(
-        tmp_path,
-        kubectl.kubeconfig,
-        operator_dsn_file,
-        PRIVATEVAULT_VAULT_ADDR=bench.openbao.address,
-        PRIVATEVAULT_VAULT_TOKEN_FILE=str(token_file),
-        PRIVATEVAULT_VAULT_KUBERNETES_HOST=bench.control_plane.server,
-    ).start()
-    yield running
-    running.stop()
 
 
 def vault_tenant(name: str, **spec: Any) -> dict[str, Any]:

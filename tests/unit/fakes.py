@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from privatevault.crypto import LocalAesGcmWrapper
 from privatevault.errors import KmsUnavailable, LedgerUnavailable, SpecError
 from privatevault.kms.vault import KeyFacts
 from privatevault.ledger import GENESIS, Event, Record, record_hash
@@ -142,6 +143,7 @@ class FakeKeys:
         self.keys: dict[str, list[str]] = {}
         self.shredded: list[str] = []
         self.retained: list[str] = []
+        self.wrappers: dict[str, LocalAesGcmWrapper] = {}
         self.down = False
 
     def ensure(self, tenant: str, namespaces: Sequence[str]) -> KeyFacts:
@@ -163,6 +165,9 @@ class FakeKeys:
     def shred(self, tenant: str) -> None:
         self.shredded.append(tenant)
         self.keys.pop(tenant, None)
+
+    def wrapper(self, tenant: str) -> LocalAesGcmWrapper:
+        return self.wrappers.setdefault(tenant, LocalAesGcmWrapper.generate())
 
     def for_provider(self, provider: str) -> FakeKeys:
         return self

@@ -5,10 +5,15 @@ retains or shreds the key and tombstones the level."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import base64
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from privatevault.api.v1alpha1 import Tenant
 from privatevault.errors import ConflictError, KmsUnavailable, LedgerUnavailable, SpecError, TransientError
@@ -29,7 +34,7 @@ class World:
         self.ports = TenantPorts(cluster=self.cluster, ledger=self.ledger, levels=self.levels, keys=self.keys)
 
     def reconcile(self, tenant: Tenant, **kwargs: Any) -> tuple[Tenant, decisions.Result]:
-        result = decisions.reconcile(tenant, ports=self.ports, actor="test", **kwargs)
+        result = decisions.reconcile(tenant, ports=self.ports, actor="test", now=NOW, **kwargs)
         status = decisions.status_after(tenant, result=result, error=None, now=NOW)
         return tenant.model_copy(update={"status": status}), result
 
@@ -242,3 +247,40 @@ def test_status_moves_through_kstatus_conditions() -> None:
     conditions = {c.type: c for c in retry.conditions}
     assert conditions["Reconciling"].reason == "LedgerUnavailable"
     assert conditions["Ready"].status == "True"  # kept while retrying
+
+
+def tls_secret(namespace: str) -> dict[str, Any]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "web.acme.example")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=10))
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": "web-tls", "namespace": namespace},
+        "data": {"tls.crt": base64.b64encode(pem).decode(), "tls.key": "bm90IGEga2V5"},
+    }
+
+
+def test_crypto_inventory_in_status_and_ledger() -> None:
+    world = World()
+    tenant, _ = world.reconcile(make_tenant())
+    world.cluster.put(tls_secret("acme"))
+    tenant, _ = world.reconcile(tenant)
+    assert tenant.status is not None and tenant.status.crypto_inventory is not None
+    summary = tenant.status.crypto_inventory
+    assert (summary.total, summary.quantum_vulnerable, summary.expiring_within30_days) == (1, 1, 1)
+    recorded = [e for e in world.ledger.events if e.action == "crypto-inventory"]
+    assert len(recorded) == 1 and recorded[0].details["assets"][0]["algorithm"] == "ECDSA-P256"
+    world.reconcile(tenant)  # unchanged inventory: no second record
+    assert len([e for e in world.ledger.events if e.action == "crypto-inventory"]) == 1

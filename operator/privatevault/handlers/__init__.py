@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import kopf
 
-from privatevault.handlers import runtime, tenant
+from privatevault.handlers import protection, runtime, tenant
 from privatevault.settings import Settings
 
 
@@ -17,6 +17,7 @@ def registry(settings: Settings) -> kopf.OperatorRegistry:
     shared = runtime.Runtime(settings)
     runtime.register(reg, shared)
     tenant.register(reg, shared)
+    protection.register(reg, shared)
     return reg
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import kopf
+from prometheus_client import CollectorRegistry, start_http_server
 
 from privatevault.api.v1alpha1 import GROUP
 from privatevault.cluster import Cluster, SecretStore
@@ -27,6 +28,7 @@ from privatevault.ledger.keyring import load_signers
 from privatevault.ledger.store import StoredCheckpoint
 from privatevault.manifests import ledger as ledger_manifests
 from privatevault.mcs import LevelStore
+from privatevault.metrics import OperatorMetrics
 from privatevault.reconcile.ports import TenantPorts
 from privatevault.settings import Settings
 
@@ -42,6 +44,7 @@ class Runtime:
         self.ledger: Ledger | None = None
         self.checkpointer: Checkpointer | None = None
         self.providers: Providers | None = None
+        self.metrics = OperatorMetrics()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -151,6 +154,10 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         runtime.ledger = Ledger(runtime.settings.ledger_dsn)
         runtime.start_kms()
         runtime.start_checkpointer()
+        if runtime.settings.metrics_port is not None:
+            registry_ = CollectorRegistry()
+            registry_.register(runtime.metrics)
+            start_http_server(runtime.settings.metrics_port, addr=runtime.settings.metrics_addr, registry=registry_)
 
     @kopf.on.cleanup(registry=registry)
     def stop(**_: Any) -> None:

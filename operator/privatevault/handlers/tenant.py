@@ -45,6 +45,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                     tenant,
                     ports=ports,
                     actor=settings.actor,
+                    now=now,
                     crash_point=lambda: failpoints.point("after-audit"),
                 )
             except (TransientError, SpecError) as exc:
@@ -55,6 +56,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 raise kopf.TemporaryError(str(exc), delay=settings.retry_delay) from exc
             except PrivateVaultError as exc:
                 raise kopf.TemporaryError(str(exc), delay=settings.retry_delay) from exc
+            runtime.metrics.inventories[str(tenant.metadata["name"])] = result.inventory
             if result.changed:
                 logger.info("tenant reconciled: %d change(s) made", result.changed)
             _write_status(cluster, tenant, decisions.status_after(tenant, result=result, error=None, now=now))
@@ -81,4 +83,5 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 raise kopf.TemporaryError(f"deletion waits: {exc}", delay=settings.retry_delay * 6) from exc
             except PrivateVaultError as exc:
                 raise kopf.TemporaryError(str(exc), delay=settings.retry_delay) from exc
+        runtime.metrics.inventories.pop(str(tenant.metadata["name"]), None)
         logger.info("tenant finalized (%s): its namespaces go by garbage collection", tenant.spec.deletion_policy)

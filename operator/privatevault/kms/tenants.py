@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from privatevault.crypto import KeyWrapper, LocalAesGcmWrapper
 from privatevault.errors import KmsUnavailable, SpecError
 from privatevault.kms.local import LocalKms
 from privatevault.kms.vault import KeyFacts, VaultAdmin, key_name
@@ -31,6 +32,8 @@ class KekStore(Protocol):
 
 class TenantKeys(Protocol):
     provider: str
+
+    def wrapper(self, tenant: str) -> KeyWrapper: ...
 
     def ensure(self, tenant: str, namespaces: Sequence[str]) -> KeyFacts: ...
 
@@ -56,6 +59,9 @@ class VaultTenantKeys:
         self.admin.ensure_tenant_role(tenant, list(namespaces))
         return facts
 
+    def wrapper(self, tenant: str) -> KeyWrapper:
+        return self.admin.kms_for(tenant)
+
     def retain(self, tenant: str) -> None:
         self.admin.retain_tenant_key(tenant)
 
@@ -73,11 +79,23 @@ class LocalTenantKeys:
     def secret(tenant: str) -> str:
         return f"privatevault-kek-{tenant}"
 
+    @staticmethod
+    def _context(tenant: str) -> bytes:
+        return f"privatevault/tenant-kek/v1\n{tenant}".encode()
+
+    def _kek(self, tenant: str) -> bytes:
+        context = self._context(tenant)
+        wrapped = self.store.read_or_create(
+            self.secret(tenant), {"kek": self.kms.wrap(os.urandom(32), context=context)}
+        )
+        return self.kms.unwrap(wrapped["kek"], context=context)
+
+    def wrapper(self, tenant: str) -> KeyWrapper:
+        return LocalAesGcmWrapper(self._kek(tenant))
+
     def ensure(self, tenant: str, namespaces: Sequence[str]) -> KeyFacts:
         name = self.secret(tenant)
-        context = f"privatevault/tenant-kek/v1\n{tenant}".encode()
-        wrapped = self.store.read_or_create(name, {"kek": self.kms.wrap(os.urandom(32), context=context)})
-        self.kms.unwrap(wrapped["kek"], context=context)  # proves the KEK opens under this master key
+        self._kek(tenant)  # made on first use; opening it proves it is under this master key
         created = self.store.created(name) or ""
         return KeyFacts(
             name=key_name(tenant),

@@ -208,6 +208,10 @@ class VaultAdmin:
         self._client = client
         self.transit_mount, self.auth_mount = _mount(transit_mount), _mount(auth_mount)
 
+    def kms_for(self, tenant: str) -> VaultKms:
+        """Wrapping under the tenant's key with the operator's own token."""
+        return VaultKms.for_tenant(self._client, tenant, mount=self.transit_mount)
+
     def healthy(self) -> bool:
         return healthy(self._client)
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from privatevault.crypto import KeyWrapper
 from privatevault.kms.vault import KeyFacts
 from privatevault.ledger import Event, Record
 from privatevault.mcs import Allocation
@@ -49,6 +50,8 @@ class LevelPort(Protocol):
 class KeysPort(Protocol):
     provider: str
 
+    def wrapper(self, tenant: str) -> KeyWrapper: ...
+
     def ensure(self, tenant: str, namespaces: Sequence[str]) -> KeyFacts: ...
 
     def retain(self, tenant: str) -> None: ...
@@ -65,4 +68,11 @@ class TenantPorts:
     cluster: ClusterPort
     ledger: LedgerPort
     levels: LevelPort
+    keys: ProvidersPort
+
+
+@dataclass(frozen=True)
+class ProtectionPorts:
+    cluster: ClusterPort
+    ledger: LedgerPort
     keys: ProvidersPort

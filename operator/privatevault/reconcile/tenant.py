@@ -16,8 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from privatevault.api.v1alpha1 import Tenant, TenantStatus
-from privatevault.api.v1alpha1.tenant import ChildRef, KeyStatus
+from privatevault.api.v1alpha1.tenant import ChildRef, InventorySummary, KeyStatus
 from privatevault.errors import ConflictError, GateClosed, KmsUnavailable, SpecError, TransientError
+from privatevault.inventory import Inventory, inventory
 from privatevault.ledger import Event, ResourceRef
 from privatevault.ledger.event import canonical
 from privatevault.manifests import labels
@@ -78,6 +79,7 @@ class Result:
     changed: int
     mcs_level: str
     key: KeyStatus
+    inventory: Inventory
 
 
 class Step:
@@ -222,8 +224,35 @@ _WORKLOADS = (
 )
 
 
+def _inventory(tenant: Tenant, cluster: ClusterPort, step: Step, now: datetime) -> Inventory:
+    """The TLS certificates in the tenant's namespaces; a changed inventory is recorded in the ledger."""
+    secrets, ingresses, services = [], [], []
+    for namespace in tenant.namespace_names():
+        secrets += cluster.list("v1", "Secret", namespace=namespace)
+        ingresses += cluster.list("networking.k8s.io/v1", "Ingress", namespace=namespace)
+        services += cluster.list("v1", "Service", namespace=namespace)
+    found = inventory(
+        str(tenant.metadata["name"]), tenant.spec.security_label.confidentiality, secrets, ingresses, services, now=now
+    )
+    details = found.ledger_details()
+    if details:
+        fingerprint = hashlib.sha256(canonical({"assets": details})).hexdigest()[:32]
+        step.record(
+            "crypto-inventory",
+            _tenant_ref(tenant),
+            f"inventory/{fingerprint}",
+            {"assets": details, "summary": found.summary()},
+        )
+    return found
+
+
 def reconcile(
-    tenant: Tenant, *, ports: TenantPorts, actor: str, crash_point: Callable[[], None] = lambda: None
+    tenant: Tenant,
+    *,
+    ports: TenantPorts,
+    actor: str,
+    now: datetime,
+    crash_point: Callable[[], None] = lambda: None,
 ) -> Result:
     """Make the cluster hold exactly the tenant's children, level and key; audit every change first.
 
@@ -262,7 +291,8 @@ def reconcile(
         )
         refs.append(_ref(cluster.apply(obj)))
     _release_removed_namespaces(tenant, cluster, step)
-    return Result(children=refs, changed=step.changed, mcs_level=level, key=key)
+    found = _inventory(tenant, cluster, step, now)
+    return Result(children=refs, changed=step.changed, mcs_level=level, key=key, inventory=found)
 
 
 def finalize(tenant: Tenant, *, ports: TenantPorts, actor: str) -> None:
@@ -314,6 +344,7 @@ def status_after(tenant: Tenant, *, result: Result | None, error: Exception | No
             namespaces=namespaces,
             mcs_level=result.mcs_level,
             kms=result.key,
+            crypto_inventory=InventorySummary.model_validate(result.inventory.summary()),
             children=result.children,
         )
     if error is not None and (isinstance(error, KmsUnavailable) or not isinstance(error, TransientError)):

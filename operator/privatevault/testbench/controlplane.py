@@ -38,6 +38,9 @@ CONTROLLERS = (
     "serviceaccount-token-controller",
     "deployment-controller",
     "replicaset-controller",
+    "statefulset-controller",
+    # Fills the built-in admin/edit/view roles, which tenant owners are bound to.
+    "clusterrole-aggregation-controller",
 )
 ETCD_TIMEOUT = 30.0
 APISERVER_TIMEOUT = 90.0

@@ -181,10 +181,22 @@ class KeyStatus(Model):
     rotated: str = Field(default="", max_length=64)
 
 
+class InventorySummary(Model):
+    """The tenant's crypto inventory in numbers (TLS certificates in its namespaces)."""
+
+    total: int = 0
+    quantum_vulnerable: int = 0
+    expired: int = 0
+    expiring_within30_days: int = Field(default=0, alias="expiringWithin30Days")
+    unparseable: int = 0
+    highest_risk: float = 0.0
+
+
 class TenantStatus(Status):
     namespaces: list[str] = Field(default_factory=list, max_length=16)
     mcs_level: str | None = Field(default=None, max_length=32)
     kms: KeyStatus | None = None
+    crypto_inventory: InventorySummary | None = None
     children: list[ChildRef] = Field(default_factory=list, max_length=160)
 
 
@@ -199,6 +211,9 @@ class Tenant(Resource):
         PrintColumn(name="Namespaces", type="string", json_path=".status.namespaces"),
         PrintColumn(name="MCS", type="string", json_path=".status.mcsLevel"),
         PrintColumn(name="KMS", type="string", json_path=".status.kms.provider", priority=1),
+        PrintColumn(
+            name="Quantum-Vulnerable", type="integer", json_path=".status.cryptoInventory.quantumVulnerable", priority=1
+        ),
         AGE,
     )
 

@@ -1,0 +1,187 @@
+"""ProtectionPolicy reconcile: the selected workloads of the tenants that reference the policy get
+keys and SELinux labels; workloads that leave the selector are given back as they were.
+
+Every change is audited before it is made (key versions, pod template changes, releases), with
+idempotency keys naming the workload's uid and the version or template it moves to, so a
+retried reconcile writes no second record. Rotation is due when the newest version is older
+than the policy's interval (computed from the version's own creation time, so it survives
+operator restarts) or when the workload's ``privatevault.io/rotate`` annotation carries a value
+not answered yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from privatevault.api.v1alpha1 import API_VERSION, ProtectionPolicy, Tenant
+from privatevault.api.v1alpha1.protectionpolicy import duration_seconds
+from privatevault.crypto.workload_keys import KeyVersion, new_version, secret_files, versions_of
+from privatevault.ledger import Event, ResourceRef
+from privatevault.manifests import protection as manifests
+from privatevault.reconcile.ports import ProtectionPorts
+from privatevault.reconcile.tenant import comparable
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+
+
+def selects(selector: dict[str, str], workload: dict[str, Any]) -> bool:
+    """Label-selector matching; an empty selector selects every workload of the tenant (as in Kubernetes)."""
+    found = workload["metadata"].get("labels") or {}
+    return all(found.get(key) == value for key, value in selector.items())
+
+
+@dataclass(frozen=True)
+class Protected:
+    namespace: str
+    name: str
+    kind: str
+    version: int
+
+
+@dataclass(frozen=True)
+class Result:
+    workloads: list[Protected]
+    changed: int
+
+
+class _Audit:
+    def __init__(self, policy: ProtectionPolicy, ports: ProtectionPorts, actor: str) -> None:
+        self.policy, self.ports, self.actor, self.changed = policy, ports, actor, 0
+
+    def record(self, tenant: str, action: str, workload: dict[str, Any], key: str, details: dict[str, Any]) -> None:
+        meta = workload["metadata"]
+        self.ports.ledger.append(
+            Event(
+                tenant=tenant,
+                actor=self.actor,
+                action=action,
+                resource=ResourceRef(
+                    kind=workload["kind"], namespace=meta["namespace"], name=meta["name"], uid=meta["uid"]
+                ),
+                outcome="intended",
+                idempotency_key=f"protection/{self.policy.metadata['name']}/{meta['uid']}/{key}",
+                details=details
+                | {"policy": self.policy.metadata["name"], "policyGeneration": self.policy.metadata.get("generation")},
+            )
+        )
+        self.changed += 1
+
+
+def _tenants(policy: ProtectionPolicy, ports: ProtectionPorts) -> list[Tenant]:
+    out = []
+    for raw in ports.cluster.list(API_VERSION, "Tenant"):
+        tenant = Tenant.model_validate(raw)
+        if tenant.spec.protection_policy_ref == policy.metadata["name"] and tenant.status and tenant.status.mcs_level:
+            out.append(tenant)
+    return out
+
+
+def _rotation_due(
+    policy: ProtectionPolicy, versions: list[KeyVersion], requested: str, answered: str, now: datetime
+) -> str | None:
+    if not versions:
+        return "first key"
+    if requested and requested != answered:
+        return f"rotation requested ({requested})"
+    created = datetime.fromisoformat(versions[-1].created.replace("Z", "+00:00"))
+    if now - created >= timedelta(seconds=float(duration_seconds(policy.spec.rotation_interval))):
+        return f"rotation interval {policy.spec.rotation_interval} elapsed"
+    return None
+
+
+def _protect(
+    workload: dict[str, Any], tenant: Tenant, *, kem_name: str, selinux_type: str, audit: _Audit, now: datetime
+) -> Protected:
+    cluster, policy = audit.ports.cluster, audit.policy
+    meta = workload["metadata"]
+    tenant_name = str(tenant.metadata["name"])
+    secret = cluster.get("v1", "Secret", manifests.key_secret_name(workload), meta["namespace"])
+    versions = versions_of(secret)
+    requested = (meta.get("annotations") or {}).get(manifests.ROTATE_ANNOTATION, "")
+    answered = ((secret or {}).get("metadata", {}).get("annotations") or {}).get(manifests.ANSWERED_ANNOTATION, "")
+    reason = _rotation_due(policy, versions, requested, answered, now)
+    if reason is not None:
+        number = versions[-1].number + 1 if versions else 1
+        audit.record(
+            tenant_name,
+            "create-workload-key" if number == 1 else "rotate-workload-key",
+            workload,
+            f"key/v{number}",
+            {"version": number, "kem": kem_name, "reason": reason},
+        )
+        kek = audit.ports.keys.for_provider(tenant.spec.kms.provider).wrapper(tenant_name)
+        versions = [
+            *versions,
+            new_version(number, tenant=tenant_name, workload=meta["name"], kem_name=kem_name, kek=kek, now=now),
+        ][-policy.spec.retain_versions :]
+        cluster.apply(
+            manifests.key_secret(
+                workload,
+                tenant=tenant_name,
+                policy=str(policy.metadata["name"]),
+                files=secret_files(versions),
+                answered=requested,
+            )
+        )
+    current = versions[-1]
+    assert tenant.status is not None and tenant.status.mcs_level is not None
+    intent = manifests.protected(
+        workload,
+        policy=str(policy.metadata["name"]),
+        mcs_level=tenant.status.mcs_level,
+        selinux_type=selinux_type,
+        version=current.number,
+        digest=current.digest(),
+    )
+    if comparable(cluster.apply(intent, dry_run=True)) != comparable(workload):
+        audit.record(
+            tenant_name,
+            "protect-workload",
+            workload,
+            f"template/{current.digest()}/{meta['resourceVersion']}",
+            {"version": current.number, "mcsLevel": tenant.status.mcs_level, "selinuxType": selinux_type},
+        )
+        cluster.apply(intent)
+    return Protected(meta["namespace"], meta["name"], workload["kind"], current.number)
+
+
+def _release(workload: dict[str, Any], tenant: Tenant, audit: _Audit) -> None:
+    cluster = audit.ports.cluster
+    meta = workload["metadata"]
+    audit.record(
+        str(tenant.metadata["name"]),
+        "release-workload",
+        workload,
+        f"release/{meta['resourceVersion']}",
+        {"reason": "no longer selected by the policy"},
+    )
+    cluster.apply(manifests.released(workload))
+    cluster.delete("v1", "Secret", manifests.key_secret_name(workload), meta["namespace"])
+
+
+def reconcile(policy: ProtectionPolicy, *, ports: ProtectionPorts, actor: str, kem_name: str, now: datetime) -> Result:
+    """Protect every selected workload of every tenant using the policy; release those no longer selected."""
+    audit = _Audit(policy, ports, actor)
+    protected: list[Protected] = []
+    for tenant in _tenants(policy, ports):
+        for namespace in tenant.status.namespaces if tenant.status else []:
+            for kind in WORKLOAD_KINDS:
+                for workload in ports.cluster.list("apps/v1", kind, namespace=namespace):
+                    workload.setdefault("apiVersion", "apps/v1")
+                    workload.setdefault("kind", kind)
+                    if selects(policy.spec.workload_selector, workload):
+                        protected.append(
+                            _protect(
+                                workload,
+                                tenant,
+                                kem_name=kem_name,
+                                audit=audit,
+                                now=now,
+                                selinux_type=policy.spec.selinux_type,
+                            )
+                        )
+                    elif manifests.protected_by(workload) == policy.metadata["name"]:
+                        _release(workload, tenant, audit)
+    return Result(workloads=protected, changed=audit.changed)

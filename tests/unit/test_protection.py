@@ -1,0 +1,98 @@
+"""Workload protection decisions: selection, when a rotation is due, the pod-template
+intent and its release, and key versions that open only with the tenant's KEK and the right context."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from privatevault.api.v1alpha1 import ProtectionPolicy
+from privatevault.crypto import KeyContext, LocalAesGcmWrapper, UnwrapError, unwrap_data_key
+from privatevault.crypto.workload_keys import new_version, private_key_context, secret_files, versions_of
+from privatevault.manifests import protection as manifests
+from privatevault.reconcile import protection
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "selected"),
+    [
+        ({}, {}, True),
+        ({"protect": "yes"}, {"protect": "yes", "app": "x"}, True),
+        ({"protect": "yes"}, {}, False),
+        ({"protect": "yes"}, {"protect": "no"}, False),
+    ],
+)
+def test_selects(selector: dict[str, str], labels: dict[str, str], selected: bool) -> None:
+    assert protection.selects(selector, {"metadata": {"labels": labels}}) is selected
+
+
+def policy(**spec: object) -> ProtectionPolicy:
+    return ProtectionPolicy.model_validate(
+        {"metadata": {"name": "p", "uid": "u", "generation": 1}, "spec": {"profile": "hybrid-default", **spec}}
+    )
+
+
+def version(created: datetime, number: int = 1) -> object:
+    return new_version(
+        number, tenant="acme", workload="web", kem_name="X-Wing", kek=LocalAesGcmWrapper.generate(), now=created
+    )
+
+
+def test_rotation_due() -> None:
+    p = policy(rotationInterval="24h")
+    fresh = [version(NOW - timedelta(hours=1))]
+    old = [version(NOW - timedelta(hours=25))]
+    assert protection._rotation_due(p, [], "", "", NOW) == "first key"
+    assert protection._rotation_due(p, fresh, "", "", NOW) is None  # type: ignore[arg-type]
+    assert protection._rotation_due(p, old, "", "", NOW) == "rotation interval 24h elapsed"  # type: ignore[arg-type]
+    assert protection._rotation_due(p, fresh, "r1", "", NOW) == "rotation requested (r1)"  # type: ignore[arg-type]
+    assert protection._rotation_due(p, fresh, "r1", "r1", NOW) is None  # type: ignore[arg-type]
+
+
+def test_key_versions_open_only_with_the_kek_and_their_context() -> None:
+    kek = LocalAesGcmWrapper.generate()
+    stored = new_version(3, tenant="acme", workload="web", kem_name="X-Wing", kek=kek, now=NOW)
+    files = secret_files([stored])
+    assert files["current"] == "3" and "v3.json" in files
+    secret = {"data": {name: base64.b64encode(text.encode()).decode() for name, text in files.items()}}
+    [back] = versions_of(secret)
+    assert back == stored and back.digest() == stored.digest()
+    private_key = kek.unwrap(back.private_key_wrapped, context=private_key_context("acme", "web", 3))
+    data_key = unwrap_data_key(back.data_key, private_key, context=KeyContext("acme", "web", 3), kek=kek)
+    assert len(data_key) == 32
+    assert data_key.hex() not in json.dumps(files) and private_key.hex() not in json.dumps(files)
+    with pytest.raises(UnwrapError):
+        unwrap_data_key(back.data_key, private_key, context=KeyContext("globex", "web", 3), kek=kek)
+    with pytest.raises(UnwrapError):
+        unwrap_data_key(
+            back.data_key, private_key, context=KeyContext("acme", "web", 3), kek=LocalAesGcmWrapper.generate()
+        )
+
+
+def test_intent_labels_pods_and_mounts_keys_and_release_gives_it_back() -> None:
+    workload = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "acme", "uid": "w-uid"},
+        "spec": {"template": {"spec": {"containers": [{"name": "app"}, {"name": "sidecar"}]}}},
+    }
+    intent = manifests.protected(
+        workload, policy="p", mcs_level="s0:c1,c2", selinux_type="container_t", version=2, digest="sha256:ab"
+    )
+    template = intent["spec"]["template"]
+    assert template["spec"]["securityContext"]["seLinuxOptions"] == {"level": "s0:c1,c2", "type": "container_t"}
+    assert [c["name"] for c in template["spec"]["containers"]] == ["app", "sidecar"]
+    assert all(c["volumeMounts"][0]["readOnly"] for c in template["spec"]["containers"])
+    assert template["metadata"]["annotations"][manifests.DIGEST_ANNOTATION] == "sha256:ab"
+    assert manifests.released(workload) == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "acme"},
+    }
+    secret = manifests.key_secret(workload, tenant="acme", policy="p", files={"current": "1"}, answered="")
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == "w-uid"
