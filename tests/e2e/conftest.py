@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import hvac
 import pytest
 
-from privatevault.kms.vault import operator_policy, vault_client
+from privatevault.kms.vault import create_operator_token, vault_client
 from privatevault.testbench import Bench
 from privatevault.testbench.secretfile import write_secret
 from tests.support import Kubectl, Operator
@@ -19,11 +18,7 @@ OPERATOR_TOKEN = "privatevault-operator-e2e-token"
 def grant_operator(bench: Bench) -> None:
     """The operator's own token: only the policy it needs (made again after OpenBao restarts)."""
     root = vault_client(bench.openbao.address, token=bench.openbao.root_token)
-    root.sys.create_or_update_policy("privatevault-operator", operator_policy())
-    try:
-        root.auth.token.lookup(OPERATOR_TOKEN)
-    except hvac.exceptions.Forbidden:
-        root.auth.token.create(id=OPERATOR_TOKEN, policies=["privatevault-operator"], ttl="2h", no_parent=True)
+    create_operator_token(root, token_id=OPERATOR_TOKEN, ttl="2h")
 
 
 @pytest.fixture

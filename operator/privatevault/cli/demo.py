@@ -20,7 +20,8 @@ from typing import Annotated
 import typer
 from psycopg.conninfo import conninfo_to_dict
 
-from privatevault.ledger.schema import bootstrap
+from privatevault.kms.vault import create_operator_token, vault_client
+from privatevault.ledger.schema import Database, bootstrap
 from privatevault.testbench import Bench, BenchError
 from privatevault.testbench.ports import free_port
 from privatevault.testbench.process import ManagedProcess, log_tail, stop_recorded
@@ -57,6 +58,107 @@ def _healthy(url: str) -> bool:
         return False
 
 
+class _Demo:
+    """The steps of ``up``, each small; what they made is kept so a failure can undo it."""
+
+    def __init__(self, workdir: Path, kubeconfig: Path | None, timeout: int) -> None:
+        self.workdir, self.timeout = workdir, timeout
+        self.bench = Bench(workdir, progress=lambda line: console.print(f"  {line}"), control_plane=kubeconfig is None)
+        self.kubeconfig = kubeconfig.resolve() if kubeconfig else self.bench.control_plane.kubeconfig
+        self.secrets = workdir / "secrets"
+        self.operator: ManagedProcess | None = None
+
+    def kubectl(self, *args: str) -> str:
+        return _kubectl(self.bench.control_plane.kubectl, self.kubeconfig, *args)
+
+    def services(self) -> Database:
+        console.print("[bold]starting the local services[/bold]")
+        self.bench.start()
+        self.bench.save_state()
+        console.print("[bold]creating the ledger database[/bold]")
+        database = bootstrap(self.bench.postgres.superuser_dsn)
+        self.secrets.mkdir(mode=0o700, exist_ok=True)
+        write_secret(self.secrets / "ledger-operator.dsn", database.operator_dsn)
+        write_secret(self.secrets / "ledger-owner.dsn", database.owner_dsn)
+        console.print("[bold]installing the CRDs[/bold]")
+        self.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+        self.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd",
+            "-l",
+            "app.kubernetes.io/part-of=privatevault",
+        )
+        return database
+
+    def start_operator(self) -> None:
+        console.print("[bold]starting the operator (with a least-privilege OpenBao token)[/bold]")
+        root = vault_client(self.bench.openbao.address, token=self.bench.openbao.root_token)
+        vault_token = write_secret(self.secrets / "openbao-operator-token", create_operator_token(root))
+        port = free_port()
+        self.operator = ManagedProcess(
+            "operator",
+            [
+                sys.executable,
+                "-m",
+                "privatevault",
+                "operator",
+                "run",
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--liveness",
+                f"http://127.0.0.1:{port}/healthz",
+            ],
+            self.workdir / "operator.log",
+            env={
+                **os.environ,
+                "PRIVATEVAULT_LEDGER_DSN_FILE": str(self.secrets / "ledger-operator.dsn"),
+                "PRIVATEVAULT_VAULT_ADDR": self.bench.openbao.address,
+                "PRIVATEVAULT_VAULT_TOKEN_FILE": str(vault_token),
+                "PRIVATEVAULT_PROTECTION_INTERVAL": "5",
+            },
+        )
+        self.operator.start()
+        self.operator.wait_ready(lambda: _healthy(f"http://127.0.0.1:{port}/healthz"), timeout=60)
+        (self.workdir / OPERATOR_STATE).write_text(json.dumps(self.operator.record()) + "\n")
+
+    def examples(self, examples: Path) -> None:
+        console.print(f"[bold]applying {examples} and waiting for the tenants to be Ready[/bold]")
+        self.kubectl("apply", "-f", str(examples))
+        self.kubectl("wait", "--for=condition=Ready", f"--timeout={self.timeout}s", "tenants", "--all")
+        workloads = examples / "workloads"
+        if workloads.is_dir():
+            console.print(f"[bold]applying {workloads} and waiting for their protection[/bold]")
+            self.kubectl("apply", "-f", str(workloads))
+            self.kubectl(
+                "wait",
+                "--for=jsonpath={.status.workloads}=1",
+                f"--timeout={self.timeout}s",
+                "protectionpolicies",
+                "--all",
+            )
+        self.kubectl("get", "tenants,protectionpolicies")
+        self.kubectl(
+            "get",
+            "pods",
+            "-A",
+            "-l",
+            "app",
+            "-o",
+            "custom-columns=NAMESPACE:.metadata.namespace,POD:.metadata.name,"
+            "SELINUX-LEVEL:.spec.securityContext.seLinuxOptions.level,"
+            "KEY-VERSION:.metadata.annotations.privatevault\\.io/key-version",
+        )
+
+    def undo(self) -> None:
+        if self.operator is not None:
+            errors.print(f"operator log ({self.operator.log}):\n{log_tail(self.operator.log)}")
+            self.operator.stop()
+        (self.workdir / OPERATOR_STATE).unlink(missing_ok=True)
+        self.bench.stop()
+
+
 @app.command()
 def up(
     workdir: Workdir = Path(".demo"),
@@ -74,80 +176,30 @@ def up(
     if (workdir / "state.json").exists():
         errors.print(f"[yellow]a demo is already running in {workdir}[/yellow]; `make demo-down` stops it")
         raise typer.Exit(1)
-    bench = Bench(workdir, progress=lambda line: console.print(f"  {line}"), control_plane=kubeconfig is None)
-    operator: ManagedProcess | None = None
+    demo = _Demo(workdir, kubeconfig, timeout)
     try:
-        console.print("[bold]starting the local services[/bold]")
-        bench.start()
-        bench.save_state()
-        config = kubeconfig.resolve() if kubeconfig else bench.control_plane.kubeconfig
-        kubectl = bench.control_plane.kubectl
-
-        console.print("[bold]creating the ledger database[/bold]")
-        database = bootstrap(bench.postgres.superuser_dsn)
-        secrets = workdir / "secrets"
-        secrets.mkdir(mode=0o700, exist_ok=True)
-        operator_dsn = write_secret(secrets / "ledger-operator.dsn", database.operator_dsn)
-        write_secret(secrets / "ledger-owner.dsn", database.owner_dsn)
-
-        console.print("[bold]installing the CRDs[/bold]")
-        _kubectl(kubectl, config, "apply", "--server-side", "-f", str(REPO / "crds"))
-        _kubectl(
-            kubectl,
-            config,
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd",
-            "-l",
-            "app.kubernetes.io/part-of=privatevault",
-        )
-
-        console.print("[bold]starting the operator[/bold]")
-        port = free_port()
-        operator = ManagedProcess(
-            "operator",
-            [
-                sys.executable,
-                "-m",
-                "privatevault",
-                "operator",
-                "run",
-                "--kubeconfig",
-                str(config),
-                "--liveness",
-                f"http://127.0.0.1:{port}/healthz",
-            ],
-            workdir / "operator.log",
-            env={**os.environ, "PRIVATEVAULT_LEDGER_DSN_FILE": str(operator_dsn)},
-        )
-        operator.start()
-        operator.wait_ready(lambda: _healthy(f"http://127.0.0.1:{port}/healthz"), timeout=60)
-        (workdir / OPERATOR_STATE).write_text(json.dumps(operator.record()) + "\n")
-
-        console.print(f"[bold]applying {examples}[/bold]")
-        _kubectl(kubectl, config, "apply", "-f", str(examples))
-        console.print("[bold]waiting for the tenants to be Ready[/bold]")
-        _kubectl(kubectl, config, "wait", "--for=condition=Ready", f"--timeout={timeout}s", "tenants", "--all")
-        _kubectl(kubectl, config, "get", "tenants")
+        database = demo.services()
+        demo.start_operator()
+        demo.examples(examples)
     except BaseException as exc:
         errors.print(f"[red]the demo did not start:[/red] {exc}")
-        if operator is not None:
-            errors.print(f"operator log ({operator.log}):\n{log_tail(operator.log)}")
-            operator.stop()
-        (workdir / OPERATOR_STATE).unlink(missing_ok=True)
-        bench.stop()
+        demo.undo()
         raise typer.Exit(1) from exc
 
+    dsn_file = demo.secrets / "ledger-operator.dsn"
     console.print()
     console.print("[green bold]PrivateVault is running.[/green bold] Keep working with it:")
-    console.print(f"  export KUBECONFIG={config}", highlight=False)
-    console.print("  kubectl get tenants,namespaces -l app.kubernetes.io/managed-by=privatevault", highlight=False)
-    console.print(f"  ledger: {_masked(database.operator_dsn)} (full URL in {operator_dsn})", highlight=False)
-    console.print(f"  .venv/bin/pvctl audit tail --dsn-file {operator_dsn}", highlight=False)
-    console.print(f"  .venv/bin/pvctl audit verify --dsn-file {operator_dsn}", highlight=False)
-    console.print(f"  operator log: {workdir / 'operator.log'}", highlight=False)
-    console.print("  stop everything: make demo-down", highlight=False)
+    for line in (
+        f"export KUBECONFIG={demo.kubeconfig}",
+        "kubectl get tenants,protectionpolicies -o wide",
+        "kubectl get namespaces -l app.kubernetes.io/managed-by=privatevault --show-labels",
+        f"ledger: {_masked(database.operator_dsn)} (full URL in {dsn_file})",
+        f".venv/bin/pvctl audit tail --dsn-file {dsn_file}",
+        f".venv/bin/pvctl audit verify --dsn-file {dsn_file} --kubeconfig {demo.kubeconfig}",
+        f"operator log: {workdir / 'operator.log'}",
+        "stop everything: make demo-down",
+    ):
+        console.print(f"  {line}", highlight=False)
 
 
 def _masked(dsn: str) -> str:

@@ -113,6 +113,27 @@ def operator_policy(*, transit_mount: str = DEFAULT_TRANSIT_MOUNT, auth_mount: s
     return _render("privatevault-operator: tenant keys, policies and roles, and wrapping under tenant keys", paths)
 
 
+OPERATOR_POLICY_NAME = "privatevault-operator"
+
+
+def create_operator_token(root: hvac.Client, *, token_id: str | None = None, ttl: str = "768h") -> str:
+    """Write the operator's policy and issue a token holding only it (as an administrator, once).
+
+    With ``token_id`` an existing token of that id is kept; the returned string is the token.
+    """
+    with _mapped("write the operator policy", root.token or ""):
+        root.sys.create_or_update_policy(OPERATOR_POLICY_NAME, operator_policy())
+    if token_id is not None:
+        try:
+            root.auth.token.lookup(token_id)
+            return token_id
+        except hvac.exceptions.Forbidden:
+            pass
+    with _mapped("create the operator token", root.token or ""):
+        answer = root.auth.token.create(id=token_id, policies=[OPERATOR_POLICY_NAME], ttl=ttl, no_parent=True)
+    return str(answer["auth"]["client_token"])
+
+
 def kubernetes_login(client: hvac.Client, *, role: str, jwt: str, mount: str = DEFAULT_AUTH_MOUNT) -> None:
     """Log ``client`` in with a ServiceAccount token; it then acts with the role's policies."""
     denied = "check that the ServiceAccount and its namespace are bound to this role and the token is valid"
