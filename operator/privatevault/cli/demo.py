@@ -117,6 +117,7 @@ class _Demo:
                 "PRIVATEVAULT_VAULT_ADDR": self.bench.openbao.address,
                 "PRIVATEVAULT_VAULT_TOKEN_FILE": str(vault_token),
                 "PRIVATEVAULT_PROTECTION_INTERVAL": "5",
+                "PRIVATEVAULT_CHECKPOINT_EVERY_SECONDS": "5",
             },
         )
         self.operator.start()
@@ -141,14 +142,15 @@ class _Demo:
         self.kubectl("get", "tenants,protectionpolicies")
         self.kubectl(
             "get",
-            "pods",
+            "deployments",
             "-A",
             "-l",
-            "app",
+            "privatevault.io/protect",
             "-o",
-            "custom-columns=NAMESPACE:.metadata.namespace,POD:.metadata.name,"
-            "SELINUX-LEVEL:.spec.securityContext.seLinuxOptions.level,"
-            "KEY-VERSION:.metadata.annotations.privatevault\\.io/key-version",
+            "custom-columns=NAMESPACE:.metadata.namespace,DEPLOYMENT:.metadata.name,"
+            "SELINUX-LEVEL:.spec.template.spec.securityContext.seLinuxOptions.level,"
+            "SELINUX-TYPE:.spec.template.spec.securityContext.seLinuxOptions.type,"
+            "KEY-VERSION:.spec.template.metadata.annotations.privatevault\\.io/key-version",
         )
 
     def undo(self) -> None:

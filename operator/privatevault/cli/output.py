@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from enum import StrEnum
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-console = Console(soft_wrap=True)
+# Piped output is not cut to 80 columns: scripts and logs get whole lines.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True, soft_wrap=True)
 
 
