@@ -182,4 +182,33 @@ def test_hybrid_protection_end_to_end(kubectl: Kubectl, bench: Bench, vault_oper
 
     status = kubectl.get("protectionpolicy", policy)
     assert status is not None and status["status"]["quantumSafe"] is True
+
+    # Moving to the classical profile is a weakening: marked in status (the quorum gate comes later).
+    kubectl.run("patch", "protectionpolicy", policy, "--type=merge", "-p", '{"spec":{"profile":"classical-legacy"}}')
+
+    def weakened() -> dict[str, Any] | None:
+        cond = condition(kubectl.get("protectionpolicy", policy), "Weakened")
+        return cond if cond and cond["status"] == "True" else None
+
+    assert "quantum" in eventually(weakened, what="the policy marked Weakened")["message"]
     kubectl.run("delete", "tenant", tenant, other, "--wait=true")
+
+
+def test_selector_matching_nothing_is_ready_with_no_workloads(kubectl: Kubectl, vault_operator: Operator) -> None:
+    name = f"nothing-{uuid.uuid4().hex[:6]}"
+    kubectl.apply(
+        {
+            "apiVersion": API,
+            "kind": "ProtectionPolicy",
+            "metadata": {"name": name},
+            "spec": {"profile": "cnsa-2.0", "workloadSelector": {"no-such-label": "x"}},
+        }
+    )
+
+    def ready() -> dict[str, Any] | None:
+        obj = kubectl.get("protectionpolicy", name)
+        cond = condition(obj, "Ready")
+        return obj if obj and cond and cond["status"] == "True" else None
+
+    status = eventually(ready, what="the policy Ready")["status"]
+    assert (status["workloads"], status["quantumSafe"], status["securityLevel"]) == (0, True, 5)

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey
 
 from privatevault.errors import IntegrityError, LedgerUnavailable
 from privatevault.ledger import Event, Ledger, ResourceRef, merkle, record_hash
-from privatevault.ledger.checkpoint import LocalSigner
+from privatevault.ledger.checkpoint import LocalSigner, parse_and_verify
 from privatevault.ledger.checkpointer import Checkpointer
 from privatevault.ledger.event import canonical
 from privatevault.ledger.schema import Database
@@ -272,3 +272,17 @@ def test_eight_writer_processes_build_one_chain(database: Database, signers: lis
     ledger.close()
     assert report.ok, report.problem
     assert report.records == workers * each
+
+
+def test_incremental_verification_from_a_trusted_checkpoint(
+    bench: Bench, database: Database, filled: tuple[Ledger, Published], signers: list[LocalSigner]
+) -> None:
+    ledger, published = filled
+    verifiers = [s.verifier for s in signers]
+    trusted = parse_and_verify(published.notes[1].note, verifiers)  # the checkpoint at 40
+    report = verify(ledger, verifiers=verifiers, published=published.latest, trusted=trusted)
+    assert report.ok and report.verified_from == 41
+    with superuser(bench, database) as conn:
+        conn.execute("UPDATE audit_records SET canonical = canonical || '\\x20'::bytea WHERE seq = 52")
+    report = verify(ledger, verifiers=verifiers, published=published.latest, trusted=trusted)
+    assert report.first_bad_seq == 52

@@ -11,9 +11,11 @@ import pytest
 
 from privatevault.api.v1alpha1 import ProtectionPolicy
 from privatevault.crypto import KeyContext, LocalAesGcmWrapper, UnwrapError, unwrap_data_key
-from privatevault.crypto.workload_keys import new_version, private_key_context, secret_files, versions_of
+from privatevault.crypto.workload_keys import KeyVersion, new_version, private_key_context, secret_files, versions_of
 from privatevault.manifests import protection as manifests
 from privatevault.reconcile import protection
+from privatevault.reconcile.ports import ProtectionPorts
+from tests.unit.fakes import FakeCluster, FakeKeys, FakeLedger
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -37,7 +39,7 @@ def policy(**spec: object) -> ProtectionPolicy:
     )
 
 
-def version(created: datetime, number: int = 1) -> object:
+def version(created: datetime, number: int = 1) -> KeyVersion:
     return new_version(
         number, tenant="acme", workload="web", kem_name="X-Wing", kek=LocalAesGcmWrapper.generate(), now=created
     )
@@ -47,11 +49,30 @@ def test_rotation_due() -> None:
     p = policy(rotationInterval="24h")
     fresh = [version(NOW - timedelta(hours=1))]
     old = [version(NOW - timedelta(hours=25))]
-    assert protection._rotation_due(p, [], "", "", NOW) == "first key"
-    assert protection._rotation_due(p, fresh, "", "", NOW) is None  # type: ignore[arg-type]
-    assert protection._rotation_due(p, old, "", "", NOW) == "rotation interval 24h elapsed"  # type: ignore[arg-type]
-    assert protection._rotation_due(p, fresh, "r1", "", NOW) == "rotation requested (r1)"  # type: ignore[arg-type]
-    assert protection._rotation_due(p, fresh, "r1", "r1", NOW) is None  # type: ignore[arg-type]
+
+    def due(versions: list[KeyVersion], requested: str = "", answered: str = "", kem: str = "X-Wing") -> str | None:
+        return protection.rotation_due(p, versions, kem_name=kem, requested=requested, answered=answered, now=NOW)
+
+    assert due([]) == "first key"
+    assert due(fresh) is None
+    assert due(old) == "rotation interval 24h elapsed"
+    assert due(fresh, "r1") == "rotation requested (r1)"
+    assert due(fresh, "r1", "r1") is None
+    assert due(fresh, kem="ML-KEM-1024") == "the policy's KEM changed from X-Wing to ML-KEM-1024"
+
+
+def test_weakening_is_recorded_once_per_generation() -> None:
+    ledger = FakeLedger()
+    ports = ProtectionPorts(cluster=FakeCluster(), ledger=ledger, keys=FakeKeys())
+    weaker = policy(profile="classical-legacy")
+    assert protection.weakening(weaker, None, ports=ports, actor="t") is None
+    verdict = protection.weakening(weaker, {"profile": "hybrid-default"}, ports=ports, actor="t")
+    assert verdict is not None and verdict[0] is True
+    protection.weakening(weaker, {"profile": "hybrid-default"}, ports=ports, actor="t")
+    assert [e.action for e in ledger.events] == ["weaken-protection-policy"]
+    stronger = policy(profile="cnsa-2.0")
+    verdict = protection.weakening(stronger, {"profile": "classical-legacy"}, ports=ports, actor="t")
+    assert verdict is not None and verdict[0] is False and len(ledger.events) == 1
 
 
 def test_key_versions_open_only_with_the_kek_and_their_context() -> None:

@@ -22,10 +22,30 @@ from privatevault.reconcile.protection_policy import effective, quantum_safe, se
 
 
 def _status(
-    policy: ProtectionPolicy, *, result: decisions.Result | None, error: Exception | None, now: datetime
+    policy: ProtectionPolicy,
+    *,
+    result: decisions.Result | None,
+    error: Exception | None,
+    now: datetime,
+    weakening: tuple[bool, str] | None = None,
 ) -> ProtectionPolicyStatus:
     previous = policy.status or ProtectionPolicyStatus()
     generation = policy.metadata.get("generation")
+    if weakening is not None:
+        weaker, reason = weakening
+        previous = previous.model_copy(
+            update={
+                "conditions": conditions.set_condition(
+                    previous.conditions,
+                    type="Weakened",
+                    status="True" if weaker else "False",
+                    reason="Weakening" if weaker else "NotWeakened",
+                    message=reason,
+                    generation=generation,
+                    now=now,
+                )
+            }
+        )
     algorithms = effective(policy.spec)
     facts = {"security_level": security_level(algorithms), "quantum_safe": quantum_safe(algorithms)}
     if result is not None:
@@ -68,7 +88,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     policies = (GROUP, VERSION, "protectionpolicies")
     settings = runtime.settings
 
-    def reconcile(body: kopf.Body, logger: kopf.Logger) -> None:
+    def reconcile(body: kopf.Body, logger: kopf.Logger, old: dict[str, Any] | None = None) -> None:
         assert runtime.ledger is not None and runtime.providers is not None, "the operator has not started"
         cluster = runtime.connect()
         policy = ProtectionPolicy.model_validate(dict(body))
@@ -76,10 +96,13 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         ports = ProtectionPorts(cluster=cluster, ledger=runtime.ledger, keys=runtime.providers)
         with runtime.lock(str(policy.metadata["uid"])):
             try:
+                weakening = decisions.weakening(policy, old, ports=ports, actor=settings.actor)
+                if weakening is not None and weakening[0]:
+                    logger.warning("policy weakened: %s", weakening[1])
                 result = decisions.reconcile(
                     policy, ports=ports, actor=settings.actor, kem_name=effective(policy.spec).kem, now=now
                 )
-                status = _status(policy, result=result, error=None, now=now)
+                status = _status(policy, result=result, error=None, now=now, weakening=weakening)
             except (TransientError, SpecError) as exc:
                 status = _status(policy, result=None, error=exc, now=now)
                 cluster.patch_status(
@@ -108,9 +131,12 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
 
     @kopf.on.resume(*policies, registry=registry, id="resume")
     @kopf.on.create(*policies, registry=registry, id="create")
-    @kopf.on.update(*policies, registry=registry, id="update", field="spec")
-    def on_change(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    def on_start(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
         reconcile(body, logger)
+
+    @kopf.on.update(*policies, registry=registry, id="update", field="spec")
+    def on_update(body: kopf.Body, old: Any, logger: kopf.Logger, **_: Any) -> None:
+        reconcile(body, logger, old=dict(old) if old else None)
 
     @kopf.timer(
         *policies,

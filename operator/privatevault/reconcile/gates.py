@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from privatevault.api.v1alpha1 import Tenant
+from privatevault.api.v1alpha1 import ProtectionPolicy, Tenant
 
 
 @dataclass(frozen=True)
@@ -21,4 +21,9 @@ OPEN = Decision(True, "NoQuorumPolicy", "no quorum policy gates this action yet"
 
 def tenant_deletion(tenant: Tenant) -> Decision:
     """May the tenant be torn down (and, with CryptoShred, its key destroyed)?"""
+    return OPEN
+
+
+def policy_weakening(policy: ProtectionPolicy) -> Decision:
+    """May a weaker protection policy take effect?"""
     return OPEN

@@ -16,11 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from privatevault.api.v1alpha1 import API_VERSION, ProtectionPolicy, Tenant
-from privatevault.api.v1alpha1.protectionpolicy import duration_seconds
+from privatevault.api.v1alpha1.protectionpolicy import ProtectionPolicySpec, duration_seconds
 from privatevault.crypto.workload_keys import KeyVersion, new_version, secret_files, versions_of
 from privatevault.ledger import Event, ResourceRef
 from privatevault.manifests import protection as manifests
+from privatevault.reconcile import gates
 from privatevault.reconcile.ports import ProtectionPorts
+from privatevault.reconcile.protection_policy import is_weakening
 from privatevault.reconcile.tenant import comparable
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
@@ -78,11 +80,14 @@ def _tenants(policy: ProtectionPolicy, ports: ProtectionPorts) -> list[Tenant]:
     return out
 
 
-def _rotation_due(
-    policy: ProtectionPolicy, versions: list[KeyVersion], requested: str, answered: str, now: datetime
+def rotation_due(
+    policy: ProtectionPolicy, versions: list[KeyVersion], *, kem_name: str, requested: str, answered: str, now: datetime
 ) -> str | None:
+    """Why the workload needs a new key version now, or None."""
     if not versions:
         return "first key"
+    if kem_name != versions[-1].kem:
+        return f"the policy's KEM changed from {versions[-1].kem} to {kem_name}"
     if requested and requested != answered:
         return f"rotation requested ({requested})"
     created = datetime.fromisoformat(versions[-1].created.replace("Z", "+00:00"))
@@ -101,7 +106,7 @@ def _protect(
     versions = versions_of(secret)
     requested = (meta.get("annotations") or {}).get(manifests.ROTATE_ANNOTATION, "")
     answered = ((secret or {}).get("metadata", {}).get("annotations") or {}).get(manifests.ANSWERED_ANNOTATION, "")
-    reason = _rotation_due(policy, versions, requested, answered, now)
+    reason = rotation_due(policy, versions, kem_name=kem_name, requested=requested, answered=answered, now=now)
     if reason is not None:
         number = versions[-1].number + 1 if versions else 1
         audit.record(
@@ -185,3 +190,37 @@ def reconcile(policy: ProtectionPolicy, *, ports: ProtectionPorts, actor: str, k
                     elif manifests.protected_by(workload) == policy.metadata["name"]:
                         _release(workload, tenant, audit)
     return Result(workloads=protected, changed=audit.changed)
+
+
+def weakening(
+    policy: ProtectionPolicy, old: dict[str, Any] | None, *, ports: ProtectionPorts, actor: str
+) -> tuple[bool, str] | None:
+    """Whether this spec change weakens the policy; a weakening is recorded in the ledger at once.
+
+    Returns None when there is no previous spec to compare with. The quorum gate for weakenings
+    (``gates.policy_weakening``) is open today; a later issue keeps the last approved generation
+    in force until enough approvals exist.
+    """
+    if not old:
+        return None
+    weaker, reason = is_weakening(ProtectionPolicySpec.model_validate(old), policy.spec)
+    if weaker:
+        ports.ledger.append(
+            Event(
+                tenant="",
+                actor=actor,
+                action="weaken-protection-policy",
+                resource=ResourceRef(
+                    kind="ProtectionPolicy", name=str(policy.metadata["name"]), uid=str(policy.metadata["uid"])
+                ),
+                outcome="intended",
+                idempotency_key=f"protection/{policy.metadata['name']}/{policy.metadata['uid']}/"
+                f"weaken/{policy.metadata.get('generation')}",
+                details={
+                    "reason": reason,
+                    "gate": gates.policy_weakening(policy).reason,
+                    "policyGeneration": policy.metadata.get("generation"),
+                },
+            )
+        )
+    return weaker, reason
