@@ -315,7 +315,14 @@ class ProtectionPolicySpec(Model):
         description="Labels that pick the Deployments and StatefulSets to protect.",
         json_schema_extra={"maxProperties": 16},
     )
-    selinux_type: str = Field(default="privatevault_workload_t", max_length=64, pattern=r"^[a-z][a-z0-9_]*_t$")
+    selinux_type: str = Field(
+        default="container_t",
+        max_length=64,
+        pattern=r"^[a-z][a-z0-9_]*_t$",
+        description="SELinux type of the protected pods. Pod Security 'restricted' (which tenant namespaces"
+        " enforce) allows only container_t, container_init_t, container_kvm_t and container_engine_t;"
+        " the tenant's MCS level carries the isolation.",
+    )
 
     @property
     def effective_mode(self) -> Mode:
