@@ -222,4 +222,4 @@ def down(workdir: Workdir = Path(".demo")) -> None:
         console.print(f"no demo running in {workdir}")
         return
     Bench.stop_from_state(workdir)
-    console.print("control plane, PostgreSQL and OpenBao stopped")
+    console.print("the services the demo started are stopped")
