@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from privatevault.crypto import LocalAesGcmWrapper
-from privatevault.errors import KmsUnavailable, LedgerUnavailable, SpecError
+from privatevault.errors import KmsError, KmsUnavailable, LedgerUnavailable, SpecError
 from privatevault.kms.vault import KeyFacts
 from privatevault.ledger import GENESIS, Event, Record, record_hash
 from privatevault.ledger.event import canonical
@@ -135,6 +135,23 @@ class FakeLevels:
         self.released.append(tenant_uid)
 
 
+class VersionedWrapper:
+    """A KEK with versions, like a Transit key: wraps with the newest, unwraps from ``minimum`` on."""
+
+    def __init__(self) -> None:
+        self.keys = [LocalAesGcmWrapper.generate()]
+        self.minimum = 1
+
+    def wrap(self, plaintext: bytes, *, context: bytes) -> bytes:
+        return bytes([len(self.keys)]) + self.keys[-1].wrap(plaintext, context=context)
+
+    def unwrap(self, ciphertext: bytes, *, context: bytes) -> bytes:
+        version = ciphertext[0]
+        if version < self.minimum:
+            raise KmsError(f"KEK version {version} no longer decrypts")
+        return self.keys[version - 1].unwrap(ciphertext[1:], context=context)
+
+
 class FakeKeys:
     """One provider's tenant keys; ``down`` makes it unavailable."""
 
@@ -143,7 +160,8 @@ class FakeKeys:
         self.keys: dict[str, list[str]] = {}
         self.shredded: list[str] = []
         self.retained: list[str] = []
-        self.wrappers: dict[str, LocalAesGcmWrapper] = {}
+        self.wrappers: dict[str, VersionedWrapper] = {}
+        self.rotated = "2026-01-01T00:00:00Z"
         self.down = False
 
     def ensure(self, tenant: str, namespaces: Sequence[str]) -> KeyFacts:
@@ -166,8 +184,27 @@ class FakeKeys:
         self.shredded.append(tenant)
         self.keys.pop(tenant, None)
 
-    def wrapper(self, tenant: str) -> LocalAesGcmWrapper:
-        return self.wrappers.setdefault(tenant, LocalAesGcmWrapper.generate())
+    def wrapper(self, tenant: str) -> VersionedWrapper:
+        return self.wrappers.setdefault(tenant, VersionedWrapper())
+
+    def facts(self, tenant: str) -> KeyFacts | None:
+        kek = self.wrapper(tenant)
+        return KeyFacts(
+            name=f"tenant-{tenant}",
+            latest_version=len(kek.keys),
+            min_decryption_version=kek.minimum,
+            created="2026-01-01T00:00:00Z",
+            rotated=self.rotated,
+            deletion_allowed=False,
+        )
+
+    def rotate(self, tenant: str) -> KeyFacts | None:
+        self.wrapper(tenant).keys.append(LocalAesGcmWrapper.generate())
+        self.rotated = "2026-11-22T12:00:00Z"
+        return self.facts(tenant)
+
+    def limit(self, tenant: str, min_version: int) -> None:
+        self.wrapper(tenant).minimum = min_version
 
     def for_provider(self, provider: str) -> FakeKeys:
         return self

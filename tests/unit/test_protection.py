@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from privatevault.api.v1alpha1 import ProtectionPolicy
+from privatevault.api.v1alpha1 import ProtectionPolicy, Tenant
 from privatevault.crypto import KeyContext, LocalAesGcmWrapper, UnwrapError, unwrap_data_key
 from privatevault.crypto.workload_keys import KeyVersion, new_version, private_key_context, secret_files, versions_of
+from privatevault.errors import KmsError
 from privatevault.manifests import protection as manifests
 from privatevault.reconcile import protection
 from privatevault.reconcile.ports import ProtectionPorts
@@ -117,3 +118,39 @@ def test_intent_labels_pods_and_mounts_keys_and_release_gives_it_back() -> None:
     }
     secret = manifests.key_secret(workload, tenant="acme", policy="p", files={"current": "1"}, answered="")
     assert secret["metadata"]["ownerReferences"][0]["uid"] == "w-uid"
+
+
+def test_kek_rotation_rewraps_every_key_secret_then_retires_old_versions() -> None:
+    keys, cluster, ledger = FakeKeys(), FakeCluster(), FakeLedger()
+    ports = ProtectionPorts(cluster=cluster, ledger=ledger, keys=keys)
+    p = policy(rotationInterval="24h", retainVersions=1)
+    tenant = Tenant.model_validate(
+        {
+            "metadata": {"name": "acme", "uid": "t-uid"},
+            "spec": {"owners": [{"kind": "User", "name": "a"}], "region": "eu-west-1", "kms": {"provider": "vault"}},
+            "status": {"namespaces": ["acme"], "mcsLevel": "s0:c1,c2"},
+        }
+    )
+    workload = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "acme", "uid": "w-uid"},
+    }
+    kek = keys.wrapper("acme")
+    stored = new_version(1, tenant="acme", workload="web", kem_name="X-Wing", kek=kek, now=NOW)
+    cluster.put(manifests.key_secret(workload, tenant="acme", policy="p", files=secret_files([stored]), answered=""))
+    private_key = kek.unwrap(stored.private_key_wrapped, context=private_key_context("acme", "web", 1))
+    data_key = unwrap_data_key(stored.data_key, private_key, context=KeyContext("acme", "web", 1), kek=kek)
+
+    protection._rotate_kek_if_due(tenant, protection._Audit(p, ports, "t"), NOW)
+
+    assert [e.action for e in ledger.events] == ["rotate-kek", "rewrap-workload-keys"]
+    assert (len(kek.keys), kek.minimum) == (2, 2)  # old KEK version retired after the rewrap
+    [moved] = versions_of(cluster.objects[("Secret", "acme", "web-privatevault-keys")])
+    assert moved.private_key_wrapped[0] == 2 and moved.digest() == stored.digest()  # no rollout needed
+    with pytest.raises(KmsError):
+        kek.unwrap(stored.private_key_wrapped, context=private_key_context("acme", "web", 1))
+    opened = kek.unwrap(moved.private_key_wrapped, context=private_key_context("acme", "web", 1))
+    assert unwrap_data_key(moved.data_key, opened, context=KeyContext("acme", "web", 1), kek=kek) == data_key
+    protection._rotate_kek_if_due(tenant, protection._Audit(p, ports, "t"), NOW)  # not due again
+    assert len(kek.keys) == 2

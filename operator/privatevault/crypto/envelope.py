@@ -34,7 +34,7 @@ import base64
 import binascii
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -200,6 +200,19 @@ def unwrap_data_key(
     if len(data_key) != DATA_KEY_SIZE:
         raise UnwrapError(f"the unwrapped data key is {len(data_key)} bytes, not {DATA_KEY_SIZE}")
     return data_key
+
+
+def rewrap_kek_layer(wrapped: WrappedKey, *, context: KeyContext, kek: KeyWrapper) -> WrappedKey:
+    """The same wrapped key with its KEK layer opened and closed again: under the KEK's newest version.
+
+    Used after the tenant's KEK rotates, before older KEK versions stop decrypting. The data key
+    is never exposed: the layer inside is the AES-GCM ciphertext of the KEM layer.
+    """
+    if not wrapped.kek_wrapped:
+        return wrapped
+    associated_data = _associated_data(wrapped.kem, context, kek_wrapped=True)
+    inner = kek.unwrap(wrapped.ciphertext, context=associated_data)
+    return replace(wrapped, ciphertext=kek.wrap(inner, context=associated_data))
 
 
 def _associated_data(kem: str, context: KeyContext, *, kek_wrapped: bool) -> bytes:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from privatevault.crypto import KeyContext, KeyWrapper, WrappedKey, generate_data_key, kem, wrap_data_key
+from privatevault.crypto.envelope import rewrap_kek_layer
 
 CURRENT = "current"
 
@@ -65,8 +66,31 @@ class KeyVersion:
         )
 
     def digest(self) -> str:
-        """What the pod template's annotation carries: a new version rolls the pods."""
-        return "sha256:" + hashlib.sha256(self.to_json().encode()).hexdigest()
+        """What the pod template's annotation carries: a new version rolls the pods.
+
+        Only the public parts count, so rewrapping under a rotated KEK rolls nothing.
+        """
+        public = json.dumps(
+            {
+                "version": self.number,
+                "kem": self.kem,
+                "created": self.created,
+                "publicKey": base64.b64encode(self.public_key).decode(),
+            },
+            sort_keys=True,
+        )
+        return "sha256:" + hashlib.sha256(public.encode()).hexdigest()
+
+    def rewrapped(self, *, tenant: str, workload: str, kek: KeyWrapper) -> KeyVersion:
+        """This version with both KEK-wrapped parts moved to the KEK's newest version."""
+        context = private_key_context(tenant, workload, self.number)
+        private_key = kek.wrap(kek.unwrap(self.private_key_wrapped, context=context), context=context)
+        key_context = KeyContext(tenant=tenant, workload=workload, key_version=self.number)
+        return replace(
+            self,
+            private_key_wrapped=private_key,
+            data_key=rewrap_kek_layer(self.data_key, context=key_context, kek=kek),
+        )
 
 
 def new_version(

@@ -33,6 +33,12 @@ class KekStore(Protocol):
 class TenantKeys(Protocol):
     provider: str
 
+    def facts(self, tenant: str) -> KeyFacts | None: ...
+
+    def rotate(self, tenant: str) -> KeyFacts | None: ...
+
+    def limit(self, tenant: str, min_version: int) -> None: ...
+
     def wrapper(self, tenant: str) -> KeyWrapper: ...
 
     def ensure(self, tenant: str, namespaces: Sequence[str]) -> KeyFacts: ...
@@ -61,6 +67,16 @@ class VaultTenantKeys:
 
     def wrapper(self, tenant: str) -> KeyWrapper:
         return self.admin.kms_for(tenant)
+
+    def facts(self, tenant: str) -> KeyFacts | None:
+        return self.admin.tenant_key(tenant)
+
+    def rotate(self, tenant: str) -> KeyFacts | None:
+        """A new Transit key version for new wraps; older versions still decrypt until :meth:`limit`."""
+        return self.admin.rotate_tenant_key(tenant)
+
+    def limit(self, tenant: str, min_version: int) -> None:
+        self.admin.limit_decryption(tenant, min_version)
 
     def retain(self, tenant: str) -> None:
         self.admin.retain_tenant_key(tenant)
@@ -92,6 +108,15 @@ class LocalTenantKeys:
 
     def wrapper(self, tenant: str) -> KeyWrapper:
         return LocalAesGcmWrapper(self._kek(tenant))
+
+    def facts(self, tenant: str) -> KeyFacts | None:
+        return None  # a local KEK has one version and is not rotated
+
+    def rotate(self, tenant: str) -> KeyFacts | None:
+        return None
+
+    def limit(self, tenant: str, min_version: int) -> None:
+        """Nothing to limit: a local KEK has one version."""
 
     def ensure(self, tenant: str, namespaces: Sequence[str]) -> KeyFacts:
         name = self.secret(tenant)

@@ -287,6 +287,17 @@ class VaultAdmin:
             raise KmsError(f"Transit key {key} disappeared while it was rotated")
         return _facts(key, data)
 
+    def limit_decryption(self, tenant: str, min_decryption_version: int) -> KeyFacts:
+        """Stop decrypting ciphertexts older than ``min_decryption_version`` (after they were rewrapped)."""
+        key = key_name(tenant)
+        path = f"{self.transit_mount}/keys/{key}"
+        config = {"min_decryption_version": min_decryption_version}
+        self._write(f"{path}/config", config, f"set the minimum decryption version of {key}")
+        data = self._read(path, f"read Transit key {key}")
+        if data is None:
+            raise KmsError(f"Transit key {key} disappeared while its minimum version was set")
+        return _facts(key, data)
+
     def ensure_tenant_policy(self, tenant: str) -> bool:
         name = policy_name(tenant)
         wanted = tenant_policy(tenant, transit_mount=self.transit_mount)

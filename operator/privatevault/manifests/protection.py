@@ -55,6 +55,24 @@ def key_secret(
     }
 
 
+def rewrapped(secret: dict[str, Any], files: dict[str, str]) -> dict[str, Any]:
+    """A key Secret with new files and everything else as it was (all of it is the operator's intent)."""
+    meta = secret["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": secret.get("type", "Opaque"),
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "labels": meta.get("labels") or {},
+            "annotations": meta.get("annotations") or {},
+            "ownerReferences": meta.get("ownerReferences") or [],
+        },
+        "data": {name: base64.b64encode(text.encode()).decode() for name, text in sorted(files.items())},
+    }
+
+
 def protected(
     workload: dict[str, Any], *, policy: str, mcs_level: str, selinux_type: str, version: int, digest: str
 ) -> dict[str, Any]:

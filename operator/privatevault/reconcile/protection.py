@@ -19,6 +19,7 @@ from privatevault.api.v1alpha1 import API_VERSION, ProtectionPolicy, Tenant
 from privatevault.api.v1alpha1.protectionpolicy import ProtectionPolicySpec, duration_seconds
 from privatevault.crypto.workload_keys import KeyVersion, new_version, secret_files, versions_of
 from privatevault.ledger import Event, ResourceRef
+from privatevault.manifests import labels
 from privatevault.manifests import protection as manifests
 from privatevault.reconcile import gates
 from privatevault.reconcile.ports import ProtectionPorts
@@ -52,18 +53,18 @@ class _Audit:
     def __init__(self, policy: ProtectionPolicy, ports: ProtectionPorts, actor: str) -> None:
         self.policy, self.ports, self.actor, self.changed = policy, ports, actor, 0
 
-    def record(self, tenant: str, action: str, workload: dict[str, Any], key: str, details: dict[str, Any]) -> None:
-        meta = workload["metadata"]
+    def record(self, tenant: str, action: str, obj: dict[str, Any], key: str, details: dict[str, Any]) -> None:
+        meta = obj["metadata"]
         self.ports.ledger.append(
             Event(
                 tenant=tenant,
                 actor=self.actor,
                 action=action,
                 resource=ResourceRef(
-                    kind=workload["kind"], namespace=meta["namespace"], name=meta["name"], uid=meta["uid"]
+                    kind=obj["kind"], namespace=meta.get("namespace"), name=meta["name"], uid=meta.get("uid")
                 ),
                 outcome="intended",
-                idempotency_key=f"protection/{self.policy.metadata['name']}/{meta['uid']}/{key}",
+                idempotency_key=f"protection/{self.policy.metadata['name']}/{meta.get('uid')}/{key}",
                 details=details
                 | {"policy": self.policy.metadata["name"], "policyGeneration": self.policy.metadata.get("generation")},
             )
@@ -166,11 +167,53 @@ def _release(workload: dict[str, Any], tenant: Tenant, audit: _Audit) -> None:
     cluster.delete("v1", "Secret", manifests.key_secret_name(workload), meta["namespace"])
 
 
+def _rotate_kek_if_due(tenant: Tenant, audit: _Audit, now: datetime) -> None:
+    """Rotate the tenant's KEK on the policy's interval: new version, every stored ciphertext of the
+    tenant's workloads rewrapped under it, then versions older than ``retainVersions`` stop decrypting."""
+    name, policy, cluster = str(tenant.metadata["name"]), audit.policy, audit.ports.cluster
+    keys = audit.ports.keys.for_provider(tenant.spec.kms.provider)
+    facts = keys.facts(name)
+    if facts is None or not facts.rotated:
+        return
+    interval = timedelta(seconds=float(duration_seconds(policy.spec.rotation_interval)))
+    if now - datetime.fromisoformat(facts.rotated.replace("Z", "+00:00")) < interval:
+        return
+    tenant_obj = {"kind": "Tenant", "metadata": tenant.metadata}
+    audit.record(
+        name,
+        "rotate-kek",
+        tenant_obj,
+        f"kek/rotate/{facts.latest_version}",
+        {"fromVersion": facts.latest_version, "interval": policy.spec.rotation_interval},
+    )
+    rotated = keys.rotate(name)
+    if rotated is None:
+        return
+    kek = keys.wrapper(name)
+    for namespace in tenant.status.namespaces if tenant.status else []:
+        for secret in cluster.list("v1", "Secret", namespace=namespace, label_selector=f"{labels.TENANT}={name}"):
+            if manifests.POLICY_ANNOTATION not in (secret["metadata"].get("annotations") or {}):
+                continue
+            workload = secret["metadata"]["ownerReferences"][0]["name"]
+            secret.setdefault("kind", "Secret")
+            audit.record(
+                name,
+                "rewrap-workload-keys",
+                secret,
+                f"rewrap/{rotated.latest_version}",
+                {"kekVersion": rotated.latest_version, "workload": workload},
+            )
+            versions = [v.rewrapped(tenant=name, workload=workload, kek=kek) for v in versions_of(secret)]
+            cluster.apply(manifests.rewrapped(secret, secret_files(versions)))
+    keys.limit(name, max(1, rotated.latest_version - policy.spec.retain_versions + 1))
+
+
 def reconcile(policy: ProtectionPolicy, *, ports: ProtectionPorts, actor: str, kem_name: str, now: datetime) -> Result:
     """Protect every selected workload of every tenant using the policy; release those no longer selected."""
     audit = _Audit(policy, ports, actor)
     protected: list[Protected] = []
     for tenant in _tenants(policy, ports):
+        _rotate_kek_if_due(tenant, audit, now)
         for namespace in tenant.status.namespaces if tenant.status else []:
             for kind in WORKLOAD_KINDS:
                 for workload in ports.cluster.list("apps/v1", kind, namespace=namespace):
