@@ -12,7 +12,7 @@ import pytest
 
 from privatevault.errors import LedgerUnavailable
 from privatevault.ledger import Event, Ledger, ResourceRef, verify_chain
-from privatevault.ledger.schema import Database
+from privatevault.ledger.schema import Database, migrate
 from privatevault.testbench.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -108,3 +108,9 @@ def test_unreachable_database_fails_closed() -> None:
     ledger = Ledger(f"postgresql://nobody:x@127.0.0.1:{free_port()}/none", connect_timeout=1)
     with pytest.raises(LedgerUnavailable, match="cannot be written"):
         ledger.append(event("k"))
+
+
+def test_migrations_are_idempotent_and_reach_the_newest_revision(database: Database) -> None:
+    role = psycopg.conninfo.conninfo_to_dict(database.operator_dsn)["user"]
+    assert migrate(database.owner_dsn, operator_role=str(role)) == "0003"
+    assert migrate(database.owner_dsn, operator_role=str(role)) == "0003"

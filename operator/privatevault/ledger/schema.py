@@ -18,7 +18,6 @@ import psycopg
 import sqlalchemy
 from alembic import command
 from alembic.config import Config
-from alembic.script import ScriptDirectory
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -31,12 +30,6 @@ def _alembic(connection: sqlalchemy.Connection) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     return config
-
-
-def head_revision() -> str:
-    head = ScriptDirectory.from_config(_alembic(None)).get_current_head()  # type: ignore[arg-type]
-    assert head is not None
-    return head
 
 
 def migrate(owner_dsn: str, *, operator_role: str) -> str:
