@@ -109,13 +109,14 @@ def _tenant_ref(tenant: Tenant) -> ResourceRef:
     return ResourceRef(kind="Tenant", name=str(tenant.metadata["name"]), uid=str(tenant.metadata["uid"]))
 
 
-def _check_namespaces(tenant: Tenant, desired: list[dict[str, Any]], cluster: ClusterPort) -> dict[Any, Any]:
-    """Every namespace the tenant needs is free or ours; raises before anything is changed."""
-    observed = {}
-    for obj in desired:
-        if obj["kind"] != "Namespace":
-            continue
-        existing = cluster.get("v1", "Namespace", obj["metadata"]["name"])
+def _check_namespaces(tenant: Tenant, cluster: ClusterPort) -> dict[tuple[str, str | None, str], Any]:
+    """Every namespace the tenant needs is free or ours; raises before anything is changed.
+
+    Returns what was read, by child id, so the reconcile does not read the namespaces twice.
+    """
+    observed: dict[tuple[str, str | None, str], Any] = {}
+    for name in tenant.namespace_names():
+        existing = cluster.get("v1", "Namespace", name)
         problem = namespace_conflict(tenant, existing)
         if problem:
             raise ConflictError(problem)
@@ -125,7 +126,7 @@ def _check_namespaces(tenant: Tenant, desired: list[dict[str, Any]], cluster: Cl
             raise TransientError(
                 f"namespace {existing['metadata']['name']} of a previous tenant with this name is still being removed"
             )
-        observed[child_id(obj)] = existing
+        observed[("Namespace", None, name)] = existing
     return observed
 
 
@@ -261,8 +262,7 @@ def reconcile(
     children, then namespaces dropped from the spec are released.
     """
     step = Step(tenant, ports.ledger, actor, crash_point)
-    unlabelled = manifests.children(tenant, "")
-    observed = _check_namespaces(tenant, unlabelled, ports.cluster)
+    observed = _check_namespaces(tenant, ports.cluster)
     level = _mcs_level(tenant, ports.levels, step)
     key = _key(tenant, ports.keys, step)
     cluster = ports.cluster
