@@ -22,9 +22,9 @@ from privatevault.ledger import Event, ResourceRef
 from privatevault.manifests import labels
 from privatevault.manifests import protection as manifests
 from privatevault.reconcile import gates
+from privatevault.reconcile.objects import comparable
 from privatevault.reconcile.ports import ProtectionPorts
 from privatevault.reconcile.protection_policy import is_weakening
-from privatevault.reconcile.tenant import comparable
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 

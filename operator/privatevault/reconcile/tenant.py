@@ -24,16 +24,8 @@ from privatevault.ledger.event import canonical
 from privatevault.manifests import labels
 from privatevault.manifests import tenant as manifests
 from privatevault.reconcile import conditions, gates
+from privatevault.reconcile.objects import comparable
 from privatevault.reconcile.ports import ClusterPort, LedgerPort, LevelPort, ProvidersPort, TenantPorts
-
-#: Fields the server owns; two objects that differ only here carry the same intent.
-_VOLATILE = ("resourceVersion", "managedFields", "generation", "creationTimestamp", "uid", "selfLink")
-
-
-def comparable(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object without server-maintained metadata or status."""
-    metadata = {k: v for k, v in obj.get("metadata", {}).items() if k not in _VOLATILE}
-    return {k: v for k, v in obj.items() if k != "status"} | {"metadata": metadata}
 
 
 def child_id(obj: dict[str, Any]) -> tuple[str, str | None, str]:
