@@ -1,5 +1,6 @@
 """``python -m privatevault`` is ``pvctl``."""
 
-from .cli.main import app
+from privatevault.cli.main import app
 
-app(prog_name="pvctl")
+if __name__ == "__main__":  # not when multiprocessing re-imports this module in a worker
+    app(prog_name="pvctl")
