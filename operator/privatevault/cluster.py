@@ -9,6 +9,7 @@ the API server's defaulting and quantity normalisation here.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,11 +211,17 @@ def _summary(exc: Exception) -> str:
 class SecretStore:
     """Secrets in one namespace, as the KMS and the ledger's key ring need them."""
 
-    def __init__(self, cluster: Cluster, namespace: str) -> None:
-        self._cluster, self._namespace = cluster, namespace
+    def __init__(self, cluster: Cluster, namespace: str, *, before_create: Callable[[str], None] | None = None) -> None:
+        """``before_create(name)`` runs before a Secret is made (the audit record comes first)."""
+        self._cluster, self._namespace, self._before_create = cluster, namespace, before_create
 
     def read_or_create(self, name: str, data: dict[str, bytes]) -> dict[str, bytes]:
         """The Secret's data; created from ``data`` first when absent (an existing one always wins)."""
+        found = self._cluster.get("v1", "Secret", name, self._namespace)
+        if found is not None:
+            return {key: base64.b64decode(value) for key, value in (found.get("data") or {}).items()}
+        if self._before_create is not None:
+            self._before_create(name)
         body = {
             "apiVersion": "v1",
             "kind": "Secret",

@@ -66,12 +66,27 @@ def test_audit_verify_prove_export(
         result: dict[str, Any] = json.loads(verified.stdout)
         assert result["ok"] is True and result["records"] >= 4 and result["publishedSize"] >= 4
 
-        proved = pvctl("audit", "prove", "2", "--dsn-file", str(operator_dsn_file))
+        tail = pvctl(
+            "audit",
+            "tail",
+            "--tenant",
+            "e2e-audit",
+            "-n",
+            "1",
+            "--format",
+            "json",
+            "--dsn-file",
+            str(operator_dsn_file),
+        )
+        assert tail.returncode == 0, tail.stderr
+        seq = json.loads(tail.stdout)[0]["seq"]
+        eventually(lambda: published() >= seq, what=f"a checkpoint covering record {seq}")
+        proved = pvctl("audit", "prove", str(seq), "--dsn-file", str(operator_dsn_file))
         assert proved.returncode == 0, proved.stderr
         proof = json.loads(proved.stdout)
         assert merkle.verify_inclusion(
             merkle.leaf_hash(bytes.fromhex(proof["recordHash"])),
-            1,
+            seq - 1,
             proof["treeSize"],
             [base64.b64decode(p) for p in proof["inclusionProof"]],
             base64.b64decode(proof["rootHash"]),

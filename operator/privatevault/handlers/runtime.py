@@ -22,7 +22,7 @@ from privatevault.cluster import Cluster, SecretStore
 from privatevault.kms import LocalKms
 from privatevault.kms.tenants import LocalTenantKeys, Providers, VaultTenantKeys
 from privatevault.kms.vault import VaultAdmin, vault_client
-from privatevault.ledger import Ledger
+from privatevault.ledger import Event, Ledger, ResourceRef
 from privatevault.ledger.checkpointer import Checkpointer, Policy
 from privatevault.ledger.keyring import load_signers
 from privatevault.ledger.store import StoredCheckpoint
@@ -44,6 +44,7 @@ class Runtime:
         self.ledger: Ledger | None = None
         self.checkpointer: Checkpointer | None = None
         self.providers: Providers | None = None
+        self.local_kms: LocalKms | None = None
         self.metrics = OperatorMetrics()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,11 +64,36 @@ class Runtime:
             cluster=self.connect(), ledger=self.ledger, levels=LevelStore(self.settings.ledger_dsn), keys=self.providers
         )
 
+    def audit_operator_change(self, action: str, kind: str, name: str, namespace: str | None) -> None:
+        """Record a change the operator makes to its own objects (not a tenant's), before making it."""
+        assert self.ledger is not None
+        self.ledger.append(
+            Event(
+                tenant="",
+                actor=self.settings.actor,
+                action=action,
+                resource=ResourceRef(kind=kind, namespace=namespace, name=name),
+                outcome="intended",
+                idempotency_key=f"operator/{self.settings.namespace}/{action}/{kind}/{name}",
+            )
+        )
+
+    def _own_secrets(self) -> SecretStore:
+        """The operator's own Secrets (KMS master key, signing keys): each creation is audited first."""
+        namespace = self.settings.namespace
+        return SecretStore(
+            self.connect(),
+            namespace,
+            before_create=lambda name: self.audit_operator_change("create-secret", "Secret", name, namespace),
+        )
+
     def start_kms(self) -> None:
         """The local KMS always; Vault/OpenBao when configured (set up lazily: it may be down now)."""
         cluster = self.connect()
+        # Tenant KEK Secrets are audited as part of their tenant's `provision-kek` record.
         store = SecretStore(cluster, self.settings.namespace)
-        local = LocalTenantKeys(LocalKms.from_secret(store), store)
+        self.local_kms = LocalKms.from_secret(self._own_secrets())
+        local = LocalTenantKeys(self.local_kms, store)
         vault = None
         if self.settings.vault_addr:
             token = self.settings.vault_token_file.read_text().strip() if self.settings.vault_token_file else None
@@ -81,6 +107,7 @@ class Runtime:
         credentials = cluster.credentials()
         host = self.settings.vault_kubernetes_host or credentials.server
         ca_pem = Path(credentials.ca_path).read_text() if credentials.ca_path else ""
+        self.audit_operator_change("configure-vault-kubernetes-auth", "VaultAuthMethod", admin.auth_mount, None)
         jwt = cluster.token_reviewer_token(self.settings.namespace)
         admin.ensure_transit_mount()
         admin.ensure_kubernetes_auth(host, ca_pem, token_reviewer_jwt=jwt)
@@ -97,9 +124,8 @@ class Runtime:
 
     def start_checkpointer(self) -> None:
         assert self.ledger is not None
-        cluster = self.connect()
-        store = SecretStore(cluster, self.settings.namespace)
-        signers = load_signers(store, LocalKms.from_secret(store), origin=self.settings.ledger_origin)
+        assert self.local_kms is not None, "the KMS starts before the checkpointer"
+        signers = load_signers(self._own_secrets(), self.local_kms, origin=self.settings.ledger_origin)
         policy = Policy(self.settings.checkpoint_every_records, self.settings.checkpoint_every_seconds)
         self.checkpointer = Checkpointer(
             self.ledger, signers, origin=self.settings.ledger_origin, publish=self.publish, policy=policy
@@ -150,8 +176,11 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
         settings.persistence.finalizer = f"{GROUP}/finalizer"
         cluster = runtime.connect()
-        cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": runtime.settings.namespace}})
         runtime.ledger = Ledger(runtime.settings.ledger_dsn)
+        namespace = runtime.settings.namespace
+        if cluster.get("v1", "Namespace", namespace) is None:
+            runtime.audit_operator_change("create-namespace", "Namespace", namespace, None)
+            cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         runtime.start_kms()
         runtime.start_checkpointer()
         if runtime.settings.metrics_port is not None:
