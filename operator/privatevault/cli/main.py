@@ -52,7 +52,6 @@ def operator_run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every handler step.")] = False,
 ) -> None:
     """Run the operator in the foreground against a cluster (ledger DSN from PRIVATEVAULT_LEDGER_DSN[_FILE])."""
-
     if kubeconfig is not None:
         os.environ["KUBECONFIG"] = str(kubeconfig.resolve())
     try:
@@ -67,7 +66,6 @@ def operator_run(
 @crds_app.command("generate")
 def crds_generate(directory: Annotated[Path, typer.Argument(help="Where to write the CRDs.")] = Path("crds")) -> None:
     """Write the CRDs generated from the models."""
-
     for path in crdgen.write(directory):
         print(path)
 
@@ -75,7 +73,6 @@ def crds_generate(directory: Annotated[Path, typer.Argument(help="Where to write
 @crds_app.command("verify")
 def crds_verify(directory: Annotated[Path, typer.Argument(help="The committed CRDs.")] = Path("crds")) -> None:
     """Fail when the committed CRDs differ from what the models generate."""
-
     drifted = crdgen.drift(directory)
     if drifted:
         errors.print(f"[red]CRDs drift from the models:[/red] {', '.join(drifted)}; run `make generate` and commit")
@@ -91,6 +88,5 @@ def ledger_migrate(
     operator_role: Annotated[str, typer.Option(help="Role the operator connects as.")] = "privatevault_operator",
 ) -> None:
     """Create or upgrade the ledger schema as its owner and grant the operator INSERT and SELECT."""
-
     revision = migrate(owner_dsn_file.read_text().strip(), operator_role=operator_role)
     print(json.dumps({"revision": revision, "operatorRole": operator_role}))
