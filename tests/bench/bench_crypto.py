@@ -10,15 +10,12 @@ about 10 ms) see ``ml_kem_768_encapsulate_ms``, ``ml_kem_768_decapsulate_ms`` an
 ``privatevault.crypto`` (keys as bytes, re-expanded on every call); the others call the library
 directly with its key objects held.
 
-    python tests/bench/bench_crypto.py      # prints the figures as JSON
+    python -m tests.bench.bench_crypto      # prints the figures as JSON
 """
 
 from __future__ import annotations
 
 import json
-import statistics
-import time
-from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric import mldsa, mlkem
 from pqcrypto.sign import ml_dsa_65 as pq_ml_dsa_65
@@ -32,27 +29,9 @@ from privatevault.crypto import (
     wrap_data_key,
     xwing,
 )
+from tests.bench.timing import per_second
 
-_BATCHES = 7
-_BATCH_SECONDS = 0.1
 _MESSAGE = b"x" * 256
-
-
-def _per_second(operation: Callable[[], object]) -> float:
-    """Median operations per second of ``operation`` over ``_BATCHES`` timed batches."""
-    start = time.perf_counter()
-    operation()
-    single = max(time.perf_counter() - start, 1e-6)
-    size = max(1, int(_BATCH_SECONDS / single))
-    for _ in range(size):  # warm-up batch, not timed
-        operation()
-    rates = []
-    for _ in range(_BATCHES):
-        start = time.perf_counter()
-        for _ in range(size):
-            operation()
-        rates.append(size / (time.perf_counter() - start))
-    return statistics.median(rates)
 
 
 def _ms(rate: float) -> float:
@@ -63,9 +42,9 @@ def _xwing() -> dict[str, float]:
     sk, pk = xwing.generate_keypair()
     ct, _ = xwing.encapsulate(pk)
     return {
-        "xwing_keygen_per_s": _per_second(xwing.generate_keypair),
-        "xwing_encapsulate_per_s": _per_second(lambda: xwing.encapsulate(pk)),
-        "xwing_decapsulate_per_s": _per_second(lambda: xwing.decapsulate(sk, ct)),
+        "xwing_keygen_per_s": per_second(xwing.generate_keypair),
+        "xwing_encapsulate_per_s": per_second(lambda: xwing.encapsulate(pk)),
+        "xwing_decapsulate_per_s": per_second(lambda: xwing.decapsulate(sk, ct)),
     }
 
 
@@ -77,10 +56,10 @@ def _envelope() -> dict[str, float]:
     wrapped = wrap_data_key(data_key, pk, context=context)
     double = wrap_data_key(data_key, pk, context=context, kek=kek)
     return {
-        "envelope_wrap_per_s": _per_second(lambda: wrap_data_key(data_key, pk, context=context)),
-        "envelope_unwrap_per_s": _per_second(lambda: unwrap_data_key(wrapped, sk, context=context)),
-        "envelope_wrap_with_kek_per_s": _per_second(lambda: wrap_data_key(data_key, pk, context=context, kek=kek)),
-        "envelope_unwrap_with_kek_per_s": _per_second(lambda: unwrap_data_key(double, sk, context=context, kek=kek)),
+        "envelope_wrap_per_s": per_second(lambda: wrap_data_key(data_key, pk, context=context)),
+        "envelope_unwrap_per_s": per_second(lambda: unwrap_data_key(wrapped, sk, context=context)),
+        "envelope_wrap_with_kek_per_s": per_second(lambda: wrap_data_key(data_key, pk, context=context, kek=kek)),
+        "envelope_unwrap_with_kek_per_s": per_second(lambda: unwrap_data_key(double, sk, context=context, kek=kek)),
     }
 
 
@@ -92,14 +71,14 @@ def _ml_dsa_65() -> dict[str, float]:
     pq_signature = pq_ml_dsa_65.sign(pq_private, _MESSAGE)
     seed, public_bytes = ML_DSA_65.generate()
     wrapper_signature = ML_DSA_65.sign(seed, _MESSAGE)
-    sign_cryptography = _per_second(lambda: key.sign(_MESSAGE))
+    sign_cryptography = per_second(lambda: key.sign(_MESSAGE))
     return {
         "ml_dsa_65_sign_per_s_cryptography": sign_cryptography,
-        "ml_dsa_65_verify_per_s_cryptography": _per_second(lambda: public.verify(signature, _MESSAGE)),
-        "ml_dsa_65_sign_per_s_pqcrypto": _per_second(lambda: pq_ml_dsa_65.sign(pq_private, _MESSAGE)),
-        "ml_dsa_65_verify_per_s_pqcrypto": _per_second(lambda: pq_ml_dsa_65.verify(pq_public, _MESSAGE, pq_signature)),
-        "ml_dsa_65_sign_per_s_wrapper": _per_second(lambda: ML_DSA_65.sign(seed, _MESSAGE)),
-        "ml_dsa_65_verify_per_s_wrapper": _per_second(
+        "ml_dsa_65_verify_per_s_cryptography": per_second(lambda: public.verify(signature, _MESSAGE)),
+        "ml_dsa_65_sign_per_s_pqcrypto": per_second(lambda: pq_ml_dsa_65.sign(pq_private, _MESSAGE)),
+        "ml_dsa_65_verify_per_s_pqcrypto": per_second(lambda: pq_ml_dsa_65.verify(pq_public, _MESSAGE, pq_signature)),
+        "ml_dsa_65_sign_per_s_wrapper": per_second(lambda: ML_DSA_65.sign(seed, _MESSAGE)),
+        "ml_dsa_65_verify_per_s_wrapper": per_second(
             lambda: ML_DSA_65.verify(public_bytes, _MESSAGE, wrapper_signature)
         ),
         "ml_dsa_65_sign_ms_cryptography": _ms(sign_cryptography),
@@ -111,8 +90,8 @@ def _ml_kem_768() -> dict[str, float]:
     public = key.public_key()
     _, ciphertext = public.encapsulate()
     return {
-        "ml_kem_768_encapsulate_ms": _ms(_per_second(public.encapsulate)),
-        "ml_kem_768_decapsulate_ms": _ms(_per_second(lambda: key.decapsulate(ciphertext))),
+        "ml_kem_768_encapsulate_ms": _ms(per_second(public.encapsulate)),
+        "ml_kem_768_decapsulate_ms": _ms(per_second(lambda: key.decapsulate(ciphertext))),
     }
 
 

@@ -13,14 +13,22 @@ def percentile(samples: list[float], pct: float) -> float:
     return ordered[index]
 
 
-def rate(operation: Callable[[], object], *, count: int, repeats: int = 5) -> float:
-    """Median operations per second over ``repeats`` batches of ``count`` calls."""
+def per_second(operation: Callable[[], object], *, batches: int = 7, batch_seconds: float = 0.1) -> float:
+    """Median operations per second over ``batches`` timed batches, each sized to ~``batch_seconds``.
+
+    One untimed batch warms caches first.
+    """
+    start = time.perf_counter()
+    operation()
+    size = max(1, int(batch_seconds / max(time.perf_counter() - start, 1e-6)))
+    for _ in range(size):
+        operation()
     rates = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(count):
+    for _ in range(batches):
+        start = time.perf_counter()
+        for _ in range(size):
             operation()
-        rates.append(count / (time.perf_counter() - started))
+        rates.append(size / (time.perf_counter() - start))
     return statistics.median(rates)
 
 
