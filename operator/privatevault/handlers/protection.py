@@ -11,10 +11,11 @@ from typing import Any
 
 import kopf
 
-from privatevault.api.v1alpha1 import API_VERSION, GROUP, VERSION, ProtectionPolicy
+from privatevault.api.v1alpha1 import GROUP, VERSION, ProtectionPolicy
 from privatevault.api.v1alpha1.protectionpolicy import ProtectionPolicyStatus
 from privatevault.errors import PrivateVaultError, SpecError, TransientError
 from privatevault.handlers.runtime import Runtime
+from privatevault.handlers.status import write_status
 from privatevault.reconcile import conditions
 from privatevault.reconcile import protection as decisions
 from privatevault.reconcile.ports import ProtectionPorts
@@ -105,12 +106,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 status = _status(policy, result=result, error=None, now=now, weakening=weakening)
             except (TransientError, SpecError) as exc:
                 status = _status(policy, result=None, error=exc, now=now)
-                cluster.patch_status(
-                    API_VERSION,
-                    "ProtectionPolicy",
-                    str(policy.metadata["name"]),
-                    status.model_dump(mode="json", by_alias=True, exclude_none=True),
-                )
+                write_status(cluster, "ProtectionPolicy", str(policy.metadata["name"]), policy.status, status)
                 if isinstance(exc, SpecError):
                     logger.warning("policy stalled: %s (%s)", exc, exc.reason)
                     return
@@ -122,12 +118,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                     "protection reconciled: %d change(s), %d workload(s)", result.changed, len(result.workloads)
                 )
             if status != policy.status:
-                cluster.patch_status(
-                    API_VERSION,
-                    "ProtectionPolicy",
-                    str(policy.metadata["name"]),
-                    status.model_dump(mode="json", by_alias=True, exclude_none=True),
-                )
+                write_status(cluster, "ProtectionPolicy", str(policy.metadata["name"]), policy.status, status)
 
     @kopf.on.resume(*policies, registry=registry, id="resume")
     @kopf.on.create(*policies, registry=registry, id="create")

@@ -8,22 +8,16 @@ from typing import Any
 import kopf
 
 from privatevault import failpoints
-from privatevault.api.v1alpha1 import API_VERSION, GROUP, VERSION, Tenant, TenantStatus
+from privatevault.api.v1alpha1 import GROUP, VERSION, Tenant, TenantStatus
 from privatevault.cluster import Cluster
 from privatevault.errors import GateClosed, PrivateVaultError, SpecError, TransientError
 from privatevault.handlers.runtime import Runtime
+from privatevault.handlers.status import write_status
 from privatevault.reconcile import tenant as decisions
 
 
 def _write_status(cluster: Cluster, tenant: Tenant, status: TenantStatus) -> None:
-    if tenant.status == status:
-        return
-    cluster.patch_status(
-        API_VERSION,
-        "Tenant",
-        str(tenant.metadata["name"]),
-        status.model_dump(mode="json", by_alias=True, exclude_none=True),
-    )
+    write_status(cluster, "Tenant", str(tenant.metadata["name"]), tenant.status, status)
 
 
 def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
