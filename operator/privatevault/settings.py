@@ -13,6 +13,21 @@ from pathlib import Path
 ENV_PREFIX = "PRIVATEVAULT_"
 
 
+def ledger_dsn(env: dict[str, str] | None = None) -> str:
+    """The ledger's PostgreSQL URL from PRIVATEVAULT_LEDGER_DSN, else the file PRIVATEVAULT_LEDGER_DSN_FILE names."""
+    env = dict(os.environ if env is None else env)
+    dsn = env.get(f"{ENV_PREFIX}LEDGER_DSN")
+    dsn_file = env.get(f"{ENV_PREFIX}LEDGER_DSN_FILE")
+    if not dsn and dsn_file:
+        dsn = Path(dsn_file).read_text().strip()
+    if not dsn:
+        raise ValueError(
+            f"no ledger database: set {ENV_PREFIX}LEDGER_DSN or {ENV_PREFIX}LEDGER_DSN_FILE"
+            " (a PostgreSQL URL for the operator's role); audit is mandatory"
+        )
+    return dsn
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     ledger_dsn: str
@@ -34,17 +49,8 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        dsn = env.get(f"{ENV_PREFIX}LEDGER_DSN")
-        dsn_file = env.get(f"{ENV_PREFIX}LEDGER_DSN_FILE")
-        if not dsn and dsn_file:
-            dsn = Path(dsn_file).read_text().strip()
-        if not dsn:
-            raise ValueError(
-                f"no ledger database: set {ENV_PREFIX}LEDGER_DSN or {ENV_PREFIX}LEDGER_DSN_FILE"
-                " (a PostgreSQL URL for the operator's role); audit is mandatory"
-            )
         return cls(
-            ledger_dsn=dsn,
+            ledger_dsn=ledger_dsn(env),
             kubeconfig=Path(env["KUBECONFIG"]) if env.get("KUBECONFIG") else None,
             namespace=env.get(f"{ENV_PREFIX}NAMESPACE", cls.namespace),
             actor=env.get(f"{ENV_PREFIX}ACTOR", cls.actor),

@@ -26,6 +26,7 @@ from privatevault.ledger.checkpoint import (
 from privatevault.ledger.event import Record
 from privatevault.ledger.verify import verify as verify_ledger
 from privatevault.manifests import ledger as ledger_manifests
+from privatevault.settings import ledger_dsn
 
 app = typer.Typer(help="Read, prove and verify the audit ledger.", no_args_is_help=True)
 
@@ -56,13 +57,13 @@ VerifierKeys = Annotated[
 
 
 def _ledger(dsn_file: Path | None) -> Ledger:
-    dsn = dsn_file.read_text().strip() if dsn_file else os.environ.get("PRIVATEVAULT_LEDGER_DSN")
-    if not dsn and os.environ.get("PRIVATEVAULT_LEDGER_DSN_FILE"):
-        dsn = Path(os.environ["PRIVATEVAULT_LEDGER_DSN_FILE"]).read_text().strip()
-    if not dsn:
-        errors.print("[red]error:[/red] no ledger: pass --dsn-file or set PRIVATEVAULT_LEDGER_DSN")
-        raise typer.Exit(2)
-    return Ledger(dsn)
+    if dsn_file is not None:
+        return Ledger(dsn_file.read_text().strip())
+    try:
+        return Ledger(ledger_dsn())
+    except ValueError as exc:
+        errors.print(f"[red]error:[/red] {exc}; or pass --dsn-file")
+        raise typer.Exit(2) from exc
 
 
 def _published(kubeconfig: Path | None, namespace: str, checkpoint: Path | None) -> tuple[bytes | None, list[str]]:
