@@ -277,25 +277,22 @@ class VaultAdmin:
     def rotate_tenant_key(self, tenant: str, min_decryption_version: int | None = None) -> KeyFacts:
         """A new key version for new wraps; older ciphertexts stay readable from ``min_decryption_version``."""
         key = key_name(tenant)
-        path = f"{self.transit_mount}/keys/{key}"
-        self._write(f"{path}/rotate", {}, f"rotate Transit key {key}")
+        self._write(f"{self.transit_mount}/keys/{key}/rotate", {}, f"rotate Transit key {key}")
         if min_decryption_version is not None:
-            config = {"min_decryption_version": min_decryption_version}
-            self._write(f"{path}/config", config, f"set the minimum decryption version of {key}")
-        data = self._read(path, f"read Transit key {key}")
-        if data is None:
-            raise KmsError(f"Transit key {key} disappeared while it was rotated")
-        return _facts(key, data)
+            return self.limit_decryption(tenant, min_decryption_version)
+        return self._facts_of(key, "rotated")
 
     def limit_decryption(self, tenant: str, min_decryption_version: int) -> KeyFacts:
         """Stop decrypting ciphertexts older than ``min_decryption_version`` (after they were rewrapped)."""
         key = key_name(tenant)
-        path = f"{self.transit_mount}/keys/{key}"
         config = {"min_decryption_version": min_decryption_version}
-        self._write(f"{path}/config", config, f"set the minimum decryption version of {key}")
-        data = self._read(path, f"read Transit key {key}")
+        self._write(f"{self.transit_mount}/keys/{key}/config", config, f"set the minimum decryption version of {key}")
+        return self._facts_of(key, "given a minimum version")
+
+    def _facts_of(self, key: str, doing: str) -> KeyFacts:
+        data = self._read(f"{self.transit_mount}/keys/{key}", f"read Transit key {key}")
         if data is None:
-            raise KmsError(f"Transit key {key} disappeared while its minimum version was set")
+            raise KmsError(f"Transit key {key} disappeared while it was {doing}")
         return _facts(key, data)
 
     def ensure_tenant_policy(self, tenant: str) -> bool:
