@@ -20,7 +20,8 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ConflictError, DynamicApiError, NotFoundError
 from urllib3.exceptions import HTTPError
 
-from .errors import ClusterUnavailable, SpecError
+from privatevault.errors import ClusterUnavailable, SpecError
+from privatevault.kms.local import StoredSecret
 
 FIELD_MANAGER = "privatevault"
 _RETRYABLE = frozenset({409, 429, 500, 502, 503, 504})
@@ -215,33 +216,35 @@ class SecretStore:
         """``before_create(name)`` runs before a Secret is made (the audit record comes first)."""
         self._cluster, self._namespace, self._before_create = cluster, namespace, before_create
 
-    def read_or_create(self, name: str, data: dict[str, bytes]) -> dict[str, bytes]:
-        """The Secret's data; created from ``data`` first when absent (an existing one always wins)."""
-        found = self._cluster.get("v1", "Secret", name, self._namespace)
-        if found is not None:
-            return {key: base64.b64decode(value) for key, value in (found.get("data") or {}).items()}
-        if self._before_create is not None:
-            self._before_create(name)
-        body = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "Opaque",
-            "metadata": {
-                "name": name,
-                "namespace": self._namespace,
-                "labels": {"app.kubernetes.io/managed-by": "privatevault"},
-            },
-            "data": {key: base64.b64encode(value).decode() for key, value in data.items()},
-        }
-        self._cluster.create(body)
+    def read_or_create(self, name: str, make: Callable[[], dict[str, bytes]]) -> StoredSecret:
+        """The Secret; created from ``make()`` first when absent (an existing one always wins).
+
+        ``make`` runs only when a Secret is to be created, so reading an existing one costs one GET.
+        """
         found = self._cluster.get("v1", "Secret", name, self._namespace)
         if found is None:
-            raise ClusterUnavailable(f"Secret {self._namespace}/{name} vanished right after it was created")
-        return {key: base64.b64decode(value) for key, value in (found.get("data") or {}).items()}
-
-    def created(self, name: str) -> str | None:
-        found = self._cluster.get("v1", "Secret", name, self._namespace)
-        return None if found is None else str(found["metadata"].get("creationTimestamp") or "")
+            if self._before_create is not None:
+                self._before_create(name)
+            self._cluster.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "type": "Opaque",
+                    "metadata": {
+                        "name": name,
+                        "namespace": self._namespace,
+                        "labels": {"app.kubernetes.io/managed-by": "privatevault"},
+                    },
+                    "data": {key: base64.b64encode(value).decode() for key, value in make().items()},
+                }
+            )
+            found = self._cluster.get("v1", "Secret", name, self._namespace)
+            if found is None:
+                raise ClusterUnavailable(f"Secret {self._namespace}/{name} vanished right after it was created")
+        return StoredSecret(
+            data={key: base64.b64decode(value) for key, value in (found.get("data") or {}).items()},
+            created=str(found["metadata"].get("creationTimestamp") or ""),
+        )
 
     def delete(self, name: str) -> None:
         self._cluster.delete("v1", "Secret", name, self._namespace)

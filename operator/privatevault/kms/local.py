@@ -10,6 +10,8 @@ production installs use the Vault provider.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -22,10 +24,16 @@ MASTER_KEY = "master-key"
 MASTER_SECRET = "privatevault-kms-master"  # noqa: S105 - the Secret's name, not a password
 
 
-class SecretStore(Protocol):
-    """Reads a Secret's data, and creates it when absent (never overwriting an existing one)."""
+@dataclass(frozen=True)
+class StoredSecret:
+    data: dict[str, bytes]
+    created: str
 
-    def read_or_create(self, name: str, data: dict[str, bytes]) -> dict[str, bytes]: ...
+
+class SecretStore(Protocol):
+    """Reads a Secret, and creates it from ``make()`` when absent (never overwriting an existing one)."""
+
+    def read_or_create(self, name: str, make: Callable[[], dict[str, bytes]]) -> StoredSecret: ...
 
 
 class LocalKms:
@@ -39,8 +47,8 @@ class LocalKms:
     @classmethod
     def from_secret(cls, store: SecretStore, secret_name: str = MASTER_SECRET) -> LocalKms:
         """The master key from its Secret; a new random one when the Secret does not exist yet."""
-        data = store.read_or_create(secret_name, {MASTER_KEY: os.urandom(32)})
-        return cls(data[MASTER_KEY])
+        stored = store.read_or_create(secret_name, lambda: {MASTER_KEY: os.urandom(32)})
+        return cls(stored.data[MASTER_KEY])
 
     def wrap(self, plaintext: bytes, *, context: bytes) -> bytes:
         nonce = os.urandom(12)

@@ -16,16 +16,12 @@ from typing import Protocol
 
 from privatevault.crypto import KeyWrapper, LocalAesGcmWrapper
 from privatevault.errors import KmsUnavailable, SpecError
-from privatevault.kms.local import LocalKms
+from privatevault.kms.local import LocalKms, SecretStore
 from privatevault.kms.vault import KeyFacts, VaultAdmin, key_name
 
 
-class KekStore(Protocol):
-    """Secrets in the operator's namespace (``cluster.SecretStore``)."""
-
-    def read_or_create(self, name: str, data: dict[str, bytes]) -> dict[str, bytes]: ...
-
-    def created(self, name: str) -> str | None: ...
+class KekStore(SecretStore, Protocol):
+    """Secrets in the operator's namespace (``cluster.SecretStore``), which can also be deleted."""
 
     def delete(self, name: str) -> None: ...
 
@@ -99,15 +95,16 @@ class LocalTenantKeys:
     def _context(tenant: str) -> bytes:
         return f"privatevault/tenant-kek/v1\n{tenant}".encode()
 
-    def _kek(self, tenant: str) -> bytes:
+    def _kek(self, tenant: str) -> tuple[bytes, str]:
+        """The tenant's KEK (made on first use) and when it was made."""
         context = self._context(tenant)
-        wrapped = self.store.read_or_create(
-            self.secret(tenant), {"kek": self.kms.wrap(os.urandom(32), context=context)}
+        stored = self.store.read_or_create(
+            self.secret(tenant), lambda: {"kek": self.kms.wrap(os.urandom(32), context=context)}
         )
-        return self.kms.unwrap(wrapped["kek"], context=context)
+        return self.kms.unwrap(stored.data["kek"], context=context), stored.created
 
     def wrapper(self, tenant: str) -> KeyWrapper:
-        return LocalAesGcmWrapper(self._kek(tenant))
+        return LocalAesGcmWrapper(self._kek(tenant)[0])
 
     def facts(self, tenant: str) -> KeyFacts | None:
         return None  # a local KEK has one version and is not rotated
@@ -119,9 +116,7 @@ class LocalTenantKeys:
         """Nothing to limit: a local KEK has one version."""
 
     def ensure(self, tenant: str, namespaces: Sequence[str]) -> KeyFacts:
-        name = self.secret(tenant)
-        self._kek(tenant)  # made on first use; opening it proves it is under this master key
-        created = self.store.created(name) or ""
+        _, created = self._kek(tenant)  # made on first use; opening it proves it is under this master key
         return KeyFacts(
             name=key_name(tenant),
             latest_version=1,

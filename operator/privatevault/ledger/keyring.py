@@ -26,8 +26,10 @@ def _context(algorithm: str, origin: str) -> bytes:
 
 def load_signers(store: SecretStore, kms: KeyProvider, *, origin: str) -> list[LocalSigner]:
     """The Ed25519 and ML-DSA-65 checkpoint signers for ``origin``, created on first use."""
-    fresh = {algorithm: kms.wrap(os.urandom(32), context=_context(algorithm, origin)) for algorithm in ALGORITHMS}
-    wrapped = store.read_or_create(SECRET, fresh)
+    wrapped = store.read_or_create(
+        SECRET,
+        lambda: {algorithm: kms.wrap(os.urandom(32), context=_context(algorithm, origin)) for algorithm in ALGORITHMS},
+    ).data
     ed_seed = kms.unwrap(wrapped["ed25519"], context=_context("ed25519", origin))
     ml_seed = kms.unwrap(wrapped["ml-dsa-65"], context=_context("ml-dsa-65", origin))
     return [
