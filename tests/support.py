@@ -71,6 +71,36 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
     return None
 
 
+def wait_for_condition(
+    kubectl: Kubectl,
+    kind: str,
+    name: str,
+    type_: str,
+    *,
+    status: str = "True",
+    current: bool = False,
+    timeout: float = 60,
+) -> dict[str, Any]:
+    """The object once its condition ``type_`` has ``status`` (and, with ``current``, status is of
+    the latest generation); fails naming the last status seen."""
+    seen: list[Any] = [None]
+
+    def check() -> dict[str, Any] | None:
+        obj = kubectl.get(kind, name)
+        seen[0] = obj and obj.get("status")
+        cond = condition(obj, type_)
+        if not obj or not cond or cond["status"] != status:
+            return None
+        if current and obj["status"].get("observedGeneration") != obj["metadata"]["generation"]:
+            return None
+        return obj
+
+    found: dict[str, Any] = eventually(
+        check, timeout=timeout, what=lambda: f"{kind} {name} {type_}={status} (last status: {seen[0]})"
+    )
+    return found
+
+
 class Operator:
     """``python -m privatevault operator run`` as a real process against the bench."""
 

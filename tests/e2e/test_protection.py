@@ -17,7 +17,7 @@ import pytest
 from privatevault.errors import KmsError
 from privatevault.sdk import unwrap_data_key
 from privatevault.testbench import Bench
-from tests.support import Kubectl, Operator, condition, eventually
+from tests.support import Kubectl, Operator, condition, eventually, wait_for_condition
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
 
@@ -97,13 +97,8 @@ def test_hybrid_protection_end_to_end(kubectl: Kubectl, bench: Bench, vault_oper
             }
         )
 
-    def tenant_level(name: str) -> str | None:
-        obj = kubectl.get("tenant", name)
-        cond = condition(obj, "Ready")
-        return obj["status"]["mcsLevel"] if obj and cond and cond["status"] == "True" else None
-
-    level = eventually(lambda: tenant_level(tenant), timeout=90, what="tenant Ready")
-    eventually(lambda: tenant_level(other), timeout=90, what="other tenant Ready")
+    level = wait_for_condition(kubectl, "tenant", tenant, "Ready", timeout=90)["status"]["mcsLevel"]
+    wait_for_condition(kubectl, "tenant", other, "Ready", timeout=90)
     for name, namespace in (("payments", tenant), ("intruder", other)):
         kubectl.run("create", "serviceaccount", name, "-n", namespace)
     kubectl.apply(deployment("payments", tenant))
@@ -186,11 +181,8 @@ def test_hybrid_protection_end_to_end(kubectl: Kubectl, bench: Bench, vault_oper
     # Moving to the classical profile is a weakening: marked in status (the quorum gate comes later).
     kubectl.run("patch", "protectionpolicy", policy, "--type=merge", "-p", '{"spec":{"profile":"classical-legacy"}}')
 
-    def weakened() -> dict[str, Any] | None:
-        cond = condition(kubectl.get("protectionpolicy", policy), "Weakened")
-        return cond if cond and cond["status"] == "True" else None
-
-    assert "quantum" in eventually(weakened, what="the policy marked Weakened")["message"]
+    weakened = condition(wait_for_condition(kubectl, "protectionpolicy", policy, "Weakened"), "Weakened")
+    assert weakened is not None and "quantum" in weakened["message"]
     kubectl.run("delete", "tenant", tenant, other, "--wait=true")
 
 
@@ -205,10 +197,5 @@ def test_selector_matching_nothing_is_ready_with_no_workloads(kubectl: Kubectl, 
         }
     )
 
-    def ready() -> dict[str, Any] | None:
-        obj = kubectl.get("protectionpolicy", name)
-        cond = condition(obj, "Ready")
-        return obj if obj and cond and cond["status"] == "True" else None
-
-    status = eventually(ready, what="the policy Ready")["status"]
+    status = wait_for_condition(kubectl, "protectionpolicy", name, "Ready")["status"]
     assert (status["workloads"], status["quantumSafe"], status["securityLevel"]) == (0, True, 5)

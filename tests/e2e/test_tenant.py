@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 from privatevault.ledger import Ledger, verify_chain
 from privatevault.ledger.schema import Database
 from privatevault.testbench.ports import free_port
-from tests.support import Kubectl, Operator, condition, eventually
+from tests.support import Kubectl, Operator, condition, eventually, wait_for_condition
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
 
@@ -50,24 +50,8 @@ def operator(kubectl: Kubectl, operator_dsn_file: Path, tmp_path: Path) -> Itera
     running.stop()
 
 
-def ready(kubectl: Kubectl, name: str, timeout: float = 60) -> dict[str, Any]:
-    seen: list[Any] = []
-
-    def check() -> dict[str, Any] | None:
-        obj = kubectl.get("tenant", name)
-        seen[:] = [obj and obj.get("status"), obj and obj["metadata"].get("generation")]
-        cond = condition(obj, "Ready")
-        if (
-            obj
-            and cond
-            and cond["status"] == "True"
-            and obj["status"].get("observedGeneration") == obj["metadata"]["generation"]
-        ):
-            return obj
-        return None
-
-    result: dict[str, Any] = eventually(check, timeout=timeout, what=lambda: f"tenant {name} Ready (seen: {seen})")
-    return result
+def ready(kubectl: Kubectl, name: str) -> dict[str, Any]:
+    return wait_for_condition(kubectl, "tenant", name, "Ready", current=True)
 
 
 def actions(database: Database, tenant_name: str) -> list[str]:
@@ -204,11 +188,8 @@ def test_namespace_owned_by_nobody_stalls(kubectl: Kubectl, operator: Operator, 
     kubectl.run("create", "namespace", "e2e-taken")
     kubectl.apply(tenant("e2e-grabber", namespaces=["e2e-grabber", "e2e-taken"]))
 
-    def stalled() -> dict[str, Any] | None:
-        cond = condition(kubectl.get("tenant", "e2e-grabber"), "Stalled")
-        return cond if cond and cond["status"] == "True" else None
-
-    cond = eventually(stalled, what="tenant Stalled")
+    cond = condition(wait_for_condition(kubectl, "tenant", "e2e-grabber", "Stalled"), "Stalled")
+    assert cond is not None
     assert cond["reason"] == "NamespaceConflict"
     assert "e2e-taken already exists and is not managed by PrivateVault" in cond["message"]
     assert kubectl.get("namespace", "e2e-grabber") is None  # nothing half-made

@@ -15,7 +15,7 @@ from privatevault.errors import KmsError
 from privatevault.kms.vault import VaultKms, kubernetes_login, role_name, vault_client
 from privatevault.testbench import Bench
 from tests.e2e.conftest import grant_operator
-from tests.support import Kubectl, Operator, condition, eventually
+from tests.support import Kubectl, Operator, condition, wait_for_condition
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
 
@@ -34,14 +34,8 @@ def vault_tenant(name: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def ready(kubectl: Kubectl, name: str, timeout: float = 90) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        obj = kubectl.get("tenant", name)
-        cond = condition(obj, "Ready")
-        return obj if cond and cond["status"] == "True" else None
-
-    result: dict[str, Any] = eventually(check, timeout=timeout, what=f"tenant {name} Ready")
-    return result
+def ready(kubectl: Kubectl, name: str) -> dict[str, Any]:
+    return wait_for_condition(kubectl, "tenant", name, "Ready", timeout=90)
 
 
 def workload_client(bench: Bench, kubectl: Kubectl, namespace: str, role: str) -> hvac.Client:
@@ -90,11 +84,8 @@ def test_openbao_outage_stalls_then_recovers(kubectl: Kubectl, bench: Bench, vau
     try:
         kubectl.apply(vault_tenant(name))
 
-        def stalled() -> dict[str, Any] | None:
-            cond = condition(kubectl.get("tenant", name), "Stalled")
-            return cond if cond and cond["status"] == "True" else None
-
-        cond = eventually(stalled, what="tenant Stalled while OpenBao is down")
+        cond = condition(wait_for_condition(kubectl, "tenant", name, "Stalled"), "Stalled")
+        assert cond is not None
         assert cond["reason"] == "KMSUnavailable"
         assert kubectl.get("namespace", name) is None  # nothing half-made
     finally:
