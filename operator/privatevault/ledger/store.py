@@ -169,11 +169,10 @@ class Ledger:
         keys = list(dict.fromkeys(event.idempotency_key for event in events))
         conn = self._connection()
         with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (HEAD_LOCK,))
+            # Looked up under the lock: another writer may have appended some of the same events.
             found = self._by_keys(cur, keys)
             if len(found) < len(keys):
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (HEAD_LOCK,))
-                # Another writer may have appended some of the same events while we waited.
-                found = self._by_keys(cur, keys)
                 cur.execute("SELECT seq, record_hash FROM audit_records ORDER BY seq DESC LIMIT 1")
                 head = cur.fetchone()
                 seq, prev = (0, GENESIS) if head is None else (int(head[0]), bytes(head[1]))
