@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from privatevault.ledger.schema import bootstrap
 from privatevault.testbench import Bench
-from privatevault.testbench.process import ManagedProcess
 from privatevault.testbench.secretfile import write_secret
+from tests.support import REPO, Kubectl, Operator
 
-REPO = Path(__file__).resolve().parents[2]
 TENANTS = int(os.environ.get("PV_BENCH_TENANTS", "200"))
 
 
@@ -29,31 +26,12 @@ def _peak_rss_mb(pid: int) -> float:
 
 def run() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="pv-bench-tenants-") as workdir, Bench(Path(workdir)) as bench:
-        kubectl = [str(bench.control_plane.kubectl), "--kubeconfig", str(bench.control_plane.kubeconfig)]
-
-        def run_kubectl(*args: str, stdin: str | None = None) -> str:
-            done = subprocess.run([*kubectl, *args], input=stdin, text=True, capture_output=True, check=True)
-            return done.stdout
-
-        run_kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-        run_kubectl("wait", "--for=condition=Established", "crd", "-l", "app.kubernetes.io/part-of=privatevault")
+        kubectl = Kubectl(bench.control_plane.kubectl, bench.control_plane.kubeconfig)
+        kubectl.run("apply", "--server-side", "-f", str(REPO / "crds"))
+        kubectl.run("wait", "--for=condition=Established", "crd", "-l", "app.kubernetes.io/part-of=privatevault")
         database = bootstrap(bench.postgres.superuser_dsn)
         dsn_file = write_secret(Path(workdir) / "operator.dsn", database.operator_dsn)
-        operator = ManagedProcess(
-            "operator",
-            [
-                sys.executable,
-                "-m",
-                "privatevault",
-                "operator",
-                "run",
-                "--kubeconfig",
-                str(bench.control_plane.kubeconfig),
-            ],
-            Path(workdir) / "operator.log",
-            env={**os.environ, "PRIVATEVAULT_LEDGER_DSN_FILE": str(dsn_file), "PRIVATEVAULT_DRIFT_INTERVAL": "3600"},
-        )
-        operator.start()
+        operator = Operator(Path(workdir), kubectl.kubeconfig, dsn_file, PRIVATEVAULT_DRIFT_INTERVAL="3600").start()
         try:
             time.sleep(3)  # start-up: login, KMS and signing keys, first checkpoint
             items = [
@@ -70,9 +48,9 @@ def run() -> dict[str, float]:
                 for i in range(TENANTS)
             ]
             started = time.perf_counter()
-            run_kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+            kubectl.apply({"apiVersion": "v1", "kind": "List", "items": items})
             while True:
-                listed = json.loads(run_kubectl("get", "tenants", "-l", "bench=yes", "-o", "json"))["items"]
+                listed = json.loads(kubectl.run("get", "tenants", "-l", "bench=yes", "-o", "json").stdout)["items"]
                 ready = sum(
                     any(
                         c["type"] == "Ready" and c["status"] == "True"
@@ -86,7 +64,7 @@ def run() -> dict[str, float]:
                     raise RuntimeError(f"only {ready}/{TENANTS} tenants Ready after 30 minutes")
                 time.sleep(1)
             elapsed = time.perf_counter() - started
-            peak = _peak_rss_mb(operator.pid)
+            peak = _peak_rss_mb(operator.process.pid)
         finally:
             operator.stop()
     return {
