@@ -47,6 +47,7 @@ class Checkpointer:
         self._ledger, self.signers, self._origin, self._publish = ledger, signers, origin, publish
         self.policy = policy or Policy()
         self._last_issued = time.monotonic()
+        self._last_size = 0  # of the last checkpoint this process saw; issue() reads the stored one
 
     def issue(self) -> StoredCheckpoint:
         """Sign, store and publish the head at the current size (or re-publish the latest)."""
@@ -54,6 +55,7 @@ class Checkpointer:
         last = self._ledger.latest_checkpoint()
         if last is not None and last.size >= size:
             self._publish(last)
+            self._last_size = last.size
             return last
         root = self._ledger.root(size)
         if last is not None:
@@ -70,15 +72,14 @@ class Checkpointer:
             stored = self._ledger.latest_checkpoint()
             checkpoint = stored if stored is not None and stored.size >= size else checkpoint
         self._publish(checkpoint)
-        self._last_issued = time.monotonic()
+        self._last_issued, self._last_size = time.monotonic(), checkpoint.size
         return checkpoint
 
     def tick(self) -> StoredCheckpoint | None:
-        """Issue a checkpoint if the policy says one is due."""
-        last = self._ledger.latest_checkpoint()
+        """Issue a checkpoint if the policy says one is due (one query when it is not)."""
         size = self._ledger.size()
         if self.policy.due(
-            size=size, last_size=last.size if last else 0, seconds_since_last=time.monotonic() - self._last_issued
+            size=size, last_size=self._last_size, seconds_since_last=time.monotonic() - self._last_issued
         ):
             return self.issue()
         return None
