@@ -1,9 +1,10 @@
 """The control plane's PKI, generated fresh for every bench so no key outlives its cluster.
 
 As in a real cluster, one CA signs the apiserver's serving certificate and the client certificates
-(the admin user in system:masters, the controller manager as system:kube-controller-manager), and a
-separate key pair signs and verifies service-account tokens. Keys are ECDSA P-256, except the
-service-account key, which is RSA 2048 because RS256 is what every token consumer accepts.
+(the admin user in system:masters, the controller manager as system:kube-controller-manager, more
+on request while the bench runs), and a separate key pair signs and verifies service-account
+tokens. Keys are ECDSA P-256, except the service-account key, which is RSA 2048 because RS256 is
+what every token consumer accepts.
 """
 
 import datetime
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from privatevault.testbench.errors import BenchError
 from privatevault.testbench.secretfile import write_secret
 
 VALIDITY = datetime.timedelta(days=365)
@@ -138,11 +140,12 @@ class ClusterPKI:
         self.admin_key = directory / "admin.key"
         self.controller_manager_cert = directory / "controller-manager.crt"
         self.controller_manager_key = directory / "controller-manager.key"
+        self._ca: CertificateAuthority | None = None
 
     def generate(self, service_ip: str) -> None:
         """Create the CA, the apiserver, admin and controller-manager certificates, the SA keys."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        ca = CertificateAuthority("privatevault-bench-ca")
+        ca = self._ca = CertificateAuthority("privatevault-bench-ca")
         self.ca_cert.write_bytes(ca.cert_pem)
         ca.issue(
             "kube-apiserver",
@@ -165,3 +168,14 @@ class ClusterPKI:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )
+
+    def issue_client(self, common_name: str, cert_path: Path, key_path: Path, *, groups: Sequence[str] = ()) -> None:
+        """One more client certificate from the cluster's CA: user ``common_name`` in ``groups``.
+
+        For an identity other than the admin's (which is in system:masters, beyond RBAC and sharing
+        the API server's `exempt` flow schema). Only in the process that generated the PKI: the CA
+        key is never written to disk.
+        """
+        if self._ca is None:
+            raise BenchError("the cluster PKI was not generated in this process, and its CA key is never saved")
+        self._ca.issue(common_name, organizations=groups).write(cert_path, key_path)
