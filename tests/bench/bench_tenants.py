@@ -1,75 +1,375 @@
-"""Tenant onboarding at scale on the real control plane and PostgreSQL: the time for 200 Tenants
-applied at once to all become Ready, and the operator's peak memory (VmHWM) while doing it."""
+"""Tenant onboarding at scale and the operator's idle cost (issue 8), on the real bench: control
+plane, PostgreSQL and OpenBao, all on 127.0.0.1.
+
+One run, three phases:
+
+1. **Onboarding.** ``PV_BENCH_TENANTS`` Tenants (default 1,000) are applied at once, one
+   ``kubectl apply`` of a List, and timed until a ``kubectl get --watch`` has seen every one Ready.
+   The operator's peak memory (VmHWM) is read then. Its drift timer is set to an hour, so that
+   only onboarding is timed.
+2. **Idle.** The operator is restarted with the drift interval ``PV_BENCH_DRIFT_INTERVAL``
+   (default 60 s, the product's default) and, once it has resumed every tenant, left alone for
+   ``IDLE_INTERVALS`` full intervals with nothing changing. Over that window: the API requests it
+   made, the resyncs it ran (kopf logs ``Timer '<id>' succeeded.`` after each), its CPU time
+   (utime + stime from /proc/PID/stat) and the API server's and etcd's.
+3. **Baseline.** The operator is stopped and the API server's counters are read over one more
+   interval: what every other client asks for meanwhile.
+
+**Whose requests.** ``apiserver_request_total`` has no user label. Subtracting a baseline from its
+total would make the operator's figure the difference of two large numbers that move with the
+controller manager's and the API server's own background work. So the operator runs under an
+identity of its own with a FlowSchema of its own (``identity.py``), and API Priority and Fairness's
+``apiserver_flowcontrol_dispatched_requests_total`` for that flow schema counts exactly its
+requests: the ``idle.requests*`` and ``tenants.requests_per_tenant`` figures. What the requests
+were comes from ``apiserver_request_total``, which has verb and resource labels but counts every
+client: its change over the idle window, less the baseline's rate over as long, per verb and
+resource, is the ``idle.per_tenant_resync.<request>`` breakdown. ``idle.requests_attributed`` is
+that breakdown's sum; when it is close to ``idle.requests``, the breakdown is the operator's.
+
+**Per resync** means per resync actually run, counted in the operator's log, not per interval
+elapsed: an operator that cannot keep up runs fewer than one resync per tenant per interval, and
+dividing by intervals would understate what each one costs.
+
+**Why 60 s and not a shorter interval.** The CPU target is for an idle operator at the product's
+interval. By the issue's figures (about 14 requests and 60 % of a core per 1,000 tenants per 60 s),
+the present operator would need nearly two cores at 20 s: it would fall behind and the figure would
+read saturation, not idle cost. Three intervals of 60 s still give every tenant three resyncs in
+the window. ``idle.operator_cpu_ms_per_resync`` converts the CPU figure to any other interval.
+
+The Tenants are created only once the garbage collector has had time to discover their CRD (see
+``GC_DISCOVERY``). The whole run is aborted with an error after ``RUN_TIMEOUT`` (30 minutes), or
+at once, with the end of its log, if the operator exits.
+"""
 
 from __future__ import annotations
 
-import json
 import os
+import queue
+import re
+import subprocess
+import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from privatevault.ledger.schema import bootstrap
+from privatevault.manifests.ledger import CHECKPOINT_CONFIGMAP
 from privatevault.testbench import Bench
+from privatevault.testbench.process import log_tail
 from privatevault.testbench.secretfile import write_secret
-from tests.support import REPO, Kubectl, Operator
+from tests.bench import procfs, request_counts
+from tests.bench.identity import FLOW_SCHEMA, operator_kubeconfig
+from tests.support import REPO, Kubectl, Operator, eventually
 
-TENANTS = int(os.environ.get("PV_BENCH_TENANTS", "200"))
+TENANTS = int(os.environ.get("PV_BENCH_TENANTS", "1000"))
+DRIFT_INTERVAL = float(os.environ.get("PV_BENCH_DRIFT_INTERVAL", "60"))
+IDLE_INTERVALS = 3
+RUN_TIMEOUT = 1800.0
+# kube-controller-manager's garbage collector rereads discovery every 30 s (a fixed period).
+GC_DISCOVERY = 40.0
+TOP_REQUESTS = 20
+LABEL = "bench"
+
+# What kopf and the operator log, counted in the operator's log. Any timer counts as a resync (the
+# bench makes no object with a timer but Tenants), whatever its id ("drift" today).
+LOGGED = {
+    "resumed": re.compile(rb"Handler 'resume' succeeded\."),
+    "resynced": re.compile(rb"Timer '[^']+' succeeded\."),
+    "resync_failed": re.compile(rb"Timer '[^']+' failed"),
+    "changed": re.compile(rb"change\(s\) made"),
+}
 
 
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def _say(message: str) -> None:
+    print(f"  [bench_tenants] {message}", file=sys.stderr, flush=True)
 
 
-def run() -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="pv-bench-tenants-") as workdir, Bench(Path(workdir)) as bench:
-        kubectl = Kubectl(bench.control_plane.kubectl, bench.control_plane.kubeconfig)
-        kubectl.run("apply", "--server-side", "-f", str(REPO / "crds"))
-        kubectl.run("wait", "--for=condition=Established", "crd", "-l", "app.kubernetes.io/part-of=privatevault")
-        database = bootstrap(bench.postgres.superuser_dsn)
-        dsn_file = write_secret(Path(workdir) / "operator.dsn", database.operator_dsn)
-        operator = Operator(Path(workdir), kubectl.kubeconfig, dsn_file, PRIVATEVAULT_DRIFT_INTERVAL="3600").start()
-        try:
-            time.sleep(3)  # start-up: login, KMS and signing keys, first checkpoint
-            items = [
-                {
-                    "apiVersion": "privatevault.io/v1alpha1",
-                    "kind": "Tenant",
-                    "metadata": {"name": f"bench-{i:03d}", "labels": {"bench": "yes"}},
-                    "spec": {
-                        "owners": [{"kind": "Group", "name": f"team-{i}"}],
-                        "region": "eu-west-1",
-                        "quota": {"hard": {"pods": 20}},
-                    },
-                }
-                for i in range(TENANTS)
-            ]
-            started = time.perf_counter()
-            kubectl.apply({"apiVersion": "v1", "kind": "List", "items": items})
-            while True:
-                listed = json.loads(kubectl.run("get", "tenants", "-l", "bench=yes", "-o", "json").stdout)["items"]
-                ready = sum(
-                    any(
-                        c["type"] == "Ready" and c["status"] == "True"
-                        for c in t.get("status", {}).get("conditions", [])
-                    )
-                    for t in listed
+class _Budget:
+    """The run's time budget: each wait gets what is left of it, and running out says what was awaited."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._deadline = time.monotonic() + seconds
+
+    def left(self, waiting_for: str) -> float:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise RuntimeError(f"benchmark aborted after {self.seconds / 60:.0f} minutes waiting for {waiting_for}")
+        return left
+
+    def sleep(self, seconds: float, waiting_for: str) -> None:
+        if seconds > self.left(waiting_for):
+            raise RuntimeError(
+                f"benchmark aborted: {waiting_for} ({seconds:.0f} s) would overrun its {self.seconds / 60:.0f} minutes"
+            )
+        time.sleep(seconds)
+
+
+class _LogTally:
+    """How many lines of a growing log match each pattern, reading only what was appended since."""
+
+    def __init__(self, path: Path, patterns: dict[str, re.Pattern[bytes]]) -> None:
+        self._path, self._patterns, self._offset, self._partial = path, patterns, 0, b""
+        self.counts = dict.fromkeys(patterns, 0)
+
+    def update(self) -> dict[str, int]:
+        with self._path.open("rb") as log:
+            log.seek(self._offset)
+            chunk = log.read()
+        self._offset += len(chunk)
+        complete, _, self._partial = (self._partial + chunk).rpartition(b"\n")
+        for name, pattern in self._patterns.items():
+            self.counts[name] += len(pattern.findall(complete))
+        return dict(self.counts)
+
+
+def _running(operator: Operator) -> None:
+    """Fail at once, with the end of its log, when the operator has exited."""
+    if not operator.process.is_running:
+        raise RuntimeError(f"the operator exited; the end of {operator.process.log}:\n{log_tail(operator.process.log)}")
+
+
+class _ReadyWatch:
+    """The bench's Tenants seen Ready, from one ``kubectl get --watch`` (listed and watched again if
+    the server ends it). One watch costs the API server far less than listing 1,000 Tenants a second."""
+
+    TEMPLATE = 'jsonpath={.metadata.name}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}'
+    RESTARTS = 3
+
+    def __init__(self, kubectl: Kubectl, log: Path) -> None:
+        self._kubectl, self._log = kubectl, log
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._process: subprocess.Popen[str] | None = None
+        self._restarts = 0
+        self.ready: set[str] = set()
+
+    def start(self) -> None:
+        argv = [str(self._kubectl.binary), "--kubeconfig", str(self._kubectl.kubeconfig)]
+        argv += ["get", "tenants", "-l", f"{LABEL}=yes", "--watch", "-o", self.TEMPLATE]
+        with self._log.open("ab") as errors:
+            self._process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, text=True)
+        threading.Thread(target=self._read, args=(self._process.stdout,), daemon=True).start()
+
+    def _read(self, stdout: IO[str] | None) -> None:
+        assert stdout is not None
+        for line in stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_ready(self, count: int, budget: _Budget, operator: Operator) -> None:
+        while len(self.ready) < count:
+            _running(operator)
+            try:
+                line = self._lines.get(
+                    timeout=min(5.0, budget.left(f"{count} Tenants Ready ({len(self.ready)} so far)"))
                 )
-                if ready == TENANTS:
-                    break
-                if time.perf_counter() - started > 1800:
-                    raise RuntimeError(f"only {ready}/{TENANTS} tenants Ready after 30 minutes")
-                time.sleep(1)
-            elapsed = time.perf_counter() - started
-            peak = _peak_rss_mb(operator.process.pid)
-        finally:
-            operator.stop()
+            except queue.Empty:
+                continue
+            if line is None:
+                self._restarts += 1
+                if self._restarts > self.RESTARTS:
+                    raise RuntimeError(f"kubectl get --watch keeps ending; its errors: {self._log}")
+                self.start()
+                continue
+            name, _, status = line.strip().partition(" ")
+            if status == "True":
+                self.ready.add(name)
+            else:
+                self.ready.discard(name)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+
+
+def _tenants(count: int) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "privatevault.io/v1alpha1",
+                "kind": "Tenant",
+                "metadata": {"name": f"bench-{i:04d}", "labels": {LABEL: "yes"}},
+                "spec": {
+                    "owners": [{"kind": "Group", "name": f"team-{i}"}],
+                    "region": "eu-west-1",
+                    "quota": {"hard": {"pods": 20}},
+                },
+            }
+            for i in range(count)
+        ],
+    }
+
+
+def _wait_started(kubectl: Kubectl, operator: Operator, budget: _Budget) -> None:
+    """Until the operator has published its first checkpoint, the last step of its start-up."""
+
+    def published() -> object:
+        _running(operator)
+        return kubectl.get("configmap", CHECKPOINT_CONFIGMAP, operator.namespace)
+
+    eventually(
+        published,
+        timeout=min(120.0, budget.left("the operator to start")),
+        what=lambda: f"the operator to start; its log: {operator.process.log}",
+    )
+
+
+def _onboard(kubectl: Kubectl, workdir: Path, operator: Operator, budget: _Budget) -> dict[str, float]:
+    """Apply the Tenants at once and time them until all are Ready."""
+    watch = _ReadyWatch(kubectl, workdir / "watch.log")
+    try:
+        _wait_started(kubectl, operator, budget)
+        watch.start()
+        before = request_counts.scrape(kubectl)
+        _say(f"applying {TENANTS} Tenants")
+        started = time.perf_counter()
+        kubectl.apply(_tenants(TENANTS))
+        applied = time.perf_counter() - started
+        watch.wait_ready(TENANTS, budget, operator)
+        elapsed = time.perf_counter() - started
+        after = request_counts.scrape(kubectl)
+        peak = procfs.peak_rss_mb(operator.process.pid)
+    finally:
+        watch.stop()
+    _say(f"all {TENANTS} Ready in {elapsed:.1f} s")
+    requests = request_counts.dispatched(request_counts.delta(before, after), FLOW_SCHEMA)
     return {
         "tenants.count": TENANTS,
         "tenants.all_ready_s": elapsed,
         "tenants.per_tenant_ms": 1000 * elapsed / TENANTS,
+        "tenants.kubectl_apply_s": applied,
         "tenants.operator_peak_rss_mb": peak,
+        "tenants.requests_per_tenant": requests / TENANTS,
     }
+
+
+@dataclass(frozen=True)
+class _Window:
+    """What the idle window measured: its figures, and its requests by kind for the breakdown."""
+
+    figures: dict[str, float]
+    requests_by_call: dict[str, float]
+    seconds: float
+    resyncs: int
+
+
+def _idle(kubectl: Kubectl, bench: Bench, operator: Operator, budget: _Budget) -> _Window:
+    """Resume every tenant, then count what the idle operator costs over ``IDLE_INTERVALS`` intervals."""
+    tally = _LogTally(operator.process.log, LOGGED)
+    _wait_started(kubectl, operator, budget)
+    _say(f"operator restarted, drift interval {DRIFT_INTERVAL:g} s; waiting for it to resume {TENANTS} Tenants")
+
+    def resumed() -> bool:
+        _running(operator)
+        return tally.update()["resumed"] >= TENANTS
+
+    eventually(
+        resumed,
+        timeout=budget.left(f"the operator to resume {TENANTS} Tenants"),
+        what=lambda: f"the operator to resume {TENANTS} Tenants (resumed: {tally.counts['resumed']})",
+    )
+    pids = {"operator": operator.process.pid}
+    pids |= {p.name: p.pid for p in bench.control_plane.processes if p.name in {"kube-apiserver", "etcd"}}
+    _say(f"idle window: {IDLE_INTERVALS} x {DRIFT_INTERVAL:g} s")
+    before = request_counts.scrape(kubectl)
+    cpu_before, counted_before = {n: procfs.cpu_seconds(p) for n, p in pids.items()}, tally.update()
+    started = time.perf_counter()
+    budget.sleep(IDLE_INTERVALS * DRIFT_INTERVAL, "the idle window")
+    elapsed = time.perf_counter() - started
+    cpu = {n: procfs.cpu_seconds(p) - cpu_before[n] for n, p in pids.items()}
+    counted = {phrase: count - counted_before[phrase] for phrase, count in tally.update().items()}
+    window = request_counts.delta(before, request_counts.scrape(kubectl))
+    _running(operator)
+    resyncs = counted["resynced"]
+    if resyncs == 0:
+        raise RuntimeError(f"no resync logged in the idle window: does kopf still log {LOGGED['resynced'].pattern!r}?")
+    requests = request_counts.dispatched(window, FLOW_SCHEMA)
+    figures = {
+        "idle.drift_interval_s": DRIFT_INTERVAL,
+        "idle.window_s": elapsed,
+        "idle.resyncs": resyncs,
+        "idle.resyncs_per_tenant": resyncs / TENANTS,
+        "idle.resync_failures": counted["resync_failed"],
+        "idle.changes_made": counted["changed"],
+        "idle.requests": requests,
+        "idle.requests_per_tenant_per_resync": requests / resyncs,
+        "idle.requests_per_s": requests / elapsed,
+        "idle.operator_cpu_pct": 100 * cpu["operator"] / elapsed,
+        "idle.operator_cpu_ms_per_resync": 1000 * cpu["operator"] / resyncs,
+        "idle.operator_peak_rss_mb": procfs.peak_rss_mb(operator.process.pid),
+        "idle.apiserver_cpu_pct": 100 * cpu["kube-apiserver"] / elapsed,
+        "idle.etcd_cpu_pct": 100 * cpu["etcd"] / elapsed,
+    }
+    return _Window(figures, request_counts.by_call(window), elapsed, resyncs)
+
+
+def _baseline(kubectl: Kubectl, budget: _Budget) -> dict[str, float]:
+    """Requests per second by kind while the operator is stopped: everyone else's."""
+    budget.sleep(5, "the operator's watches to close")
+    before = request_counts.scrape(kubectl)
+    started = time.perf_counter()
+    budget.sleep(DRIFT_INTERVAL, "the baseline window")
+    elapsed = time.perf_counter() - started
+    counts = request_counts.by_call(request_counts.delta(before, request_counts.scrape(kubectl)))
+    return {call: count / elapsed for call, count in counts.items()}
+
+
+def _breakdown(window: _Window, baseline: dict[str, float]) -> dict[str, float]:
+    """The idle window's requests by kind, less the baseline's over as long, per tenant resync."""
+    operator = {
+        call: count - baseline.get(call, 0.0) * window.seconds for call, count in window.requests_by_call.items()
+    }
+    top = sorted(((call, count) for call, count in operator.items() if count >= 0.5), key=lambda item: -item[1])
+    return {
+        "idle.requests_attributed": sum(count for _, count in top),
+        "idle.others_requests_per_s": sum(baseline.values()),
+    } | {f"idle.per_tenant_resync.{call}": count / window.resyncs for call, count in top[:TOP_REQUESTS]}
+
+
+def run() -> dict[str, float]:
+    budget = _Budget(RUN_TIMEOUT)
+    with tempfile.TemporaryDirectory(prefix="pv-bench-tenants-") as tmp, Bench(Path(tmp)) as bench:
+        workdir = Path(tmp)
+        kubectl = Kubectl(bench.control_plane.kubectl, bench.control_plane.kubeconfig)
+        kubectl.run("apply", "--server-side", "-f", str(REPO / "crds"))
+        kubectl.run(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd",
+            "-l",
+            "app.kubernetes.io/part-of=privatevault",
+        )
+        established = time.monotonic()
+        database = bootstrap(bench.postgres.superuser_dsn)
+        dsn_file = write_secret(workdir / "operator.dsn", database.operator_dsn)
+        kubeconfig = operator_kubeconfig(kubectl, bench.control_plane, workdir)
+        # Children made before the garbage collector knows the Tenant kind send it checking their
+        # owners again and again, with backoff, for minutes: hundreds of GETs a minute that a
+        # cluster with its CRDs installed long ago never sees, and that would blur the breakdown.
+        budget.sleep(max(0.0, established + GC_DISCOVERY - time.monotonic()), "the garbage collector to learn the CRDs")
+        onboarding = Operator(workdir, kubeconfig, dsn_file, PRIVATEVAULT_DRIFT_INTERVAL="3600").start()
+        try:
+            figures = _onboard(kubectl, workdir, onboarding, budget)
+        finally:
+            onboarding.stop()
+        # The same namespace: the KMS master key that wraps the tenants' KEKs is kept there.
+        idle = Operator(
+            workdir,
+            kubeconfig,
+            dsn_file,
+            PRIVATEVAULT_DRIFT_INTERVAL=f"{DRIFT_INTERVAL:g}",
+            PRIVATEVAULT_NAMESPACE=onboarding.namespace,
+        ).start()
+        try:
+            window = _idle(kubectl, bench, idle, budget)
+        finally:
+            idle.stop()
+        figures |= window.figures | _breakdown(window, _baseline(kubectl, budget))
+    return figures
