@@ -84,7 +84,7 @@ LOGGED = {
 
 
 def _say(message: str) -> None:
-    print(f"  [bench_tenants] {message}", file=sys.stderr, flush=True)
+    print(f"  [bench_tenants {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 class _Budget:
@@ -220,7 +220,14 @@ def _wait_started(kubectl: Kubectl, operator: Operator, budget: _Budget) -> None
     )
 
 
-def _onboard(kubectl: Kubectl, workdir: Path, operator: Operator, budget: _Budget) -> dict[str, float]:
+def _cpu_seconds(bench: Bench, operator: Operator) -> dict[str, float]:
+    """CPU time so far of the operator, the API server and etcd."""
+    pids = {"operator": operator.process.pid}
+    pids |= {p.name: p.pid for p in bench.control_plane.processes if p.name in {"kube-apiserver", "etcd"}}
+    return {name: procfs.cpu_seconds(pid) for name, pid in pids.items()}
+
+
+def _onboard(kubectl: Kubectl, bench: Bench, workdir: Path, operator: Operator, budget: _Budget) -> dict[str, float]:
     """Apply the Tenants at once and time them until all are Ready."""
     watch = _ReadyWatch(kubectl, workdir / "watch.log")
     try:
@@ -228,11 +235,12 @@ def _onboard(kubectl: Kubectl, workdir: Path, operator: Operator, budget: _Budge
         watch.start()
         before = request_counts.scrape(kubectl)
         _say(f"applying {TENANTS} Tenants")
-        started = time.perf_counter()
+        cpu_before, started = _cpu_seconds(bench, operator), time.perf_counter()
         kubectl.apply(_tenants(TENANTS))
         applied = time.perf_counter() - started
         watch.wait_ready(TENANTS, budget, operator)
         elapsed = time.perf_counter() - started
+        cpu = {name: spent - cpu_before[name] for name, spent in _cpu_seconds(bench, operator).items()}
         after = request_counts.scrape(kubectl)
         peak = procfs.peak_rss_mb(operator.process.pid)
     finally:
@@ -246,6 +254,8 @@ def _onboard(kubectl: Kubectl, workdir: Path, operator: Operator, budget: _Budge
         "tenants.kubectl_apply_s": applied,
         "tenants.operator_peak_rss_mb": peak,
         "tenants.requests_per_tenant": requests / TENANTS,
+        "tenants.operator_cpu_pct": 100 * cpu["operator"] / elapsed,
+        "tenants.apiserver_cpu_pct": 100 * cpu["kube-apiserver"] / elapsed,
     }
 
 
@@ -274,15 +284,13 @@ def _idle(kubectl: Kubectl, bench: Bench, operator: Operator, budget: _Budget) -
         timeout=budget.left(f"the operator to resume {TENANTS} Tenants"),
         what=lambda: f"the operator to resume {TENANTS} Tenants (resumed: {tally.counts['resumed']})",
     )
-    pids = {"operator": operator.process.pid}
-    pids |= {p.name: p.pid for p in bench.control_plane.processes if p.name in {"kube-apiserver", "etcd"}}
     _say(f"idle window: {IDLE_INTERVALS} x {DRIFT_INTERVAL:g} s")
     before = request_counts.scrape(kubectl)
-    cpu_before, counted_before = {n: procfs.cpu_seconds(p) for n, p in pids.items()}, tally.update()
+    cpu_before, counted_before = _cpu_seconds(bench, operator), tally.update()
     started = time.perf_counter()
     budget.sleep(IDLE_INTERVALS * DRIFT_INTERVAL, "the idle window")
     elapsed = time.perf_counter() - started
-    cpu = {n: procfs.cpu_seconds(p) - cpu_before[n] for n, p in pids.items()}
+    cpu = {name: spent - cpu_before[name] for name, spent in _cpu_seconds(bench, operator).items()}
     counted = {phrase: count - counted_before[phrase] for phrase, count in tally.update().items()}
     window = request_counts.delta(before, request_counts.scrape(kubectl))
     _running(operator)
@@ -356,7 +364,7 @@ def run() -> dict[str, float]:
         budget.sleep(max(0.0, established + GC_DISCOVERY - time.monotonic()), "the garbage collector to learn the CRDs")
         onboarding = Operator(workdir, kubeconfig, dsn_file, PRIVATEVAULT_DRIFT_INTERVAL="3600").start()
         try:
-            figures = _onboard(kubectl, workdir, onboarding, budget)
+            figures = _onboard(kubectl, bench, workdir, onboarding, budget)
         finally:
             onboarding.stop()
         # The same namespace: the KMS master key that wraps the tenants' KEKs is kept there.
