@@ -6,12 +6,13 @@ One run, three phases:
 1. **Onboarding.** ``PV_BENCH_TENANTS`` Tenants (default 1,000) are applied at once, one
    ``kubectl apply`` of a List, and timed until a ``kubectl get --watch`` has seen every one Ready.
    The operator's peak memory (VmHWM) is read then. Its drift timer is set to an hour, so that
-   only onboarding is timed.
+   only onboarding is timed. The tenants keep their keys in the local KMS, or with
+   ``PV_BENCH_KMS=vault`` in the bench's OpenBao, as the demo's tenant does.
 2. **Idle.** The operator is restarted with the drift interval ``PV_BENCH_DRIFT_INTERVAL``
    (default 60 s, the product's default) and, once it has resumed every tenant, left alone for
    ``IDLE_INTERVALS`` full intervals with nothing changing. Over that window: the API requests it
    made, the resyncs it ran (kopf logs ``Timer '<id>' succeeded.`` after each), its CPU time
-   (utime + stime from /proc/PID/stat) and the API server's and etcd's.
+   (utime + stime from /proc/PID/stat) and the API server's, etcd's and OpenBao's.
 3. **Baseline.** The operator is stopped and the API server's counters are read over one more
    interval: what every other client asks for meanwhile.
 
@@ -55,6 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from privatevault.kms.vault import create_operator_token, vault_client
 from privatevault.ledger.schema import bootstrap
 from privatevault.manifests.ledger import CHECKPOINT_CONFIGMAP
 from privatevault.testbench import Bench
@@ -66,6 +68,8 @@ from tests.support import REPO, Kubectl, Operator, eventually
 
 TENANTS = int(os.environ.get("PV_BENCH_TENANTS", "1000"))
 DRIFT_INTERVAL = float(os.environ.get("PV_BENCH_DRIFT_INTERVAL", "60"))
+# "vault": the tenants keep their keys in the bench's OpenBao, as the demo's tenant does.
+KMS = os.environ.get("PV_BENCH_KMS", "local")
 IDLE_INTERVALS = 3
 RUN_TIMEOUT = 1800.0
 # kube-controller-manager's garbage collector rereads discovery every 30 s (a fixed period).
@@ -187,6 +191,7 @@ class _ReadyWatch:
 
 
 def _tenants(count: int) -> dict[str, object]:
+    kms = {"kms": {"provider": "vault"}} if KMS == "vault" else {}
     return {
         "apiVersion": "v1",
         "kind": "List",
@@ -199,6 +204,7 @@ def _tenants(count: int) -> dict[str, object]:
                     "owners": [{"kind": "Group", "name": f"team-{i}"}],
                     "region": "eu-west-1",
                     "quota": {"hard": {"pods": 20}},
+                    **kms,
                 },
             }
             for i in range(count)
@@ -220,10 +226,26 @@ def _wait_started(kubectl: Kubectl, operator: Operator, budget: _Budget) -> None
     )
 
 
+def _vault(bench: Bench, workdir: Path) -> dict[str, str]:
+    """The operator's settings for the bench's OpenBao, with a token holding only its own policy."""
+    if KMS == "local":
+        return {}
+    if KMS != "vault":
+        raise RuntimeError(f"PV_BENCH_KMS is {KMS!r}: use local or vault")
+    root = vault_client(bench.openbao.address, token=bench.openbao.root_token)
+    token = write_secret(workdir / "vault-token", create_operator_token(root, ttl=f"{RUN_TIMEOUT:.0f}s"))
+    return {
+        "PRIVATEVAULT_VAULT_ADDR": bench.openbao.address,
+        "PRIVATEVAULT_VAULT_TOKEN_FILE": str(token),
+        "PRIVATEVAULT_VAULT_KUBERNETES_HOST": bench.control_plane.server,
+    }
+
+
 def _cpu_seconds(bench: Bench, operator: Operator) -> dict[str, float]:
-    """CPU time so far of the operator, the API server and etcd."""
+    """CPU time so far of the operator, the API server, etcd and OpenBao."""
     pids = {"operator": operator.process.pid}
-    pids |= {p.name: p.pid for p in bench.control_plane.processes if p.name in {"kube-apiserver", "etcd"}}
+    services = [*bench.control_plane.processes, *bench.openbao.processes]
+    pids |= {p.name: p.pid for p in services if p.name in {"kube-apiserver", "etcd", "openbao"}}
     return {name: procfs.cpu_seconds(pid) for name, pid in pids.items()}
 
 
@@ -249,6 +271,7 @@ def _onboard(kubectl: Kubectl, bench: Bench, workdir: Path, operator: Operator, 
     requests = request_counts.dispatched(request_counts.delta(before, after), FLOW_SCHEMA)
     return {
         "tenants.count": TENANTS,
+        "tenants.vault_kms": float(KMS == "vault"),
         "tenants.all_ready_s": elapsed,
         "tenants.per_tenant_ms": 1000 * elapsed / TENANTS,
         "tenants.kubectl_apply_s": applied,
@@ -313,6 +336,7 @@ def _idle(kubectl: Kubectl, bench: Bench, operator: Operator, budget: _Budget) -
         "idle.operator_peak_rss_mb": procfs.peak_rss_mb(operator.process.pid),
         "idle.apiserver_cpu_pct": 100 * cpu["kube-apiserver"] / elapsed,
         "idle.etcd_cpu_pct": 100 * cpu["etcd"] / elapsed,
+        "idle.openbao_cpu_pct": 100 * cpu["openbao"] / elapsed,
     }
     return _Window(figures, request_counts.by_call(window), elapsed, resyncs)
 
@@ -362,7 +386,8 @@ def run() -> dict[str, float]:
         # owners again and again, with backoff, for minutes: hundreds of GETs a minute that a
         # cluster with its CRDs installed long ago never sees, and that would blur the breakdown.
         budget.sleep(max(0.0, established + GC_DISCOVERY - time.monotonic()), "the garbage collector to learn the CRDs")
-        onboarding = Operator(workdir, kubeconfig, dsn_file, PRIVATEVAULT_DRIFT_INTERVAL="3600").start()
+        vault = _vault(bench, workdir)
+        onboarding = Operator(workdir, kubeconfig, dsn_file, PRIVATEVAULT_DRIFT_INTERVAL="3600", **vault).start()
         try:
             figures = _onboard(kubectl, bench, workdir, onboarding, budget)
         finally:
@@ -374,6 +399,7 @@ def run() -> dict[str, float]:
             dsn_file,
             PRIVATEVAULT_DRIFT_INTERVAL=f"{DRIFT_INTERVAL:g}",
             PRIVATEVAULT_NAMESPACE=onboarding.namespace,
+            **vault,
         ).start()
         try:
             window = _idle(kubectl, bench, idle, budget)
