@@ -9,10 +9,11 @@ One run, three phases:
    only onboarding is timed. The tenants keep their keys in the local KMS, or with
    ``PV_BENCH_KMS=vault`` in the bench's OpenBao, as the demo's tenant does.
 2. **Idle.** The operator is restarted with the drift interval ``PV_BENCH_DRIFT_INTERVAL``
-   (default 60 s, the product's default) and, once it has resumed every tenant, left alone for
-   ``IDLE_INTERVALS`` full intervals with nothing changing. Over that window: the API requests it
-   made, the resyncs it ran (kopf logs ``Timer '<id>' succeeded.`` after each), its CPU time
-   (utime + stime from /proc/PID/stat) and the API server's, etcd's and OpenBao's.
+   (default 60 s, the product's default) and, once it has resumed every tenant (timed, from its
+   start), left alone for ``IDLE_INTERVALS`` full intervals with nothing changing. Over that
+   window: the API requests it made, the resyncs it ran (kopf logs ``Timer '<id>' succeeded.``
+   after each), its CPU time (utime + stime from /proc/PID/stat) and the API server's, etcd's
+   and OpenBao's.
 3. **Baseline.** The operator is stopped and the API server's counters are read over one more
    interval: what every other client asks for meanwhile.
 
@@ -295,7 +296,7 @@ class _Window:
 def _idle(kubectl: Kubectl, bench: Bench, operator: Operator, budget: _Budget) -> _Window:
     """Resume every tenant, then count what the idle operator costs over ``IDLE_INTERVALS`` intervals."""
     tally = _LogTally(operator.process.log, LOGGED)
-    _wait_started(kubectl, operator, budget)
+    restarted = time.perf_counter()
     _say(f"operator restarted, drift interval {DRIFT_INTERVAL:g} s; waiting for it to resume {TENANTS} Tenants")
 
     def resumed() -> bool:
@@ -307,6 +308,7 @@ def _idle(kubectl: Kubectl, bench: Bench, operator: Operator, budget: _Budget) -
         timeout=budget.left(f"the operator to resume {TENANTS} Tenants"),
         what=lambda: f"the operator to resume {TENANTS} Tenants (resumed: {tally.counts['resumed']})",
     )
+    resumed_s = time.perf_counter() - restarted
     _say(f"idle window: {IDLE_INTERVALS} x {DRIFT_INTERVAL:g} s")
     before = request_counts.scrape(kubectl)
     cpu_before, counted_before = _cpu_seconds(bench, operator), tally.update()
@@ -322,6 +324,7 @@ def _idle(kubectl: Kubectl, bench: Bench, operator: Operator, budget: _Budget) -
         raise RuntimeError(f"no resync logged in the idle window: does kopf still log {LOGGED['resynced'].pattern!r}?")
     requests = request_counts.dispatched(window, FLOW_SCHEMA)
     figures = {
+        "idle.resume_all_s": resumed_s,
         "idle.drift_interval_s": DRIFT_INTERVAL,
         "idle.window_s": elapsed,
         "idle.resyncs": resyncs,
