@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from privatevault.ledger import Ledger, verify_chain
+from privatevault.ledger import verify_chain
 from privatevault.ledger.schema import Database
+from privatevault.ledger.store import Ledger
 from privatevault.testbench.ports import free_port
 from tests.support import Kubectl, Operator, condition, eventually, wait_for_condition
 

@@ -10,7 +10,8 @@ import pytest
 
 from privatevault.errors import SpecError
 from privatevault.ledger.schema import Database
-from privatevault.mcs import LevelStore, parse
+from privatevault.mcs import parse
+from privatevault.mcs.store import LevelStore
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,7 @@ from privatevault.api.v1alpha1.protectionpolicy import (
     duration_seconds,
 )
 from privatevault.crypto import KEMS, SIGNERS
-from privatevault.reconcile.protection_policy import (
+from privatevault.reconcile.strength import (
     CLASSICAL_BITS,
     QUANTUM_LEVEL,
     Algorithms,

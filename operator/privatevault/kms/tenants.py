@@ -16,32 +16,15 @@ from typing import Protocol
 
 from privatevault.crypto import KeyWrapper, LocalAesGcmWrapper
 from privatevault.errors import KmsUnavailable, SpecError
+from privatevault.kms.facts import KeyFacts
 from privatevault.kms.local import LocalKms, SecretStore
-from privatevault.kms.vault import KeyFacts, VaultAdmin, key_name
+from privatevault.kms.vault import VaultAdmin, key_name
 
 
 class KekStore(SecretStore, Protocol):
     """Secrets in the operator's namespace (``cluster.SecretStore``), which can also be deleted."""
 
     def delete(self, name: str) -> None: ...
-
-
-class TenantKeys(Protocol):
-    provider: str
-
-    def facts(self, tenant: str) -> KeyFacts | None: ...
-
-    def rotate(self, tenant: str) -> KeyFacts | None: ...
-
-    def limit(self, tenant: str, min_version: int) -> None: ...
-
-    def wrapper(self, tenant: str) -> KeyWrapper: ...
-
-    def ensure(self, tenant: str, namespaces: Sequence[str]) -> KeyFacts: ...
-
-    def retain(self, tenant: str) -> None: ...
-
-    def shred(self, tenant: str) -> None: ...
 
 
 @dataclass
@@ -140,7 +123,7 @@ class Providers:
     local: LocalTenantKeys
     vault: VaultTenantKeys | None = None
 
-    def for_provider(self, provider: str) -> TenantKeys:
+    def for_provider(self, provider: str) -> LocalTenantKeys | VaultTenantKeys:
         if provider == "vault":
             if self.vault is None:
                 raise SpecError(

@@ -190,6 +190,11 @@ class InventorySummary(Model):
     expiring_within30_days: int = Field(default=0, alias="expiringWithin30Days")
     unparseable: int = 0
     highest_risk: float = 0.0
+    fingerprint: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Digest of the inventory as last recorded in the ledger; an unchanged one is not recorded again.",
+    )
 
 
 class TenantStatus(Status):
