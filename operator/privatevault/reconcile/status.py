@@ -74,8 +74,14 @@ def begin(obj: Resource, model: type[S], *, now: datetime, message: str) -> S:
 
 
 def needs_begin(obj: Resource) -> bool:
-    status = obj.status
-    return status is None or status.observed_generation != obj.metadata.get("generation")
+    """Whether this generation still lacks ``Reconciling=True`` (an object already waiting keeps its message)."""
+    status, generation = obj.status, obj.metadata.get("generation")
+    if status is not None and status.observed_generation == generation:
+        return False
+    return not any(
+        c.type == conditions.RECONCILING and c.status == "True" and c.observed_generation == generation
+        for c in (status.conditions if status else [])
+    )
 
 
 def waiting_message(previous: Sequence[Condition], error: TransientError, now: datetime) -> str:
