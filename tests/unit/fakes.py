@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,8 @@ from privatevault.ledger import GENESIS, Event, Record, record_hash
 from privatevault.ledger.event import canonical
 from privatevault.manifests.objects import comparable
 from privatevault.mcs import Allocation, Level, parse
+
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 class FakeCluster:
@@ -55,7 +58,8 @@ class FakeCluster:
 
     def check(self, obj: dict[str, Any]) -> None:
         """Refuses what ``refuse`` names (kind, name), as the API server would with a 422."""
-        if (obj["kind"], obj["metadata"]["name"]) in self.refuse:
+        name = obj["metadata"]["name"]
+        if (obj["kind"], name) in self.refuse or not _DNS_SUBDOMAIN.fullmatch(name):
             raise SpecError(
                 f"the API server refused applying {obj['kind']} {obj['metadata']['name']}", reason="ChildRejected"
             )
@@ -195,6 +199,7 @@ class FakeKeys:
     def shred(self, tenant: str) -> None:
         self.shredded.append(tenant)
         self.keys.pop(tenant, None)
+        self.wrappers.pop(tenant, None)  # nothing wrapped under the old key opens again
 
     def wrapper(self, tenant: str) -> VersionedWrapper:
         return self.wrappers.setdefault(tenant, VersionedWrapper())
