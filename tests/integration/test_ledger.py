@@ -11,9 +11,9 @@ import psycopg
 import pytest
 
 from privatevault.errors import LedgerUnavailable
-from privatevault.ledger import Event, ResourceRef
+from privatevault.ledger import Event, ResourceRef, verify_chain
 from privatevault.ledger.schema import Database, migrate
-from privatevault.ledger.store import Ledger, verify_chain
+from privatevault.ledger.store import Ledger
 from privatevault.testbench.ports import free_port
 
 pytestmark = pytest.mark.integration

@@ -32,13 +32,16 @@ class VaultTenantKeys:
     admin: VaultAdmin
     setup: Callable[[], None]
     provider: str = "vault"
+    configured: bool = False
 
     def ensure(self, tenant: str, namespaces: Sequence[str]) -> KeyFacts:
         if not self.admin.healthy():
             raise KmsUnavailable("Vault/OpenBao is unreachable or sealed; the tenant's key cannot be made")
-        if self.admin.ensure_transit_mount():
-            # A new (or wiped) server: the Kubernetes auth method needs configuring as well.
+        if self.admin.ensure_transit_mount() or not self.configured:
+            # First use by this process, or a new (or wiped) server: the Kubernetes auth method is
+            # configured (again) too; a Transit mount made by someone else says nothing about it.
             self.setup()
+            self.configured = True
         facts = self.admin.ensure_tenant_key(tenant)
         self.admin.ensure_tenant_policy(tenant)
         self.admin.ensure_tenant_role(tenant, list(namespaces))
