@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from privatevault.errors import KmsError
 from privatevault.manifests import protectionpolicy as manifests
 from privatevault.reconcile import protectionpolicy as protection
 from privatevault.reconcile.ports import ProtectionPolicyPorts
+from tests import builders
 from tests.unit.fakes import FakeCluster, FakeKeys, FakeLedger
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -34,10 +36,10 @@ def test_selects(selector: dict[str, str], labels: dict[str, str], selected: boo
     assert protection.selects(selector, {"metadata": {"labels": labels}}) is selected
 
 
-def policy(**spec: object) -> ProtectionPolicy:
-    return ProtectionPolicy.model_validate(
-        {"metadata": {"name": "p", "uid": "u", "generation": 1}, "spec": {"profile": "hybrid-default", **spec}}
-    )
+def policy(**options: Any) -> ProtectionPolicy:
+    """The policy ``p`` as the API server hands it over; hybrid-default unless told otherwise."""
+    options.setdefault("profile", "hybrid-default")
+    return ProtectionPolicy.model_validate(builders.protection_policy("p", uid="u", generation=1, **options))
 
 
 def version(created: datetime, number: int = 1) -> KeyVersion:
@@ -47,7 +49,7 @@ def version(created: datetime, number: int = 1) -> KeyVersion:
 
 
 def test_rotation_due() -> None:
-    p = policy(rotationInterval="24h")
+    p = policy(rotation_interval="24h")
     fresh = [version(NOW - timedelta(hours=1))]
     old = [version(NOW - timedelta(hours=25))]
 
@@ -123,13 +125,15 @@ def test_intent_labels_pods_and_mounts_keys_and_release_gives_it_back() -> None:
 def test_kek_rotation_rewraps_every_key_secret_then_retires_old_versions() -> None:
     keys, cluster, ledger = FakeKeys(), FakeCluster(), FakeLedger()
     ports = ProtectionPolicyPorts(cluster=cluster, ledger=ledger, keys=keys)
-    p = policy(rotationInterval="24h", retainVersions=1)
+    p = policy(rotation_interval="24h", retain_versions=1)
     tenant = Tenant.model_validate(
-        {
-            "metadata": {"name": "acme", "uid": "t-uid"},
-            "spec": {"owners": [{"kind": "User", "name": "a"}], "region": "eu-west-1", "kms": {"provider": "vault"}},
-            "status": {"namespaces": ["acme"], "mcsLevel": "s0:c1,c2"},
-        }
+        builders.tenant(
+            "acme",
+            owners=[builders.user("a")],
+            kms="vault",
+            uid="t-uid",
+            status={"namespaces": ["acme"], "mcsLevel": "s0:c1,c2"},
+        )
     )
     workload = {
         "apiVersion": "apps/v1",
