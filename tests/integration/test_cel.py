@@ -3,82 +3,47 @@ and accepts the good ones next to them."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 
+from tests import builders
 from tests.support import Kubectl
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("crds")]
 
-API = "privatevault.io/v1alpha1"
 
-
-def tenant(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "Tenant",
-        "metadata": {"name": name},
-        "spec": {"owners": [{"kind": "User", "name": "alice"}], "region": "eu-west-1", **spec},
-    }
-
-
-def protection(name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "ProtectionPolicy", "metadata": {"name": name}, "spec": spec}
+def tenant(name: str, **options: Any) -> dict[str, Any]:
+    """A Tenant owned by the user alice: the cases are about its other fields."""
+    options.setdefault("owners", [builders.user("alice")])
+    return builders.tenant(name, **options)
 
 
 def quorum(name: str, approvers: int, min_approvals: int) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "QuorumPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "approvers": [{"name": f"approver-{i}", "publicKeys": {"ed25519": "AAAA"}} for i in range(approvers)],
-            "rules": [{"action": "DeleteTenant", "minApprovals": min_approvals}],
-        },
-    }
-
-
-def export(name: str, start: str, end: str) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "EvidenceExport",
-        "metadata": {"name": name},
-        "spec": {"tenants": ["acme"], "window": {"from": start, "to": end}},
-    }
-
-
-def approval(name: str, digest: str) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "Approval",
-        "metadata": {"name": name},
-        "spec": {
-            "action": {"verb": "DeleteTenant", "kind": "Tenant", "name": "acme", "digest": f"sha256:{digest * 64}"},
-            "approver": "approver-0",
-            "signatures": [{"algorithm": "Ed25519", "keyId": "k1", "signature": "c2ln"}],
-            "expires": "2030-01-01T00:00:00Z",
-        },
-    }
+    """A QuorumPolicy of ``approvers`` approvers whose rule for deleting a tenant needs ``min_approvals``."""
+    return builders.quorum_policy(
+        name,
+        approvers=[builders.approver(f"approver-{i}") for i in range(approvers)],
+        rules=[builders.rule("DeleteTenant", min_approvals=min_approvals)],
+    )
 
 
 @pytest.mark.parametrize(
     ("good", "bad", "message"),
     [
         (
-            protection("pp-hybrid", mode="Hybrid", kem="X-Wing", signature="Ed25519+ML-DSA-65"),
-            protection("pp-x25519", mode="PQC", kem="X25519"),
+            builders.protection_policy("pp-hybrid", mode="Hybrid", kem="X-Wing", signature="Ed25519+ML-DSA-65"),
+            builders.protection_policy("pp-x25519", mode="PQC", kem="X25519"),
             "mode PQC or Hybrid needs a post-quantum KEM",
         ),
         (
-            protection("pp-pqc", mode="PQC", kem="ML-KEM-1024", signature="ML-DSA-87"),
-            protection("pp-ed25519", mode="Hybrid", kem="X-Wing", signature="Ed25519"),
+            builders.protection_policy("pp-pqc", mode="PQC", kem="ML-KEM-1024", signature="ML-DSA-87"),
+            builders.protection_policy("pp-ed25519", mode="Hybrid", kem="X-Wing", signature="Ed25519"),
             "Ed25519 and ECDSA-P384 alone are classical",
         ),
         (
-            protection("pp-classical", mode="Classical", kem="X25519", signature="ECDSA-P384"),
-            protection("pp-ecdsa", mode="PQC", signature="ECDSA-P384"),
+            builders.protection_policy("pp-classical", mode="Classical", kem="X25519", signature="ECDSA-P384"),
+            builders.protection_policy("pp-ecdsa", mode="PQC", signature="ECDSA-P384"),
             "needs a post-quantum or composite signature",
         ),
         (
@@ -87,8 +52,8 @@ def approval(name: str, digest: str) -> dict[str, Any]:
             "a rule cannot require more approvals than the policy has approvers",
         ),
         (
-            export("ee-ok", "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"),
-            export("ee-backwards", "2026-02-01T00:00:00Z", "2026-01-01T00:00:00Z"),
+            builders.evidence_export("ee-ok", start="2026-01-01T00:00:00Z", end="2026-02-01T00:00:00Z"),
+            builders.evidence_export("ee-backwards", start="2026-02-01T00:00:00Z", end="2026-01-01T00:00:00Z"),
             "the evidence window must start before it ends",
         ),
         (tenant("t-ok"), tenant("t-region", region="Europe"), "spec.region: Invalid value"),
@@ -103,7 +68,7 @@ def approval(name: str, digest: str) -> dict[str, Any]:
             'Unsupported value: "Robot"',
         ),
         (
-            tenant("t-sa-ok", owners=[{"kind": "ServiceAccount", "name": "ci", "namespace": "tools"}]),
+            tenant("t-sa-ok", owners=[builders.service_account("ci", "tools")]),
             tenant("t-sa-bad", owners=[{"kind": "ServiceAccount", "name": "ci"}]),
             "a ServiceAccount owner needs the namespace it lives in",
         ),
@@ -131,10 +96,7 @@ def test_tenant_region_cannot_change(kubectl: Kubectl) -> None:
 
 
 def test_approval_is_immutable(kubectl: Kubectl) -> None:
-    original = approval("ap-frozen", "a")
-    kubectl.apply(original)
-    changed = copy.deepcopy(original)
-    changed["spec"]["action"]["digest"] = "sha256:" + "b" * 64
-    refused = kubectl.apply(changed, check=False)
+    kubectl.apply(builders.approval("ap-frozen", digest="sha256:" + "a" * 64))
+    refused = kubectl.apply(builders.approval("ap-frozen", digest="sha256:" + "b" * 64), check=False)
     assert refused.returncode != 0
     assert "an Approval is immutable once created" in refused.stderr

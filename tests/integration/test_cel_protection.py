@@ -23,15 +23,10 @@ from privatevault.api.v1alpha1.protectionpolicy import (
     ProtectionPolicySpec,
     Signature,
 )
+from tests import builders
 from tests.support import Kubectl
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("crds")]
-
-API = "privatevault.io/v1alpha1"
-
-
-def manifest(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "ProtectionPolicy", "metadata": {"name": name}, "spec": spec}
 
 
 def name_of(*parts: str | None) -> str:
@@ -61,7 +56,7 @@ def expected_messages(spec: dict[str, Any]) -> list[str]:
 
 def check(kubectl: Kubectl, name: str, spec: dict[str, Any]) -> None:
     messages = expected_messages(spec)
-    done = kubectl.apply(manifest(name, spec), check=False)
+    done = kubectl.apply(builders.protection_policy(name, spec=spec), check=False)
     if not messages:
         assert done.returncode == 0, f"{spec} was refused: {done.stderr}"
         assert kubectl.get("protectionpolicy", name) is not None
@@ -115,7 +110,8 @@ def test_overrides_stay_within_the_mode(kubectl: Kubectl, spec: dict[str, Any]) 
 def test_a_null_mode_is_unset(kubectl: Kubectl) -> None:
     check(kubectl, "ppm-null-mode", {"profile": "cnsa-2.0", "mode": None, "kem": "ML-KEM-768"})
     refused = kubectl.apply(
-        manifest("ppm-null-mode-bad", {"profile": "cnsa-2.0", "mode": None, "kem": "X-Wing"}), check=False
+        builders.protection_policy("ppm-null-mode-bad", spec={"profile": "cnsa-2.0", "mode": None, "kem": "X-Wing"}),
+        check=False,
     )
     assert refused.returncode != 0
     assert "mode PQC is pure post-quantum" in refused.stderr, refused.stderr
@@ -127,7 +123,7 @@ def test_a_null_mode_is_unset(kubectl: Kubectl) -> None:
 )
 def test_rotation_interval_bounds(kubectl: Kubectl, interval: str, accepted: bool) -> None:
     name = name_of("rotation", interval)
-    done = kubectl.apply(manifest(name, {"rotationInterval": interval}), check=False)
+    done = kubectl.apply(builders.protection_policy(name, rotation_interval=interval), check=False)
     if accepted:
         assert done.returncode == 0, done.stderr
     else:
@@ -136,14 +132,16 @@ def test_rotation_interval_bounds(kubectl: Kubectl, interval: str, accepted: boo
 
 
 def test_an_overflowing_rotation_interval_is_refused(kubectl: Kubectl) -> None:
-    done = kubectl.apply(manifest("ppm-rotation-overflow", {"rotationInterval": "9999999999999h"}), check=False)
+    done = kubectl.apply(
+        builders.protection_policy("ppm-rotation-overflow", rotation_interval="9999999999999h"), check=False
+    )
     assert done.returncode != 0
     assert ROTATION_MESSAGE in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize(("versions", "accepted"), [(0, False), (1, True), (100, True), (101, False)])
 def test_retain_versions_bounds(kubectl: Kubectl, versions: int, accepted: bool) -> None:
-    done = kubectl.apply(manifest(f"ppm-retain-{versions}", {"retainVersions": versions}), check=False)
+    done = kubectl.apply(builders.protection_policy(f"ppm-retain-{versions}", retain_versions=versions), check=False)
     assert (done.returncode == 0) is accepted, done.stderr
     if not accepted:
         assert "spec.retainVersions" in done.stderr
