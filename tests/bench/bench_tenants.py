@@ -12,6 +12,7 @@ from pathlib import Path
 from privatevault.ledger.schema import bootstrap
 from privatevault.testbench import Bench
 from privatevault.testbench.secretfile import write_secret
+from tests import builders
 from tests.support import REPO, Kubectl, Operator
 
 TENANTS = int(os.environ.get("PV_BENCH_TENANTS", "200"))
@@ -35,16 +36,9 @@ def run() -> dict[str, float]:
         try:
             time.sleep(3)  # start-up: login, KMS and signing keys, first checkpoint
             items = [
-                {
-                    "apiVersion": "privatevault.io/v1alpha1",
-                    "kind": "Tenant",
-                    "metadata": {"name": f"bench-{i:03d}", "labels": {"bench": "yes"}},
-                    "spec": {
-                        "owners": [{"kind": "Group", "name": f"team-{i}"}],
-                        "region": "eu-west-1",
-                        "quota": {"hard": {"pods": 20}},
-                    },
-                }
+                builders.tenant(
+                    f"bench-{i:03d}", owners=[builders.group(f"team-{i}")], quota={"pods": 20}, labels={"bench": "yes"}
+                )
                 for i in range(TENANTS)
             ]
             started = time.perf_counter()

@@ -22,20 +22,10 @@ from privatevault.ledger import verify_chain
 from privatevault.ledger.schema import Database
 from privatevault.ledger.store import Ledger
 from privatevault.testbench.ports import free_port
+from tests import builders
 from tests.support import Kubectl, Operator, condition, eventually, wait_for_condition
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
-
-API = "privatevault.io/v1alpha1"
-
-
-def tenant(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "Tenant",
-        "metadata": {"name": name},
-        "spec": {"owners": [{"kind": "Group", "name": f"{name}-admins"}], "region": "eu-west-1", **spec},
-    }
 
 
 @pytest.fixture
@@ -66,7 +56,7 @@ def actions(database: Database, tenant_name: str) -> list[str]:
 
 def test_tenant_lifecycle(kubectl: Kubectl, operator: Operator, database: Database, tmp_path: Path) -> None:
     kubectl.apply(
-        tenant("e2e-life", quota={"hard": {"pods": 10, "requests.cpu": "2"}}, limits={"default": {"cpu": "500m"}})
+        builders.tenant("e2e-life", quota={"pods": 10, "requests.cpu": "2"}, limits={"default": {"cpu": "500m"}})
     )
     obj = ready(kubectl, "e2e-life")
     assert obj["status"]["namespaces"] == ["e2e-life"]
@@ -187,7 +177,7 @@ def test_tenant_lifecycle(kubectl: Kubectl, operator: Operator, database: Databa
 
 def test_namespace_owned_by_nobody_stalls(kubectl: Kubectl, operator: Operator, database: Database) -> None:
     kubectl.run("create", "namespace", "e2e-taken")
-    kubectl.apply(tenant("e2e-grabber", namespaces=["e2e-grabber", "e2e-taken"]))
+    kubectl.apply(builders.tenant("e2e-grabber", namespaces=["e2e-grabber", "e2e-taken"]))
 
     cond = condition(wait_for_condition(kubectl, "tenant", "e2e-grabber", "Stalled"), "Stalled")
     assert cond is not None
@@ -211,7 +201,7 @@ def test_crash_mid_reconcile_converges_without_duplicates(
     crashing = Operator(
         tmp_path, kubectl.kubeconfig, operator_dsn_file, PRIVATEVAULT_FAILPOINTS="after-audit=3"
     ).start()
-    kubectl.apply(tenant("e2e-crash", namespaces=["e2e-crash-a", "e2e-crash-b"]))
+    kubectl.apply(builders.tenant("e2e-crash", namespaces=["e2e-crash-a", "e2e-crash-b"]))
     eventually(lambda: not crashing.process.is_running, what="the operator to crash at the failpoint")
     crashing.stop()
     assert len(actions(database, "e2e-crash")) == 3  # the third change was recorded, not made
