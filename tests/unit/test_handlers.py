@@ -24,6 +24,7 @@ from privatevault.metrics import OperatorMetrics
 from privatevault.reconcile import status
 from privatevault.reconcile.ports import ProtectionPolicyPorts, TenantPorts
 from privatevault.settings import Settings
+from tests import builders
 
 from .fakes import FakeCluster, FakeKeys, FakeLedger, FakeLevels
 
@@ -75,15 +76,7 @@ class FakeApp:
 
 
 def tenant_body(generation: int = 1, status_: dict[str, Any] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "apiVersion": "privatevault.io/v1alpha1",
-        "kind": "Tenant",
-        "metadata": {"name": "acme", "uid": "uid-acme", "generation": generation},
-        "spec": {"owners": [{"kind": "Group", "name": "acme-admins"}], "region": "eu-west-1"},
-    }
-    if status_ is not None:
-        body["status"] = status_
-    return body
+    return builders.tenant("acme", uid="uid-acme", generation=generation, status=status_)
 
 
 def conditions(patch: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
