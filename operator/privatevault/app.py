@@ -55,11 +55,6 @@ class Locks:
         with self._guard:
             return self._locks[uid]
 
-    def busy(self, uid: str) -> bool:
-        with self._guard:
-            lock = self._locks.get(uid)
-        return lock is not None and lock.locked()
-
 
 @dataclass
 class OperatorAudit:

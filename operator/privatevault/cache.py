@@ -129,7 +129,6 @@ class ClusterView:
         self._recent: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None]] = {}
         self._lock = threading.Lock()
         self._clock = clock
-        self.live_reads = 0
 
     def bind(self, indexes: Mapping[str, Any]) -> None:
         """Take kopf's index objects from a handler's kwargs (the same objects for the process's life)."""
@@ -176,7 +175,6 @@ class ClusterView:
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         found = self._cached(api_version, kind)
         if found is None:
-            self.live_reads += 1
             return self.live.get(api_version, kind, name, namespace)
         _, index = found
         ident = (kind, namespace or "", name)
@@ -190,7 +188,6 @@ class ClusterView:
     ) -> list[dict[str, Any]]:
         found = self._cached(api_version, kind)
         if found is None or (namespace is None and found[0].namespaced):
-            self.live_reads += 1
             return self.live.list(api_version, kind, label_selector=label_selector, namespace=namespace)
         _, index = found
         by_name: dict[str, dict[str, Any] | None] = {
