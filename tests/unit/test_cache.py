@@ -119,7 +119,7 @@ def test_drift_is_asked_once_then_remembered_until_someone_changes_the_object() 
 
 
 def test_our_own_write_is_recognised_in_its_watch_event() -> None:
-    live, _, view = world()
+    _, _, view = world()
     applied = view.apply(quota())
     assert view.in_sync(applied) is True
 
