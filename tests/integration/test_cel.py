@@ -1,12 +1,17 @@
 """The real API server refuses bad specs with the CRDs' CEL rules and schema, with readable messages,
-and accepts the good ones next to them."""
+and accepts the good ones next to them; where a Tenant field becomes a child object (ResourceQuota,
+LimitRange, NetworkPolicy, RoleBinding), the Tenant is refused exactly when that child would be."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from privatevault.api.v1alpha1 import resources
+from privatevault.api.v1alpha1 import tenant as tenant_api
+from privatevault.mcs.level import parse
 from tests import builders
 from tests.support import Kubectl
 
@@ -100,3 +105,254 @@ def test_approval_is_immutable(kubectl: Kubectl) -> None:
     refused = kubectl.apply(builders.approval("ap-frozen", digest="sha256:" + "b" * 64), check=False)
     assert refused.returncode != 0
     assert "an Approval is immutable once created" in refused.stderr
+
+
+def refused(kubectl: Kubectl, manifest: dict[str, Any], message: str) -> None:
+    """``manifest`` is refused with ``message`` and nothing is stored."""
+    done = kubectl.apply(manifest, check=False)
+    assert done.returncode != 0, f"{manifest['spec']} was accepted"
+    assert message in done.stderr, done.stderr
+    assert kubectl.get(manifest["kind"].lower(), manifest["metadata"]["name"]) is None
+
+
+def accepted(kubectl: Kubectl, manifest: dict[str, Any]) -> None:
+    done = kubectl.apply(manifest, check=False)
+    assert done.returncode == 0, f"{manifest.get('spec')} was refused: {done.stderr}"
+
+
+def dry_run(kubectl: Kubectl, manifest: dict[str, Any]) -> bool:
+    """Whether the API server would accept ``manifest`` (validated and admitted, not stored)."""
+    return kubectl.run("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(manifest), check=False).returncode == 0
+
+
+LONG = "t" * 64
+
+
+@pytest.mark.parametrize(
+    ("name", "spec", "message"),
+    [
+        ("t" * 63, {}, None),
+        (LONG, {}, tenant_api.NAME_LENGTH_MESSAGE),
+        (LONG, {"namespaces": ["long-a"]}, tenant_api.NAME_LENGTH_MESSAGE),
+        ("acme.corp", {}, tenant_api.NAME_LABEL_MESSAGE),
+        ("acme.corp", {"namespaces": ["acme-corp"]}, tenant_api.NAME_LABEL_MESSAGE),
+        ("kube-public", {}, tenant_api.NAME_SYSTEM_MESSAGE),
+        ("kube-public", {"namespaces": ["kp-apps"]}, None),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None,
+)
+def test_tenant_name_fits_every_name_made_from_it(
+    kubectl: Kubectl, name: str, spec: dict[str, Any], message: str | None
+) -> None:
+    manifest = tenant(name, **spec)
+    if message is None:
+        accepted(kubectl, manifest)
+    else:
+        refused(kubectl, manifest, message)
+
+
+MCS_LEVELS = [
+    "s0:c0,c1023",
+    "s0:c1023,c0",
+    "s0:c0005,c9",
+    "s0:c5000,c1",
+    "s0:c1024,c1",
+    "s0:c7,c7",
+    "s0:c7,c0007",
+    "s0:c7",
+    "s1:c1,c2",
+    "s0:c1,c2,c3",
+]
+
+
+def operator_takes(level: str) -> bool:
+    try:
+        parse(level)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("level", MCS_LEVELS)
+def test_mcs_level_is_refused_exactly_when_the_operator_cannot_use_it(kubectl: Kubectl, level: str) -> None:
+    name = "t-mcs-" + level.replace(":", "-").replace(",", "-")
+    problem = tenant_api.mcs_level_problem(level)
+    assert (problem is None) == operator_takes(level)
+    if problem is None:
+        accepted(kubectl, tenant(name, mcs_level=level))
+    else:
+        refused(kubectl, tenant(name, mcs_level=level), problem)
+
+
+def test_namespaces_are_distinct_and_not_the_clusters(kubectl: Kubectl) -> None:
+    refused(kubectl, tenant("t-ns-system", namespaces=["tns-a", "kube-system"]), tenant_api.SYSTEM_NAMESPACE_MESSAGE)
+    refused(kubectl, tenant("t-ns-twice", namespaces=["tns-b", "tns-b"]), 'Duplicate value: "tns-b"')
+    refused(kubectl, tenant("t-cf-twice", compliance_framework_refs=["soc2", "soc2"]), 'Duplicate value: "soc2"')
+
+
+QUOTAS: list[tuple[dict[str, Any], str | None]] = [
+    (
+        {
+            "pods": 10,
+            "requests.cpu": "2",
+            "limits.memory": "16Gi",
+            "memory": "1.5Gi",
+            "cpu": "1e3",
+            "count/deployments.apps": 5,
+            "requests.nvidia.com/gpu": "1.5",
+            "hugepages-2Mi": "1Gi",
+            "requests.hugepages-2Mi": "1Gi",
+            "services.loadbalancers": 0,
+            "secrets": "1k",
+        },
+        None,
+    ),
+    ({"cpu": "lots"}, resources.QUANTITY_MESSAGE),
+    ({"memory": "-1Gi"}, resources.QUANTITY_MESSAGE),
+    ({"pods": -1}, resources.QUANTITY_MESSAGE),
+    ({"pods": "1.5"}, resources.QUOTA_INTEGER_MESSAGE),
+    ({"secrets": "500m"}, resources.QUOTA_INTEGER_MESSAGE),
+    ({"count/pods": "2.5"}, resources.QUOTA_EXTENDED_INTEGER_MESSAGE),
+    ({"nvidia.com/gpu": "500m"}, resources.QUOTA_EXTENDED_INTEGER_MESSAGE),
+    ({"storage": "10Gi"}, resources.QUOTA_NAMES_MESSAGE),
+    ({"gpus": 1}, resources.QUOTA_NAMES_MESSAGE),
+    ({"Pods": 1}, resources.QUOTA_NAMES_MESSAGE),
+    ({"a/b/c": 1}, resources.QUOTA_NAMES_MESSAGE),
+]
+
+
+@pytest.mark.parametrize(("hard", "message"), QUOTAS, ids=lambda v: json.dumps(v) if isinstance(v, dict) else None)
+def test_quota_is_refused_exactly_when_its_resourcequota_would_be(
+    kubectl: Kubectl, hard: dict[str, Any], message: str | None
+) -> None:
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "parity", "namespace": "default"},
+        "spec": {"hard": hard},
+    }
+    assert dry_run(kubectl, quota) is (message is None)
+    name = f"t-quota-{QUOTAS.index((hard, message))}"
+    if message is None:
+        accepted(kubectl, tenant(name, quota=hard))
+    else:
+        refused(kubectl, tenant(name, quota=hard), message)
+
+
+#: (limits, message, whether a LimitRange takes them): the Tenant refuses negative limits, which
+#: a LimitRange stores but every pod in the namespace would then be refused for.
+LIMITS: list[tuple[dict[str, Any], str | None, bool]] = [
+    (
+        {
+            "default": {"cpu": "500m", "memory": "512Mi", "nvidia.com/gpu": 1},
+            "defaultRequest": {"cpu": "100m"},
+            "max": {"cpu": "2", "hugepages-2Mi": "1Gi"},
+            "min": {"cpu": "50m"},
+        },
+        None,
+        True,
+    ),
+    ({"default": {"cpu": "2"}, "max": {"cpu": "1"}}, resources.limit_order_message("default", "max"), False),
+    ({"min": {"memory": "1Gi"}, "max": {"memory": "512Mi"}}, resources.limit_order_message("min", "max"), False),
+    (
+        {"defaultRequest": {"cpu": "2"}, "default": {"cpu": "1"}},
+        resources.limit_order_message("defaultRequest", "default"),
+        False,
+    ),
+    (
+        {"min": {"cpu": "1"}, "defaultRequest": {"cpu": "500m"}},
+        resources.limit_order_message("min", "defaultRequest"),
+        False,
+    ),
+    ({"min": {"cpu": "1"}, "default": {"cpu": "500m"}}, resources.limit_order_message("min", "default"), False),
+    (
+        {"defaultRequest": {"cpu": "2"}, "max": {"cpu": "1"}},
+        resources.limit_order_message("defaultRequest", "max"),
+        False,
+    ),
+    ({"default": {"pods": 1}}, resources.LIMIT_NAMES_MESSAGE, False),
+    ({"max": {"requests.cpu": 1}}, resources.LIMIT_NAMES_MESSAGE, False),
+    (
+        {"default": {"nvidia.com/gpu": 2}, "defaultRequest": {"nvidia.com/gpu": 1}},
+        resources.NO_OVERCOMMIT_MESSAGE,
+        False,
+    ),
+    ({"default": {"memory": "-1Gi"}}, resources.QUANTITY_MESSAGE, True),
+    ({"max": {"cpu": "two"}}, resources.QUANTITY_MESSAGE, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("limits", "message", "limitrange_takes"), LIMITS, ids=lambda v: json.dumps(v) if isinstance(v, dict) else None
+)
+def test_limits_are_refused_when_their_limitrange_would_be(
+    kubectl: Kubectl, limits: dict[str, Any], message: str | None, limitrange_takes: bool
+) -> None:
+    limit_range = {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": "parity", "namespace": "default"},
+        "spec": {"limits": [{"type": "Container", **limits}]},
+    }
+    assert dry_run(kubectl, limit_range) is limitrange_takes
+    name = f"t-limits-{[case[0] for case in LIMITS].index(limits)}"
+    if message is None:
+        accepted(kubectl, tenant(name, limits=limits))
+    else:
+        refused(kubectl, tenant(name, limits=limits), message)
+
+
+CIDRS = [
+    ("10.0.0.0/8", True),
+    ("2001:db8::/32", True),
+    ("192.168.1.5/24", False),
+    ("010.0.0.0/8", False),
+    ("::ffff:10.0.0.0/104", False),
+    ("10.0.0.0/33", False),
+    ("10.0.0.0", False),
+    ("example.com", False),
+]
+
+
+@pytest.mark.parametrize(("cidr", "good"), CIDRS)
+def test_egress_cidrs_are_refused_exactly_when_their_networkpolicy_would_be(
+    kubectl: Kubectl, cidr: str, good: bool
+) -> None:
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "parity", "namespace": "default"},
+        "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"ipBlock": {"cidr": cidr}}]}]},
+    }
+    assert dry_run(kubectl, policy) is good
+    manifest = tenant(f"t-cidr-{[c for c, _ in CIDRS].index(cidr)}", network={"allowEgressCidrs": [cidr]})
+    if good:
+        accepted(kubectl, manifest)
+    else:
+        refused(kubectl, manifest, tenant_api.CIDR_MESSAGE)
+
+
+ACCOUNTS = [("ci-bot", True), ("ci.bot", True), ("CI_Bot", False), ("ci@x", False)]
+
+
+@pytest.mark.parametrize(("account", "good"), ACCOUNTS)
+def test_service_account_owners_are_refused_exactly_when_their_rolebinding_would_be(
+    kubectl: Kubectl, account: str, good: bool
+) -> None:
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "parity", "namespace": "default"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": "tools"}],
+    }
+    assert dry_run(kubectl, binding) is good
+    owner = builders.service_account(account, "tools")
+    case = ACCOUNTS.index((account, good))
+    manifest = tenant(f"t-sa-owner-{case}", owners=[owner])
+    if good:
+        accepted(kubectl, manifest)
+    else:
+        refused(kubectl, manifest, tenant_api.SERVICE_ACCOUNT_NAME_MESSAGE)
+    # A User may be named anything a subject may: the rule is about ServiceAccounts only.
+    accepted(kubectl, tenant(f"t-user-owner-{case}", owners=[builders.user(account)]))

@@ -67,7 +67,7 @@ def schema_of(model: type[Resource]) -> dict[str, Any]:
     for key in ("spec", "status"):
         properties[key].pop("nullable", None)
         properties[key].pop("default", None)
-    return {
+    schema: dict[str, Any] = {
         "type": "object",
         "description": model.description,
         "required": ["spec"],
@@ -79,6 +79,9 @@ def schema_of(model: type[Resource]) -> dict[str, Any]:
             "status": properties["status"],
         },
     }
+    if model.rules:
+        schema["x-kubernetes-validations"] = list(model.rules)
+    return schema
 
 
 def crd_of(model: type[Resource]) -> dict[str, Any]:

@@ -17,13 +17,9 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 
-#: A Kubernetes quantity ("500m", "4", "10Gi"): users write numbers or strings.
-Quantity = Annotated[
-    int | str,
-    WithJsonSchema({"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]}),
-]
 #: A free-form object (check parameters): the only place unknown fields are preserved.
 FreeForm = Annotated[
     dict[str, Any],
@@ -103,6 +99,8 @@ class Resource(Model):
     categories: ClassVar[tuple[str, ...]] = ("privatevault",)
     columns: ClassVar[tuple[PrintColumn, ...]] = ()
     description: ClassVar[str] = ""
+    #: CEL rules on the whole object: the only place a rule may read ``self.metadata.name``.
+    rules: ClassVar[tuple[dict[str, str], ...]] = ()
 
     model_config = ConfigDict(extra="ignore")
 
