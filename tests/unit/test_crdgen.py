@@ -75,6 +75,8 @@ def test_optional_fields_are_nullable_without_null_default() -> None:
         ("Tenant", ".spec.quota.hard{}", "isQuantity(self)"),
         ("Tenant", ".spec.limits", "isGreaterThan"),
         ("Tenant", ".spec.network.allowEgressCidrs[]", "isCIDR(self)"),
+        ("ProtectionPolicy", ".spec.selinuxType", "'container_t'"),
+        ("ProtectionPolicy", ".spec.workloadSelector", "self.all(k"),
     ],
 )
 def test_cel_rules_are_generated(kind: str, path: str, needle: str) -> None:

@@ -18,6 +18,12 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+#: A Kubernetes qualified name (label keys, resource names): an optional DNS-subdomain prefix and
+#: ``/``, then a name of at most 63 characters (the length is checked apart).
+QUALIFIED_NAME = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
+)
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 
 #: A free-form object (check parameters): the only place unknown fields are preserved.
@@ -35,6 +41,11 @@ def cel(rule: str, message: str, *, field_path: str | None = None, reason: str |
     if reason:
         out["reason"] = reason
     return out
+
+
+def qualified_name_cel(key: str) -> str:
+    """CEL: the string ``key`` is a qualified name, its name part at most 63 characters."""
+    return f"{key}.matches(r'{QUALIFIED_NAME}') && size({key}.substring({key}.lastIndexOf('/') + 1)) <= 63"
 
 
 def validations(*rules: dict[str, str]) -> dict[str, Any]:

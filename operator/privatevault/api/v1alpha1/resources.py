@@ -19,7 +19,7 @@ from typing import Annotated, Final
 
 from pydantic import WithJsonSchema
 
-from .common import cel
+from .common import cel, qualified_name_cel
 
 #: What a ResourceQuota may count without a ``/``: the API server's standard quota resources.
 QUOTA_RESOURCES: Final = (
@@ -56,10 +56,6 @@ INTEGER_RESOURCES: Final = (
     "persistentvolumeclaims",
     "services.nodeports",
     "services.loadbalancers",
-)
-#: A Kubernetes qualified name: an optional DNS-subdomain prefix and ``/``, then a name.
-QUALIFIED_NAME: Final = (
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
 )
 #: Longest quantity string accepted; it also bounds the cost of the CEL rules that parse it.
 QUANTITY_MAX_LENGTH: Final = 64
@@ -99,10 +95,6 @@ def _integer(value: str) -> str:
     return f"(type({value}) == int || (isQuantity({value}) && quantity({value}).isInteger()))"
 
 
-def _is_qualified(key: str) -> str:
-    return f"{key}.matches(r'{QUALIFIED_NAME}') && size({key}.substring({key}.lastIndexOf('/') + 1)) <= 63"
-
-
 def _extended(key: str) -> str:
     """CEL: ``key`` is an extended resource (domain-prefixed, outside kubernetes.io): counted in whole units."""
     return f"({key}.contains('/') && !{key}.contains('kubernetes.io/') && !{key}.startsWith('requests.'))"
@@ -128,7 +120,7 @@ def quota_rules() -> list[dict[str, str]]:
     """Rules on the map ``quota.hard``: names a ResourceQuota accepts, whole numbers where it counts."""
     return [
         cel(
-            f"self.all(k, {_is_qualified('k')} && (k.contains('/') || k in {cel_list(QUOTA_RESOURCES)}"
+            f"self.all(k, {qualified_name_cel('k')} && (k.contains('/') || k in {cel_list(QUOTA_RESOURCES)}"
             " || k.startsWith('hugepages-') || k.startsWith('requests.hugepages-')))",
             QUOTA_NAMES_MESSAGE,
         ),
@@ -146,7 +138,7 @@ LIMIT_NAMES_MESSAGE: Final = (
 def limit_names_rule() -> dict[str, str]:
     """The rule on one of the LimitRange's maps: each name is a resource a container can request."""
     return cel(
-        f"self.all(k, {_is_qualified('k')} && (k.contains('/')"
+        f"self.all(k, {qualified_name_cel('k')} && (k.contains('/')"
         f" ? (k.contains('kubernetes.io/') || !k.startsWith('requests.'))"
         f" : (k in {cel_list(CONTAINER_RESOURCES)} || k.startsWith('hugepages-'))))",
         LIMIT_NAMES_MESSAGE,
