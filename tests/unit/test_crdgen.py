@@ -43,6 +43,13 @@ def test_schema_is_structural(model: type[Resource]) -> None:
             assert "additionalProperties" not in node, path
 
 
+def test_every_required_field_is_a_property() -> None:
+    for model in KINDS:
+        for path, node in _nodes(crdgen.schema_of(model)):
+            missing = set(node.get("required", [])) - set(node.get("properties", {}))
+            assert not missing, f"{model.kind}{path} requires {missing} but does not declare them"
+
+
 def test_free_form_only_where_declared() -> None:
     preserved = [
         (model.kind, path)
