@@ -28,9 +28,10 @@ from typing import Any
 
 API_VERSION = "privatevault.io/v1alpha1"
 
-#: What an Ed25519 public key may be as far as the schema goes; tests that verify signatures
-#: pass a real key.
-PLACEHOLDER_KEY = "AAAA"
+#: Public keys of the sizes the schema asks for (32 and 1952 zero bytes, in base64); tests that
+#: verify signatures pass real keys.
+PLACEHOLDER_KEY = "A" * 43 + "="
+PLACEHOLDER_ML_DSA_65_KEY = "A" * 2603 + "="
 
 Manifest = dict[str, Any]
 

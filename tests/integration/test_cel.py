@@ -8,9 +8,14 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
-from privatevault.api.v1alpha1 import resources
+from privatevault.api.v1alpha1 import complianceframework, evidenceexport, quorumpolicy, resources
 from privatevault.api.v1alpha1 import tenant as tenant_api
+from privatevault.api.v1alpha1.approval import ApprovalSpec
+from privatevault.api.v1alpha1.complianceframework import ComplianceFrameworkSpec
+from privatevault.api.v1alpha1.evidenceexport import EvidenceExportSpec
+from privatevault.api.v1alpha1.quorumpolicy import QuorumPolicySpec
 from privatevault.mcs.level import parse
 from tests import builders
 from tests.support import Kubectl
@@ -137,7 +142,7 @@ LONG = "t" * 64
         ("acme.corp", {}, tenant_api.NAME_LABEL_MESSAGE),
         ("acme.corp", {"namespaces": ["acme-corp"]}, tenant_api.NAME_LABEL_MESSAGE),
         ("kube-public", {}, tenant_api.NAME_SYSTEM_MESSAGE),
-        ("kube-public", {"namespaces": ["kp-apps"]}, None),
+        ("kube-node-lease", {"namespaces": ["knl-apps"]}, None),
     ],
     ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None,
 )
@@ -356,3 +361,142 @@ def test_service_account_owners_are_refused_exactly_when_their_rolebinding_would
         refused(kubectl, manifest, tenant_api.SERVICE_ACCOUNT_NAME_MESSAGE)
     # A User may be named anything a subject may: the rule is about ServiceAccounts only.
     accepted(kubectl, tenant(f"t-user-owner-{case}", owners=[builders.user(account)]))
+
+
+def same_refusal(kubectl: Kubectl, manifest: dict[str, Any], model: type[BaseModel], message: str | None) -> None:
+    """The API server and the model agree on the spec: both take it, or both refuse it (the server with ``message``)."""
+    if message is None:
+        accepted(kubectl, manifest)
+        model.model_validate(manifest["spec"])
+        return
+    refused(kubectl, manifest, message)
+    with pytest.raises(ValidationError):
+        model.model_validate(manifest["spec"])
+
+
+ED25519, ML_DSA_65 = builders.PLACEHOLDER_KEY, builders.PLACEHOLDER_ML_DSA_65_KEY
+TWO = (
+    builders.approver("ann", roles=["security"], region="eu-west-1"),
+    builders.approver("bob", roles=["sre"], region="us-east-1"),
+)
+
+
+def quorum_case(approvers: tuple[dict[str, Any], ...] = TWO, **rule: Any) -> dict[str, Any]:
+    """A QuorumPolicy of ``approvers`` with one rule for deleting a tenant."""
+    return builders.quorum_policy("qp-case", approvers=approvers, rules=[builders.rule(**rule)])
+
+
+QUORUM_CASES: list[tuple[dict[str, Any], str | None]] = [
+    (
+        quorum_case(
+            (*TWO, builders.approver("cid", ml_dsa65=ML_DSA_65)),
+            required_roles=["security", "sre"],
+            min_distinct_regions=2,
+            allowed_regions=["eu-west-1", "us-east-1"],
+            signature_mode="hybrid-required",
+            ttl="30m",
+        ),
+        None,
+    ),
+    (quorum_case((builders.approver("ann"), builders.approver("ann"))), "Duplicate value"),
+    (quorum_case((builders.approver("ann", region="Europe"),)), "spec.approvers[0].region: Invalid value"),
+    (quorum_case((builders.approver("ann", ed25519=None),)), quorumpolicy.NO_KEY_MESSAGE),
+    (quorum_case((builders.approver("ann", ed25519="AAAA"),)), quorumpolicy.ED25519_MESSAGE),
+    (quorum_case((builders.approver("ann", ed25519=ED25519 + "AAAA"),)), quorumpolicy.ED25519_MESSAGE),
+    (quorum_case((builders.approver("ann", ed25519=None, ml_dsa65=ED25519),)), quorumpolicy.ML_DSA_65_MESSAGE),
+    (quorum_case(required_roles=["auditor"]), quorumpolicy.REQUIRED_ROLES_MESSAGE),
+    (quorum_case(min_distinct_regions=3), quorumpolicy.DISTINCT_REGIONS_MESSAGE),
+    (quorum_case(min_distinct_regions=2, allowed_regions=["eu-west-1"]), quorumpolicy.DISTINCT_REGIONS_MESSAGE),
+    (quorum_case(signature_mode="hybrid-required"), quorumpolicy.HYBRID_MESSAGE),
+    (quorum_case(ttl="0s"), quorumpolicy.TTL_MESSAGE),
+    (builders.quorum_policy("qp-case", approvers=TWO, rules=[builders.rule()] * 2), "Duplicate value"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(QUORUM_CASES)))
+def test_quorum_policy_that_could_never_be_met_is_refused(kubectl: Kubectl, case: int) -> None:
+    manifest, message = QUORUM_CASES[case]
+    manifest = manifest | {"metadata": {"name": f"qp-case-{case}"}}
+    same_refusal(kubectl, manifest, QuorumPolicySpec, message)
+
+
+EXPORT_CASES: list[tuple[dict[str, Any], str | None]] = [
+    (
+        builders.evidence_export(
+            "ee-case", destination={"type": "PersistentVolumeClaim", "claimName": "evidence", "path": "/evidence/q1"}
+        ),
+        None,
+    ),
+    (builders.evidence_export("ee-case", destination={"path": "/var/lib/privatevault/evidence/q1"}), None),
+    (builders.evidence_export("ee-case", destination={"type": "PersistentVolumeClaim"}), evidenceexport.CLAIM_MESSAGE),
+    (builders.evidence_export("ee-case", destination={"claimName": "evidence"}), evidenceexport.CLAIM_MESSAGE),
+    (builders.evidence_export("ee-case", destination={"path": "evidence"}), evidenceexport.PATH_MESSAGE),
+    (builders.evidence_export("ee-case", destination={"path": "/var/lib/../../etc"}), evidenceexport.PATH_MESSAGE),
+    (builders.evidence_export("ee-case", tenants=["acme", "acme"]), 'Duplicate value: "acme"'),
+    (builders.evidence_export("ee-case", tenants=["Acme Corp"]), "spec.tenants[0]: Invalid value"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(EXPORT_CASES)))
+def test_evidence_export_destination_and_tenants(kubectl: Kubectl, case: int) -> None:
+    manifest, message = EXPORT_CASES[case]
+    manifest = manifest | {"metadata": {"name": f"ee-case-{case}"}}
+    same_refusal(kubectl, manifest, EvidenceExportSpec, message)
+
+
+EXCEPTION = {"control": "CC6.1", "reason": "migration", "expires": "2027-01-01T00:00:00Z", "approvalRef": "ap-1"}
+
+
+def selector(**requirement: Any) -> dict[str, Any]:
+    return {"matchExpressions": [requirement]}
+
+
+FRAMEWORK_CASES: list[tuple[dict[str, Any], str | None]] = [
+    (
+        builders.compliance_framework(
+            "cf-case",
+            interval="5m",
+            exceptions=[EXCEPTION],
+            tenant_selector={
+                "matchLabels": {"example.com/tier": "gold"},
+                "matchExpressions": [{"key": "region", "operator": "In", "values": ["eu"]}],
+            },
+        ),
+        None,
+    ),
+    (builders.compliance_framework("cf-case", interval="30s"), complianceframework.INTERVAL_MESSAGE),
+    (
+        builders.compliance_framework("cf-case", exceptions=[EXCEPTION | {"control": "CC9.9"}]),
+        complianceframework.EXCEPTION_CONTROL_MESSAGE,
+    ),
+    (builders.compliance_framework("cf-case", exceptions=[EXCEPTION, EXCEPTION]), "Duplicate value"),
+    (builders.compliance_framework("cf-case", controls=[builders.control()] * 2), "Duplicate value"),
+    (
+        builders.compliance_framework("cf-case", tenant_selector=selector(key="tier", operator="In")),
+        complianceframework.VALUES_MESSAGE,
+    ),
+    (
+        builders.compliance_framework("cf-case", tenant_selector=selector(key="tier", operator="Exists", values=["x"])),
+        complianceframework.VALUES_MESSAGE,
+    ),
+    (
+        builders.compliance_framework("cf-case", tenant_selector=selector(key="not a key", operator="Exists")),
+        complianceframework.LABEL_KEY_MESSAGE,
+    ),
+    (
+        builders.compliance_framework("cf-case", tenant_selector={"matchLabels": {"a/b/c": "x"}}),
+        complianceframework.LABEL_KEY_MESSAGE,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", range(len(FRAMEWORK_CASES)))
+def test_compliance_framework_exceptions_selectors_and_interval(kubectl: Kubectl, case: int) -> None:
+    manifest, message = FRAMEWORK_CASES[case]
+    manifest = manifest | {"metadata": {"name": f"cf-case-{case}"}}
+    same_refusal(kubectl, manifest, ComplianceFrameworkSpec, message)
+
+
+def test_an_approval_carries_one_signature_per_algorithm(kubectl: Kubectl) -> None:
+    twice = builders.approval("ap-twice", signatures=[builders.approval_signature()] * 2)
+    same_refusal(kubectl, twice, ApprovalSpec, "Duplicate value")

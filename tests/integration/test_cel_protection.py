@@ -238,9 +238,13 @@ def test_workload_selector_holds_labels_a_workload_can_have(
     could_be_labelled = kubectl.run("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(labelled), check=False)
     assert (could_be_labelled.returncode == 0) is (message is None), could_be_labelled.stderr
     name = name_of("selector", hashlib.sha256(json.dumps(selector).encode()).hexdigest()[:8])
-    done = kubectl.apply(builders.protection_policy(name, workload_selector=selector), check=False)
+    spec = {"workloadSelector": selector}
+    done = kubectl.apply(builders.protection_policy(name, spec=spec), check=False)
     if message is None:
         assert done.returncode == 0, done.stderr
+        ProtectionPolicySpec.model_validate(spec)
     else:
         assert done.returncode != 0
         assert message in done.stderr, done.stderr
+        with pytest.raises(ValidationError):
+            ProtectionPolicySpec.model_validate(spec)

@@ -133,20 +133,25 @@ def test_protection_policy_options_land_in_their_fields() -> None:
     assert builders.protection_policy("p", mode="PQC")["spec"] == {"mode": "PQC"}
 
 
+ML_DSA_65 = builders.PLACEHOLDER_ML_DSA_65_KEY
+
+
 def test_quorum_approval_export_and_framework_options() -> None:
     quorum = QuorumPolicy.model_validate(
         builders.quorum_policy(
             "q",
             approvers=[
-                builders.approver("a", roles=["sre"], region="eu-west-1"),
-                builders.approver("b", ml_dsa65="BBBB"),
+                builders.approver("a", roles=["sre"], region="eu-west-1", ml_dsa65=ML_DSA_65),
+                builders.approver("b", ed25519=None, ml_dsa65=ML_DSA_65),
+                builders.approver("c", ml_dsa65=ML_DSA_65),
             ],
             rules=[builders.rule("CryptoShred", min_approvals=2, signature_mode="hybrid-required", ttl="1h")],
         )
     ).spec
-    assert [(a.name, a.roles, a.region, a.public_keys.ml_dsa65) for a in quorum.approvers] == [
-        ("a", ["sre"], "eu-west-1", None),
-        ("b", [], None, "BBBB"),
+    assert [(a.name, a.roles, a.region, a.public_keys.hybrid) for a in quorum.approvers] == [
+        ("a", ["sre"], "eu-west-1", True),
+        ("b", [], None, False),
+        ("c", [], None, True),
     ]
     assert [(r.action, r.min_approvals, r.signature_mode, r.ttl) for r in quorum.rules] == [
         ("CryptoShred", 2, "hybrid-required", "1h")

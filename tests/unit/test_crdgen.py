@@ -84,6 +84,10 @@ def test_optional_fields_are_nullable_without_null_default() -> None:
         ("Tenant", ".spec.network.allowEgressCidrs[]", "isCIDR(self)"),
         ("ProtectionPolicy", ".spec.selinuxType", "'container_t'"),
         ("ProtectionPolicy", ".spec.workloadSelector", "self.all(k"),
+        ("QuorumPolicy", ".spec", "role in a.roles"),
+        ("QuorumPolicy", ".spec.approvers[].publicKeys", "has(self.ed25519) || has(self.mlDsa65)"),
+        ("EvidenceExport", ".spec.destination", "has(self.claimName)"),
+        ("ComplianceFramework", ".spec", "c.id == e.control"),
     ],
 )
 def test_cel_rules_are_generated(kind: str, path: str, needle: str) -> None:

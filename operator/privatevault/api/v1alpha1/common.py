@@ -7,6 +7,8 @@ the API server should enforce is declared here: patterns, bounds, enums and CEL 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
@@ -24,6 +26,8 @@ QUALIFIED_NAME = (
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
 )
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+#: A data residency region, for example eu-west-1: tenants live in one, approvers sit in one.
+REGION = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"
 DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 
 #: A free-form object (check parameters): the only place unknown fields are preserved.
@@ -46,6 +50,20 @@ def cel(rule: str, message: str, *, field_path: str | None = None, reason: str |
 def qualified_name_cel(key: str) -> str:
     """CEL: the string ``key`` is a qualified name, its name part at most 63 characters."""
     return f"{key}.matches(r'{QUALIFIED_NAME}') && size({key}.substring({key}.lastIndexOf('/') + 1)) <= 63"
+
+
+def is_qualified_name(text: str) -> bool:
+    """What :func:`qualified_name_cel` checks, in Python."""
+    return re.fullmatch(QUALIFIED_NAME, text) is not None and len(text.rsplit("/", 1)[-1]) <= 63
+
+
+def labels_problem(labels: Mapping[str, str], message: str) -> str | None:
+    """``message`` when a key of ``labels`` cannot be a label key, or a value a label value; else None."""
+    bad_key = any(not is_qualified_name(key) for key in labels)
+    bad_value = any(len(value) > 63 or not re.fullmatch(LABEL_VALUE, value) for value in labels.values())
+    return (
+        message if bad_key else "label values have at most 63 letters, digits, '-', '_' and '.'" if bad_value else None
+    )
 
 
 def validations(*rules: dict[str, str]) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from privatevault.api.v1alpha1.common import (
     Resource,
     Status,
     cel,
+    labels_problem,
     qualified_name_cel,
     ready_columns,
     validations,
@@ -354,6 +355,14 @@ class ProtectionPolicySpec(Model):
     def effective_profile(self) -> Profile:
         """The profile whose algorithms fill the fields the spec leaves unset."""
         return PROFILES[self.profile or MODE_PROFILE[self.effective_mode]]
+
+    @field_validator("workload_selector")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        problem = labels_problem(value, SELECTOR_KEY_MESSAGE)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("selinux_type")
     @classmethod

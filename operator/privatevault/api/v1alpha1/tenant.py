@@ -11,6 +11,7 @@ from .common import (
     AGE,
     DNS_LABEL,
     DNS_SUBDOMAIN,
+    REGION,
     Model,
     PrintColumn,
     Resource,
@@ -21,7 +22,6 @@ from .common import (
 )
 from .resources import Quantity, cel_list, limit_names_rule, limit_order_rules, no_overcommit_rule, quota_rules
 
-REGION = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"
 LOCALE = r"^[a-z]{2,3}(-[A-Z]{2})?$"
 MCS_LEVEL = r"^s0:c[0-9]{1,4},c[0-9]{1,4}$"
 SUBJECT_NAME = r"^[A-Za-z0-9]([-A-Za-z0-9_.:@]*[A-Za-z0-9])?$"
