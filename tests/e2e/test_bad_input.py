@@ -44,7 +44,7 @@ CHILD_KINDS = "resourcequotas,limitranges,networkpolicies,rolebindings"
 
 
 class SideEffect(AssertionError):
-    """Bad input left something behind. The rows marked xfail expect exactly this, nothing else."""
+    """Bad input left something behind."""
 
 
 def deployment(name: str, namespace: str) -> dict[str, Any]:
@@ -173,13 +173,6 @@ def long_workload(world: World) -> None:
     world.apply(deployment("w" * 240, "bi-protected"))
 
 
-XFAIL_LONG_WORKLOAD = pytest.mark.xfail(
-    strict=True,
-    raises=SideEffect,
-    reason="operator audits create-workload-key before the API server refuses the key Secret's name; fixed by the"
-    " issue-8 refactor",
-)
-
 ROWS = [
     # Refused by the API server: the CRD's schema and CEL rules.
     pytest.param(Bad(bad_tenant(LONG_NAME), refused=tenant_api.NAME_LENGTH_MESSAGE), id="tenant-name-70-chars"),
@@ -305,7 +298,6 @@ ROWS = [
             setup=long_workload,
         ),
         id="policy-workload-name-too-long",
-        marks=XFAIL_LONG_WORKLOAD,
     ),
 ]
 

@@ -59,7 +59,7 @@ class FakeCluster:
     def check(self, obj: dict[str, Any]) -> None:
         """Refuses what ``refuse`` names (kind, name), as the API server would with a 422."""
         name = obj["metadata"]["name"]
-        if (obj["kind"], name) in self.refuse or not _DNS_SUBDOMAIN.fullmatch(name):
+        if (obj["kind"], name) in self.refuse or len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
             raise SpecError(
                 f"the API server refused applying {obj['kind']} {obj['metadata']['name']}", reason="ChildRejected"
             )

@@ -119,6 +119,19 @@ def test_a_refused_spec_is_stalled_with_its_reason_and_not_retried() -> None:
     assert app.ledger.records == [] and app.levels.by_uid == {}  # nothing made for a refused spec
 
 
+def test_a_stored_spec_the_rules_now_refuse_is_stalled_not_retried() -> None:
+    app = FakeApp()
+    body = tenant_body()
+    body["spec"]["mcsLevel"] = "s0:c5000,c1"  # stored before the rule that refuses it
+    wiring.run(app, tenant_handlers.kind(app), body, LOG)  # type: ignore[arg-type]
+    (_, _, written), *more = app.cluster.live.patches
+    state, reason, message = conditions(written)["Stalled"]
+    assert (state, reason) == ("True", "InvalidSpec") and "mcsLevel" in message
+    assert more == [] and app.ledger.records == []
+    wiring.run(app, tenant_handlers.kind(app), body | {"status": written}, LOG)  # type: ignore[arg-type]
+    assert len(app.cluster.live.patches) == 1  # the resync writes nothing new
+
+
 def test_a_ledger_outage_names_the_dependency_and_since_when_and_is_retried() -> None:
     app = FakeApp()
     app.ledger.down = True

@@ -19,12 +19,12 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import kopf
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from privatevault.api.v1alpha1 import API_VERSION, GROUP, VERSION, Resource, Status
 from privatevault.app import App
 from privatevault.errors import GateClosed, PrivateVaultError, SpecError, TransientError
-from privatevault.reconcile import status
+from privatevault.reconcile import conditions, status
 
 R = TypeVar("R", bound=Resource)
 
@@ -77,7 +77,12 @@ def to_kopf(exc: PrivateVaultError, *, retry_delay: float, logger: Any, what: st
 
 def run(app: App, kind: Kind[R], body: Mapping[str, Any], logger: Any, *, old: Mapping[str, Any] | None = None) -> None:
     """One reconcile of one object, from its body to its status (see the module docstring)."""
-    obj = kind.resource.model_validate(dict(body))
+    try:
+        obj = kind.resource.model_validate(dict(body))
+    except ValidationError as exc:
+        # Stored before a rule that now refuses it (the API server checks new objects): Stalled, not retried.
+        _stall_invalid(app, kind, body, exc, logger)
+        return
     name = str(obj.metadata["name"])
     now = app.clock()
     with app.locks.hold(str(obj.metadata["uid"])):
@@ -98,6 +103,27 @@ def run(app: App, kind: Kind[R], body: Mapping[str, Any], logger: Any, *, old: M
 
 def resource_of(model: type[Resource]) -> tuple[str, str, str]:
     return GROUP, VERSION, model.plural
+
+
+def _stall_invalid(app: App, kind: Kind[R], body: Mapping[str, Any], error: ValidationError, logger: Any) -> None:
+    metadata = body.get("metadata", {})
+    generation = metadata.get("generation")
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors(include_url=False)[:3]
+    )
+    message = f"the spec no longer passes the API's rules ({problems}); fix the spec"
+    after = kind.status_model(
+        observed_generation=generation,
+        conditions=conditions.stalled(
+            [], reason="InvalidSpec", message=message, generation=generation, now=app.clock()
+        ),
+    )
+    try:
+        before = kind.status_model.model_validate(body.get("status") or {})
+    except ValidationError:
+        before = None
+    write_status(app, kind.name, str(metadata.get("name")), before, after)
+    logger.warning("%s %s stalled: %s", kind.name, metadata.get("name"), message)
 
 
 def register(registry: kopf.OperatorRegistry, app: App, kind: Kind[R], *, resync: float) -> None:

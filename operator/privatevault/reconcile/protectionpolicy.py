@@ -18,6 +18,7 @@ from typing import Any
 from privatevault.api.v1alpha1 import API_VERSION, ProtectionPolicy, Tenant
 from privatevault.api.v1alpha1.protectionpolicy import ProtectionPolicySpec, duration_seconds
 from privatevault.crypto.workload_keys import KeyVersion, new_version, secret_files, versions_of
+from privatevault.errors import SpecError
 from privatevault.ledger import ResourceRef
 from privatevault.manifests import labels
 from privatevault.manifests import protectionpolicy as manifests
@@ -115,6 +116,12 @@ def _protect(workload: dict[str, Any], tenant: Tenant, run: Run, *, kem_name: st
     reason = rotation_due(policy, versions, kem_name=kem_name, requested=requested, answered=answered, now=now)
     if reason is not None:
         number = versions[-1].number + 1 if versions else 1
+        # Asked before the record: a key Secret the API server would refuse is never claimed as made.
+        cluster.check(
+            manifests.key_secret(
+                workload, tenant=tenant_name, policy=str(policy.metadata["name"]), files={}, answered=requested
+            )
+        )
         run.record(
             tenant_name,
             "create-workload-key" if number == 1 else "rotate-workload-key",
@@ -219,6 +226,7 @@ def reconcile(
     """Protect every selected workload of every tenant using the policy; release those no longer selected."""
     run = run_for(policy, ports, actor)
     protected: list[Protected] = []
+    refused: list[SpecError] = []
     for tenant in _tenants(run):
         rotate_kek_if_due(tenant, run, now)
         for namespace in tenant.status.namespaces if tenant.status else []:
@@ -227,9 +235,17 @@ def reconcile(
                     workload.setdefault("apiVersion", "apps/v1")
                     workload.setdefault("kind", kind)
                     if selects(policy.spec.workload_selector, workload):
-                        protected.append(_protect(workload, tenant, run, kem_name=kem_name, now=now))
+                        try:
+                            protected.append(_protect(workload, tenant, run, kem_name=kem_name, now=now))
+                        except SpecError as exc:  # one workload that cannot be protected holds up no other
+                            refused.append(exc)
                     elif manifests.protected_by(workload) == policy.metadata["name"]:
                         _release(workload, tenant, run)
+    if refused:
+        raise SpecError(
+            f"{len(refused)} workload(s) cannot be protected: {'; '.join(str(e) for e in refused[:3])}",
+            reason=refused[0].reason,
+        )
     return Result(workloads=protected, changed=run.audit.changed)
 
 
