@@ -23,6 +23,15 @@ if [[ "${1:-}" == "--print-dirs" ]]; then
   echo "$kube_dir"; echo "$etcd_dir"; exit 0
 fi
 
+# One build at a time per cache: a second run (another clone, a parallel `make setup`) waits for
+# the first and then finds its binaries, instead of building the same thing twice on the same cores.
+mkdir -p "$cache"
+exec 9>"$cache/.build.lock"
+if ! flock -n 9; then
+  echo "another build of the control plane is running; waiting for it ($cache/.build.lock)"
+  flock 9
+fi
+
 started=$SECONDS
 step=0
 total=4

@@ -12,7 +12,7 @@ import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -209,10 +209,20 @@ def _summary(exc: Exception) -> str:
     return str(body)[:500]
 
 
+class Objects(Protocol):
+    """What :class:`SecretStore` needs: the live ``Cluster``, or the cached view over it."""
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None: ...
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool: ...
+
+
 class SecretStore:
     """Secrets in one namespace, as the KMS and the ledger's key ring need them."""
 
-    def __init__(self, cluster: Cluster, namespace: str, *, before_create: Callable[[str], None] | None = None) -> None:
+    def __init__(self, cluster: Objects, namespace: str, *, before_create: Callable[[str], None] | None = None) -> None:
         """``before_create(name)`` runs before a Secret is made (the audit record comes first)."""
         self._cluster, self._namespace, self._before_create = cluster, namespace, before_create
 

@@ -13,8 +13,11 @@
     │   └── ConflictError         a child the tenant needs belongs to someone else
     └── GateClosed                a gated action waits for approvals (quorum): retried, not an error
 
-Handlers map ``TransientError`` to ``kopf.TemporaryError`` and ``SpecError`` to a ``Stalled``
-condition carrying :attr:`SpecError.reason`; nothing else crosses that boundary.
+One place maps the tree to status and to kopf (``handlers.wiring``): ``SpecError`` becomes
+``Stalled`` with :attr:`SpecError.reason` and is not retried until the spec changes;
+``TransientError`` becomes ``Reconciling`` naming :attr:`TransientError.dependency` and since when,
+and is retried (``KmsUnavailable`` is also ``Stalled``: a KMS outage needs a person to look);
+``GateClosed`` becomes ``Reconciling`` with the gate's reason and is retried less often.
 """
 
 from __future__ import annotations
@@ -28,14 +31,20 @@ class TransientError(PrivateVaultError):
     """A dependency failed in a way that may pass; the caller retries with backoff."""
 
     delay: float = 10.0
+    #: What the reconcile waits for, as the ``Reconciling`` message names it.
+    dependency: str = "a dependency"
 
 
 class LedgerUnavailable(TransientError):
     """The audit ledger cannot be written. Audit is mandatory: the action is not taken."""
 
+    dependency = "the ledger (PostgreSQL)"
+
 
 class ClusterUnavailable(TransientError):
     """The Kubernetes API answered with an error worth retrying (5xx, 429, a timeout)."""
+
+    dependency = "the Kubernetes API"
 
 
 class KmsError(PrivateVaultError):
@@ -44,6 +53,8 @@ class KmsError(PrivateVaultError):
 
 class KmsUnavailable(TransientError, KmsError):
     """The KMS cannot be reached; nothing was changed."""
+
+    dependency = "the KMS (Vault/OpenBao)"
 
 
 class IntegrityError(PrivateVaultError):

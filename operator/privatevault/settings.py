@@ -45,6 +45,10 @@ class Settings:
     metrics_addr: str = "0.0.0.0"  # noqa: S104 - a pod's metrics port; NetworkPolicy narrows who scrapes
     vault_token_file: Path | None = None
     vault_kubernetes_host: str | None = None
+    #: PostgreSQL connections shared by the ledger and the MCS level store.
+    database_connections: int = 4
+    #: Threads running reconciles; they wait mostly on the API server and the ledger, not the CPU.
+    workers: int = 16
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -65,6 +69,8 @@ class Settings:
             if env.get(f"{ENV_PREFIX}VAULT_TOKEN_FILE")
             else None,
             vault_kubernetes_host=env.get(f"{ENV_PREFIX}VAULT_KUBERNETES_HOST") or None,
+            database_connections=int(env.get(f"{ENV_PREFIX}DATABASE_CONNECTIONS", cls.database_connections)),
+            workers=int(env.get(f"{ENV_PREFIX}WORKERS", cls.workers)),
             checkpoint_every_records=int(
                 env.get(f"{ENV_PREFIX}CHECKPOINT_EVERY_RECORDS", cls.checkpoint_every_records)
             ),

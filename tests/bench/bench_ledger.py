@@ -15,9 +15,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey
 
-from privatevault.ledger import Event, Ledger, ResourceRef
+from privatevault.ledger import Event, ResourceRef
 from privatevault.ledger.checkpoint import LocalSigner, sign_checkpoint
 from privatevault.ledger.schema import bootstrap
+from privatevault.ledger.store import Ledger
 from privatevault.ledger.verify import verify
 from privatevault.testbench import Postgres
 

@@ -63,6 +63,7 @@ from privatevault.manifests.ledger import CHECKPOINT_CONFIGMAP
 from privatevault.testbench import Bench
 from privatevault.testbench.process import log_tail
 from privatevault.testbench.secretfile import write_secret
+from tests import builders
 from tests.bench import procfs, request_counts
 from tests.bench.identity import FLOW_SCHEMA, operator_kubeconfig
 from tests.support import REPO, Kubectl, Operator, eventually
@@ -192,22 +193,18 @@ class _ReadyWatch:
 
 
 def _tenants(count: int) -> dict[str, object]:
-    kms = {"kms": {"provider": "vault"}} if KMS == "vault" else {}
+    kms = "vault" if KMS == "vault" else None
     return {
         "apiVersion": "v1",
         "kind": "List",
         "items": [
-            {
-                "apiVersion": "privatevault.io/v1alpha1",
-                "kind": "Tenant",
-                "metadata": {"name": f"bench-{i:04d}", "labels": {LABEL: "yes"}},
-                "spec": {
-                    "owners": [{"kind": "Group", "name": f"team-{i}"}],
-                    "region": "eu-west-1",
-                    "quota": {"hard": {"pods": 20}},
-                    **kms,
-                },
-            }
+            builders.tenant(
+                f"bench-{i:04d}",
+                owners=[builders.group(f"team-{i}")],
+                quota={"pods": 20},
+                labels={LABEL: "yes"},
+                kms=kms,
+            )
             for i in range(count)
         ],
     }

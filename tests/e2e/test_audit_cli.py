@@ -16,6 +16,7 @@ import pytest
 from privatevault.ledger import merkle
 from privatevault.ledger.schema import Database
 from privatevault.testbench import Bench
+from tests import builders
 from tests.support import Kubectl, Operator, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
@@ -38,14 +39,7 @@ def test_audit_verify_prove_export(
         PRIVATEVAULT_CHECKPOINT_EVERY_SECONDS="1",
     ).start()
     try:
-        kubectl.apply(
-            {
-                "apiVersion": "privatevault.io/v1alpha1",
-                "kind": "Tenant",
-                "metadata": {"name": "e2e-audit"},
-                "spec": {"owners": [{"kind": "User", "name": "auditor"}], "region": "eu-west-1"},
-            }
-        )
+        kubectl.apply(builders.tenant("e2e-audit", owners=[builders.user("auditor")]))
 
         def published() -> int:
             cm = kubectl.get("configmap", "privatevault-ledger-checkpoint", operator.namespace)

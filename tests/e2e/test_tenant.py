@@ -18,23 +18,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from privatevault.ledger import Ledger, verify_chain
+from privatevault.ledger import verify_chain
 from privatevault.ledger.schema import Database
+from privatevault.ledger.store import Ledger
 from privatevault.testbench.ports import free_port
+from tests import builders
 from tests.support import Kubectl, Operator, condition, eventually, wait_for_condition
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
-
-API = "privatevault.io/v1alpha1"
-
-
-def tenant(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "Tenant",
-        "metadata": {"name": name},
-        "spec": {"owners": [{"kind": "Group", "name": f"{name}-admins"}], "region": "eu-west-1", **spec},
-    }
 
 
 @pytest.fixture
@@ -54,18 +45,28 @@ def ready(kubectl: Kubectl, name: str) -> dict[str, Any]:
     return wait_for_condition(kubectl, "tenant", name, "Ready", current=True)
 
 
-def actions(database: Database, tenant_name: str) -> list[str]:
+def records(database: Database, tenant_name: str) -> list[dict[str, Any]]:
+    """The tenant's ledger records as written, once the whole chain is checked."""
     ledger = Ledger(database.operator_dsn)
     try:
         assert verify_chain(ledger.records()) is None
-        return [json.loads(r.canonical)["action"] for r in ledger.records(tenant=tenant_name)]
+        return [json.loads(r.canonical) for r in ledger.records(tenant=tenant_name)]
     finally:
         ledger.close()
 
 
+def actions(database: Database, tenant_name: str) -> list[str]:
+    return [record["action"] for record in records(database, tenant_name)]
+
+
+def exists(kubectl: Kubectl, resource: dict[str, Any]) -> bool:
+    """Whether the object a ledger record names is in the cluster."""
+    return kubectl.get(resource["kind"].lower(), resource["name"], resource.get("namespace")) is not None
+
+
 def test_tenant_lifecycle(kubectl: Kubectl, operator: Operator, database: Database, tmp_path: Path) -> None:
     kubectl.apply(
-        tenant("e2e-life", quota={"hard": {"pods": 10, "requests.cpu": "2"}}, limits={"default": {"cpu": "500m"}})
+        builders.tenant("e2e-life", quota={"pods": 10, "requests.cpu": "2"}, limits={"default": {"cpu": "500m"}})
     )
     obj = ready(kubectl, "e2e-life")
     assert obj["status"]["namespaces"] == ["e2e-life"]
@@ -186,7 +187,7 @@ def test_tenant_lifecycle(kubectl: Kubectl, operator: Operator, database: Databa
 
 def test_namespace_owned_by_nobody_stalls(kubectl: Kubectl, operator: Operator, database: Database) -> None:
     kubectl.run("create", "namespace", "e2e-taken")
-    kubectl.apply(tenant("e2e-grabber", namespaces=["e2e-grabber", "e2e-taken"]))
+    kubectl.apply(builders.tenant("e2e-grabber", namespaces=["e2e-grabber", "e2e-taken"]))
 
     cond = condition(wait_for_condition(kubectl, "tenant", "e2e-grabber", "Stalled"), "Stalled")
     assert cond is not None
@@ -208,16 +209,20 @@ def test_crash_mid_reconcile_converges_without_duplicates(
     tmp_path: Path,
 ) -> None:
     crashing = Operator(
-        tmp_path, kubectl.kubeconfig, operator_dsn_file, PRIVATEVAULT_FAILPOINTS="after-audit=3"
+        tmp_path, kubectl.kubeconfig, operator_dsn_file, PRIVATEVAULT_FAILPOINTS="after-audit=5"
     ).start()
-    kubectl.apply(tenant("e2e-crash", namespaces=["e2e-crash-a", "e2e-crash-b"]))
+    kubectl.apply(builders.tenant("e2e-crash", namespaces=["e2e-crash-a", "e2e-crash-b"]))
     eventually(lambda: not crashing.process.is_running, what="the operator to crash at the failpoint")
     crashing.stop()
-    assert len(actions(database, "e2e-crash")) == 3  # the third change was recorded, not made
-    assert (
-        kubectl.get("resourcequota", "privatevault-quota", "e2e-crash-a") is None
-        or kubectl.get("limitrange", "privatevault-limits", "e2e-crash-a") is None
-    )
+    # The fifth change was recorded, then the process died before making it; every change
+    # recorded before it was made. The crash falls inside a namespace already made.
+    before = records(database, "e2e-crash")
+    assert [r["action"] for r in before][:2] == ["assign-mcs-level", "provision-kek"]
+    assert len(before) == 5
+    *made, announced = [r["resource"] for r in before[2:]]
+    assert [ref for ref in made if not exists(kubectl, ref)] == []
+    assert not exists(kubectl, announced)
+    assert announced.get("namespace") in {ref["name"] for ref in made if ref["kind"] == "Namespace"}
 
     restarted = Operator(tmp_path, kubectl.kubeconfig, operator_dsn_file).start()
     try:

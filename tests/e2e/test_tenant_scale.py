@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests import builders
 from tests.support import Kubectl, Operator, condition, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
@@ -24,15 +24,6 @@ def operator(kubectl: Kubectl, operator_dsn_file: Path, tmp_path: Path) -> Itera
     running.stop()
 
 
-def tenant(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "privatevault.io/v1alpha1",
-        "kind": "Tenant",
-        "metadata": {"name": name},
-        "spec": {"owners": [{"kind": "User", "name": "ops"}], "region": "eu-west-1"},
-    }
-
-
 def levels(kubectl: Kubectl, names: list[str]) -> dict[str, str] | None:
     listed = kubectl.run("get", "tenants", "-l", "scale-test=yes", "-o", "json").stdout
     found = {}
@@ -45,7 +36,7 @@ def levels(kubectl: Kubectl, names: list[str]) -> dict[str, str] | None:
 
 def test_hundred_tenants_get_distinct_levels_never_reused(kubectl: Kubectl, operator: Operator) -> None:
     names = [f"scale-{i:03d}" for i in range(COUNT)]
-    items = [tenant(name) | {"metadata": {"name": name, "labels": {"scale-test": "yes"}}} for name in names]
+    items = [builders.tenant(name, owners=[builders.user("ops")], labels={"scale-test": "yes"}) for name in names]
     kubectl.apply({"apiVersion": "v1", "kind": "List", "items": items})
     first: dict[str, str] = eventually(lambda: levels(kubectl, names), timeout=600, what=f"{COUNT} tenants Ready")
     assert len(set(first.values())) == COUNT

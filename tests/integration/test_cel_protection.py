@@ -1,10 +1,14 @@
 """The real API server accepts and refuses ProtectionPolicies exactly as the model validator does, with
-the same messages: every mode against every KEM and every signature, profiles against modes, and the
-rotation and retention bounds."""
+the same messages: every mode against every KEM and every signature, profiles against modes, the
+rotation and retention bounds; and it refuses an SELinux type or a selector exactly when Pod Security
+would refuse the protected pods or no workload could carry the labels."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
+import re
 from typing import Any, get_args
 
 import pytest
@@ -16,22 +20,20 @@ from privatevault.api.v1alpha1.protectionpolicy import (
     PROFILE_MODE_MESSAGE,
     PROFILES,
     REFUSALS,
+    RESTRICTED_SELINUX_TYPES,
     ROTATION_MESSAGE,
+    SELECTOR_KEY_MESSAGE,
+    SELINUX_TYPE_MESSAGE,
     Kem,
     Mode,
     ProfileName,
     ProtectionPolicySpec,
     Signature,
 )
+from tests import builders
 from tests.support import Kubectl
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("crds")]
-
-API = "privatevault.io/v1alpha1"
-
-
-def manifest(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "ProtectionPolicy", "metadata": {"name": name}, "spec": spec}
 
 
 def name_of(*parts: str | None) -> str:
@@ -61,7 +63,7 @@ def expected_messages(spec: dict[str, Any]) -> list[str]:
 
 def check(kubectl: Kubectl, name: str, spec: dict[str, Any]) -> None:
     messages = expected_messages(spec)
-    done = kubectl.apply(manifest(name, spec), check=False)
+    done = kubectl.apply(builders.protection_policy(name, spec=spec), check=False)
     if not messages:
         assert done.returncode == 0, f"{spec} was refused: {done.stderr}"
         assert kubectl.get("protectionpolicy", name) is not None
@@ -115,7 +117,8 @@ def test_overrides_stay_within_the_mode(kubectl: Kubectl, spec: dict[str, Any]) 
 def test_a_null_mode_is_unset(kubectl: Kubectl) -> None:
     check(kubectl, "ppm-null-mode", {"profile": "cnsa-2.0", "mode": None, "kem": "ML-KEM-768"})
     refused = kubectl.apply(
-        manifest("ppm-null-mode-bad", {"profile": "cnsa-2.0", "mode": None, "kem": "X-Wing"}), check=False
+        builders.protection_policy("ppm-null-mode-bad", spec={"profile": "cnsa-2.0", "mode": None, "kem": "X-Wing"}),
+        check=False,
     )
     assert refused.returncode != 0
     assert "mode PQC is pure post-quantum" in refused.stderr, refused.stderr
@@ -127,7 +130,7 @@ def test_a_null_mode_is_unset(kubectl: Kubectl) -> None:
 )
 def test_rotation_interval_bounds(kubectl: Kubectl, interval: str, accepted: bool) -> None:
     name = name_of("rotation", interval)
-    done = kubectl.apply(manifest(name, {"rotationInterval": interval}), check=False)
+    done = kubectl.apply(builders.protection_policy(name, rotation_interval=interval), check=False)
     if accepted:
         assert done.returncode == 0, done.stderr
     else:
@@ -136,14 +139,112 @@ def test_rotation_interval_bounds(kubectl: Kubectl, interval: str, accepted: boo
 
 
 def test_an_overflowing_rotation_interval_is_refused(kubectl: Kubectl) -> None:
-    done = kubectl.apply(manifest("ppm-rotation-overflow", {"rotationInterval": "9999999999999h"}), check=False)
+    done = kubectl.apply(
+        builders.protection_policy("ppm-rotation-overflow", rotation_interval="9999999999999h"), check=False
+    )
     assert done.returncode != 0
     assert ROTATION_MESSAGE in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize(("versions", "accepted"), [(0, False), (1, True), (100, True), (101, False)])
 def test_retain_versions_bounds(kubectl: Kubectl, versions: int, accepted: bool) -> None:
-    done = kubectl.apply(manifest(f"ppm-retain-{versions}", {"retainVersions": versions}), check=False)
+    done = kubectl.apply(builders.protection_policy(f"ppm-retain-{versions}", retain_versions=versions), check=False)
     assert (done.returncode == 0) is accepted, done.stderr
     if not accepted:
         assert "spec.retainVersions" in done.stderr
+
+
+def restricted_namespace(kubectl: Kubectl) -> str:
+    """A namespace enforcing Pod Security restricted, as every tenant namespace does."""
+    name = "ppm-restricted"
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+        }
+    )
+    return name
+
+
+def restricted_pod(namespace: str, selinux_type: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "parity", "namespace": namespace},
+        "spec": {
+            "securityContext": {
+                "runAsNonRoot": True,
+                "seccompProfile": {"type": "RuntimeDefault"},
+                "seLinuxOptions": {"type": selinux_type, "level": "s0:c1,c2"},
+            },
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "app",
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                }
+            ],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "selinux_type", ["container_t", "container_init_t", "container_kvm_t", "container_engine_t", "spc_t", "my_app_t"]
+)
+def test_selinux_type_is_refused_exactly_when_pod_security_would_refuse_its_pods(
+    kubectl: Kubectl, selinux_type: str
+) -> None:
+    namespace = restricted_namespace(kubectl)
+    pod = kubectl.run(
+        "apply", "--dry-run=server", "-f", "-", stdin=json.dumps(restricted_pod(namespace, selinux_type)), check=False
+    )
+    runs = selinux_type in RESTRICTED_SELINUX_TYPES
+    assert (pod.returncode == 0) is runs, pod.stderr
+    spec = {"selinuxType": selinux_type}
+    done = kubectl.apply(
+        builders.protection_policy(name_of("selinux", selinux_type.replace("_", "-")), spec=spec), check=False
+    )
+    if runs:
+        assert done.returncode == 0, done.stderr
+        ProtectionPolicySpec.model_validate(spec)
+    else:
+        assert done.returncode != 0
+        assert SELINUX_TYPE_MESSAGE in done.stderr, done.stderr
+        with pytest.raises(ValidationError, match=re.escape(SELINUX_TYPE_MESSAGE)):
+            ProtectionPolicySpec.model_validate(spec)
+
+
+@pytest.mark.parametrize(
+    ("selector", "message"),
+    [
+        ({"app": "web", "example.com/tier": "front", "privatevault.io/protect": "true", "empty": ""}, None),
+        ({"app": "web ui"}, "spec.workloadSelector.app: Invalid value"),
+        ({"app": "x" * 64}, "spec.workloadSelector.app: Too long"),
+        ({"not a key": "web"}, SELECTOR_KEY_MESSAGE),
+        ({"a/b/c": "web"}, SELECTOR_KEY_MESSAGE),
+        ({"x" * 64: "web"}, SELECTOR_KEY_MESSAGE),
+    ],
+    ids=lambda v: json.dumps(v)[:40] if isinstance(v, dict) else None,
+)
+def test_workload_selector_holds_labels_a_workload_can_have(
+    kubectl: Kubectl, selector: dict[str, str], message: str | None
+) -> None:
+    labelled = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "parity", "namespace": "default", "labels": selector},
+    }
+    could_be_labelled = kubectl.run("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(labelled), check=False)
+    assert (could_be_labelled.returncode == 0) is (message is None), could_be_labelled.stderr
+    name = name_of("selector", hashlib.sha256(json.dumps(selector).encode()).hexdigest()[:8])
+    spec = {"workloadSelector": selector}
+    done = kubectl.apply(builders.protection_policy(name, spec=spec), check=False)
+    if message is None:
+        assert done.returncode == 0, done.stderr
+        ProtectionPolicySpec.model_validate(spec)
+    else:
+        assert done.returncode != 0
+        assert message in done.stderr, done.stderr
+        with pytest.raises(ValidationError):
+            ProtectionPolicySpec.model_validate(spec)

@@ -11,8 +11,9 @@ import psycopg
 import pytest
 
 from privatevault.errors import LedgerUnavailable
-from privatevault.ledger import Event, Ledger, ResourceRef, verify_chain
+from privatevault.ledger import Event, ResourceRef, verify_chain
 from privatevault.ledger.schema import Database, migrate
+from privatevault.ledger.store import Ledger
 from privatevault.testbench.ports import free_port
 
 pytestmark = pytest.mark.integration

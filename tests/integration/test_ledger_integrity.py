@@ -15,12 +15,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey
 
 from privatevault.errors import IntegrityError, LedgerUnavailable
-from privatevault.ledger import Event, Ledger, ResourceRef, merkle, record_hash
+from privatevault.ledger import Event, ResourceRef, merkle, record_hash
 from privatevault.ledger.checkpoint import LocalSigner, parse_and_verify
 from privatevault.ledger.checkpointer import Checkpointer
 from privatevault.ledger.event import canonical
 from privatevault.ledger.schema import Database
-from privatevault.ledger.store import StoredCheckpoint
+from privatevault.ledger.store import Ledger, StoredCheckpoint
 from privatevault.ledger.verify import verify
 from privatevault.testbench import Bench
 

@@ -5,12 +5,15 @@ and a released level is never handed out again."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import pytest
 
+from privatevault.database import open_pool
 from privatevault.errors import SpecError
 from privatevault.ledger.schema import Database
-from privatevault.mcs import LevelStore, parse
+from privatevault.mcs import parse
+from privatevault.mcs.store import LevelStore
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +31,15 @@ def allocate(store: LevelStore, uid: str, requested: str | None = None) -> str:
     )
 
 
-def test_concurrent_allocations_are_distinct(database: Database) -> None:
-    store = LevelStore(database.operator_dsn)
+@pytest.fixture
+def store(database: Database) -> Iterator[LevelStore]:
+    """The store on a pool of its own, as the composition root gives it one (shared with the ledger)."""
+    pool = open_pool(database.operator_dsn, max_size=4)
+    yield LevelStore(pool)
+    pool.close()
+
+
+def test_concurrent_allocations_are_distinct(store: LevelStore) -> None:
     levels: dict[str, str] = {}
 
     def worker(first: int) -> None:
@@ -45,8 +55,7 @@ def test_concurrent_allocations_are_distinct(database: Database) -> None:
     assert allocate(store, "uid-7") == levels["uid-7"]  # idempotent per tenant uid
 
 
-def test_hand_set_level_collisions_and_tombstones(database: Database) -> None:
-    store = LevelStore(database.operator_dsn)
+def test_hand_set_level_collisions_and_tombstones(store: LevelStore) -> None:
     assert allocate(store, "a", requested="s0:c9,c3") == "s0:c3,c9"
     with pytest.raises(SpecError, match="taken by another tenant") as caught:
         allocate(store, "b", requested="s0:c3,c9")

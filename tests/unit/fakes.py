@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from privatevault.crypto import LocalAesGcmWrapper
 from privatevault.errors import KmsError, KmsUnavailable, LedgerUnavailable, SpecError
-from privatevault.kms.vault import KeyFacts
+from privatevault.kms.facts import KeyFacts
 from privatevault.ledger import GENESIS, Event, Record, record_hash
 from privatevault.ledger.event import canonical
+from privatevault.manifests.objects import comparable
 from privatevault.mcs import Allocation, Level, parse
+
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 class FakeCluster:
@@ -22,6 +26,7 @@ class FakeCluster:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str | None, str], dict[str, Any]] = {}
         self.applies: list[tuple[str, str | None, str]] = []
+        self.refuse: set[tuple[str, str]] = set()
         self._ids = itertools.count(1)
 
     @staticmethod
@@ -47,6 +52,17 @@ class FakeCluster:
         self.objects[key] = result
         self.applies.append(key)
         return copy.deepcopy(result)
+
+    def drifted(self, desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
+        return current is None or comparable(self.apply(desired, dry_run=True)) != comparable(current)
+
+    def check(self, obj: dict[str, Any]) -> None:
+        """Refuses what ``refuse`` names (kind, name), as the API server would with a 422."""
+        name = obj["metadata"]["name"]
+        if (obj["kind"], name) in self.refuse or len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+            raise SpecError(
+                f"the API server refused applying {obj['kind']} {obj['metadata']['name']}", reason="ChildRejected"
+            )
 
     def list(
         self, api_version: str, kind: str, *, label_selector: str | None = None, namespace: str | None = None
@@ -183,6 +199,7 @@ class FakeKeys:
     def shred(self, tenant: str) -> None:
         self.shredded.append(tenant)
         self.keys.pop(tenant, None)
+        self.wrappers.pop(tenant, None)  # nothing wrapped under the old key opens again
 
     def wrapper(self, tenant: str) -> VersionedWrapper:
         return self.wrappers.setdefault(tenant, VersionedWrapper())

@@ -43,6 +43,13 @@ def test_schema_is_structural(model: type[Resource]) -> None:
             assert "additionalProperties" not in node, path
 
 
+def test_every_required_field_is_a_property() -> None:
+    for model in KINDS:
+        for path, node in _nodes(crdgen.schema_of(model)):
+            missing = set(node.get("required", [])) - set(node.get("properties", {}))
+            assert not missing, f"{model.kind}{path} requires {missing} but does not declare them"
+
+
 def test_free_form_only_where_declared() -> None:
     preserved = [
         (model.kind, path)
@@ -69,6 +76,18 @@ def test_optional_fields_are_nullable_without_null_default() -> None:
         ("QuorumPolicy", ".spec", "r.minApprovals <= size(self.approvers)"),
         ("EvidenceExport", ".spec.window", "timestamp(self.from) < timestamp(self.to)"),
         ("Approval", ".spec", "self == oldSelf"),
+        ("Tenant", "", "size(self.metadata.name) <= 63"),
+        ("Tenant", ".spec.mcsLevel", "< 1024"),
+        ("Tenant", ".spec.quota.hard", "quantity(self[k]).isInteger()"),
+        ("Tenant", ".spec.quota.hard{}", "isQuantity(self)"),
+        ("Tenant", ".spec.limits", "isGreaterThan"),
+        ("Tenant", ".spec.network.allowEgressCidrs[]", "isCIDR(self)"),
+        ("ProtectionPolicy", ".spec.selinuxType", "'container_t'"),
+        ("ProtectionPolicy", ".spec.workloadSelector", "self.all(k"),
+        ("QuorumPolicy", ".spec", "role in a.roles"),
+        ("QuorumPolicy", ".spec.approvers[].publicKeys", "has(self.ed25519) || has(self.mlDsa65)"),
+        ("EvidenceExport", ".spec.destination", "has(self.claimName)"),
+        ("ComplianceFramework", ".spec", "c.id == e.control"),
     ],
 )
 def test_cel_rules_are_generated(kind: str, path: str, needle: str) -> None:
@@ -76,6 +95,15 @@ def test_cel_rules_are_generated(kind: str, path: str, needle: str) -> None:
     nodes = dict(_nodes(crdgen.schema_of(model)))
     rules = nodes[path].get("x-kubernetes-validations", [])
     assert any(needle in rule["rule"] and rule["message"] for rule in rules), rules
+
+
+def test_object_rules_sit_at_the_root_and_kinds_without_them_have_none() -> None:
+    for model in KINDS:
+        schema = crdgen.schema_of(model)
+        assert schema.get("x-kubernetes-validations", []) == list(model.rules)
+        for path, node in _nodes(schema)[1:]:
+            for rule in node.get("x-kubernetes-validations", []):
+                assert "metadata" not in rule["rule"], f"{model.kind}{path}: only a root rule can read metadata"
 
 
 def test_print_columns_show_readiness() -> None:

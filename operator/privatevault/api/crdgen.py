@@ -54,7 +54,12 @@ def _structural(node: Any) -> Any:
             return _structural({**merged, **node, "nullable": True})
     if "const" in node:
         node["enum"] = [node.pop("const")]
-    return {key: _structural(value) for key, value in node.items()}
+    return {key: _properties(value) if key == "properties" else _structural(value) for key, value in node.items()}
+
+
+def _properties(properties: dict[str, Any]) -> dict[str, Any]:
+    """A ``properties`` map: its keys are field names, not schema keywords (Control has a ``title``)."""
+    return {name: _structural(schema) for name, schema in properties.items()}
 
 
 def schema_of(model: type[Resource]) -> dict[str, Any]:
@@ -62,12 +67,12 @@ def schema_of(model: type[Resource]) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     resolved = _resolve(raw, raw.get("$defs", {}))
     resolved.pop("$defs", None)
-    properties = _structural(resolved["properties"])
+    properties = _properties(resolved["properties"])
     properties.pop("metadata", None)
     for key in ("spec", "status"):
         properties[key].pop("nullable", None)
         properties[key].pop("default", None)
-    return {
+    schema: dict[str, Any] = {
         "type": "object",
         "description": model.description,
         "required": ["spec"],
@@ -79,6 +84,9 @@ def schema_of(model: type[Resource]) -> dict[str, Any]:
             "status": properties["status"],
         },
     }
+    if model.rules:
+        schema["x-kubernetes-validations"] = list(model.rules)
+    return schema
 
 
 def crd_of(model: type[Resource]) -> dict[str, Any]:

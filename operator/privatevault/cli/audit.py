@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from privatevault.cli.output import Format, console, emit, errors
 from privatevault.cluster import Cluster
 from privatevault.errors import IntegrityError, PrivateVaultError
-from privatevault.ledger import Ledger, merkle
+from privatevault.ledger import merkle
 from privatevault.ledger.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -24,6 +24,7 @@ from privatevault.ledger.checkpoint import (
     parse_verifier_key,
 )
 from privatevault.ledger.event import Record
+from privatevault.ledger.store import Ledger
 from privatevault.ledger.verify import verify as verify_ledger
 from privatevault.manifests import ledger as ledger_manifests
 from privatevault.settings import ledger_dsn

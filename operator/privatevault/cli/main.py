@@ -12,8 +12,10 @@ import typer
 
 from privatevault import __version__
 from privatevault.api import crdgen
+from privatevault.app import build
 from privatevault.cli import audit, demo
 from privatevault.cli.output import errors
+from privatevault.errors import PrivateVaultError
 from privatevault.handlers import registry
 from privatevault.ledger.schema import migrate
 from privatevault.settings import Settings
@@ -60,7 +62,12 @@ def operator_run(
         errors.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     kopf.configure(verbose=verbose, log_prefix=True)
-    kopf.run(registry=registry(settings), standalone=True, clusterwide=True, liveness_endpoint=liveness)
+    try:
+        built = build(settings)
+    except PrivateVaultError as exc:
+        errors.print(f"[red]error:[/red] the operator cannot start: {exc}")
+        raise typer.Exit(1) from exc
+    kopf.run(registry=registry(built), standalone=True, clusterwide=True, liveness_endpoint=liveness)
 
 
 @crds_app.command("generate")

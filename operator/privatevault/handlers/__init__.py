@@ -1,23 +1,56 @@
 """kopf wiring only: parse into the model, call one reconcile function, write status.
 
 Nothing is registered at import time: :func:`registry` builds a fresh ``kopf.OperatorRegistry``
-from the settings, so tests and the CLI decide what runs.
+around an :class:`~privatevault.app.App` built by the composition root, so tests and the CLI
+decide what runs (and tests hand in an App of fakes).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import kopf
 
-from privatevault.handlers import protection, runtime, tenant
-from privatevault.settings import Settings
+from privatevault.api.v1alpha1 import GROUP
+from privatevault.app import App
+from privatevault.handlers import indexes, protectionpolicy, tenant
 
 
-def registry(settings: Settings) -> kopf.OperatorRegistry:
+def _lifecycle(registry: kopf.OperatorRegistry, app: App) -> None:
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # kopf's watches log in with the same credentials as the Kubernetes adapter.
+        creds = app.cluster.live.credentials()
+        return kopf.ConnectionInfo(
+            server=creds.server,
+            ca_path=creds.ca_path,
+            insecure=creds.insecure,
+            certificate_path=creds.certificate_path,
+            private_key_path=creds.private_key_path,
+            token=creds.token,
+        )
+
+    @kopf.on.startup(registry=registry)
+    def start(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Progress and diff-base live in annotations: the structural status schema would prune
+        # anything kopf wrote under status.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+        settings.persistence.finalizer = f"{GROUP}/finalizer"
+        settings.execution.max_workers = app.settings.workers
+        app.start()
+
+    @kopf.on.cleanup(registry=registry)
+    def stop(**_: Any) -> None:
+        app.close()
+
+
+def registry(app: App) -> kopf.OperatorRegistry:
     reg = kopf.OperatorRegistry()
-    shared = runtime.Runtime(settings)
-    runtime.register(reg, shared)
-    tenant.register(reg, shared)
-    protection.register(reg, shared)
+    _lifecycle(reg, app)
+    indexes.register(reg)
+    tenant.register(reg, app)
+    protectionpolicy.register(reg, app)
     return reg
 
 

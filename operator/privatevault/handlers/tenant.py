@@ -1,81 +1,90 @@
-"""kopf handlers for Tenant: create, update, resume and the drift timer share one reconcile."""
+"""kopf wiring of Tenant: the shared handlers of ``wiring``, the finalizer, and drift of children.
+
+A change to a child the operator made (a namespace, quota, limit range, network policy or role
+binding, watched by label) that the operator did not make itself reconciles its tenant at once,
+from the caches; the resync timer catches anything else.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
 from privatevault import failpoints
-from privatevault.api.v1alpha1 import GROUP, VERSION, Tenant, TenantStatus
-from privatevault.cluster import Cluster
-from privatevault.errors import GateClosed, PrivateVaultError, SpecError, TransientError
-from privatevault.handlers.runtime import Runtime
-from privatevault.handlers.status import write_status
+from privatevault.api.v1alpha1 import API_VERSION, Tenant, TenantStatus
+from privatevault.app import App
+from privatevault.cache import CACHED
+from privatevault.errors import PrivateVaultError
+from privatevault.handlers import wiring
+from privatevault.manifests import labels
+from privatevault.reconcile import status
 from privatevault.reconcile import tenant as decisions
 
+#: The children whose changes reconcile their tenant (watched with the managed-by label).
+CHILDREN = tuple(c for c in CACHED if c.managed_only or c.kind == "Namespace")
 
-def _write_status(cluster: Cluster, tenant: Tenant, status: TenantStatus) -> None:
-    write_status(cluster, "Tenant", str(tenant.metadata["name"]), tenant.status, status)
+
+def kind(app: App) -> wiring.Kind[Tenant]:
+    def work(tenant: Tenant, context: wiring.Context) -> status.Done:
+        result = decisions.reconcile(
+            tenant,
+            ports=app.tenant_ports(),
+            actor=app.settings.actor,
+            now=context.now,
+            crash_point=lambda: failpoints.point("after-audit"),
+        )
+        app.metrics.inventories[str(tenant.metadata["name"])] = result.inventory
+        if result.changed:
+            context.logger.info("tenant reconciled: %d change(s) made", result.changed)
+        return decisions.done(tenant, result)
+
+    return wiring.Kind(resource=Tenant, status_model=TenantStatus, work=work, begin_message=decisions.BEGIN_MESSAGE)
 
 
-def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
-    tenants = (GROUP, VERSION, "tenants")
-    settings = runtime.settings
+def register(registry: kopf.OperatorRegistry, app: App) -> None:
+    tenants = kind(app)
+    wiring.register(registry, app, tenants, resync=app.settings.drift_interval)
 
-    def reconcile(body: kopf.Body, logger: kopf.Logger) -> None:
-        cluster, ports = runtime.connect(), runtime.tenant_ports()
+    @kopf.on.delete(*wiring.resource_of(Tenant), registry=registry, id="finalize")
+    def on_delete(body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
+        app.cluster.bind(kwargs)
         tenant = Tenant.model_validate(dict(body))
-        now = datetime.now(UTC)
-        with runtime.lock(str(tenant.metadata["uid"])):
-            if tenant.status is None or tenant.status.observed_generation != tenant.metadata.get("generation"):
-                # kstatus: say at once that work is under way, so GitOps never reads an empty status as done.
-                begin = decisions.status_after(tenant, result=None, error=None, now=now)
-                _write_status(cluster, tenant, begin)
-                tenant = tenant.model_copy(update={"status": begin})
+        with app.locks.hold(str(tenant.metadata["uid"])):
             try:
-                result = decisions.reconcile(
-                    tenant,
-                    ports=ports,
-                    actor=settings.actor,
-                    now=now,
-                    crash_point=lambda: failpoints.point("after-audit"),
-                )
-            except (TransientError, SpecError) as exc:
-                _write_status(cluster, tenant, decisions.status_after(tenant, result=None, error=exc, now=now))
-                if isinstance(exc, SpecError):
-                    logger.warning("tenant stalled: %s (%s)", exc, exc.reason)
-                    return
-                raise kopf.TemporaryError(str(exc), delay=settings.retry_delay) from exc
+                decisions.finalize(tenant, ports=app.tenant_ports(), actor=app.settings.actor)
             except PrivateVaultError as exc:
-                raise kopf.TemporaryError(str(exc), delay=settings.retry_delay) from exc
-            runtime.metrics.inventories[str(tenant.metadata["name"])] = result.inventory
-            if result.changed:
-                logger.info("tenant reconciled: %d change(s) made", result.changed)
-            _write_status(cluster, tenant, decisions.status_after(tenant, result=result, error=None, now=now))
-
-    @kopf.on.resume(*tenants, registry=registry, id="resume")
-    @kopf.on.create(*tenants, registry=registry, id="create")
-    @kopf.on.update(*tenants, registry=registry, id="update", field="spec")
-    def on_change(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-        reconcile(body, logger)
-
-    @kopf.timer(
-        *tenants, registry=registry, id="drift", interval=settings.drift_interval, initial_delay=settings.drift_interval
-    )
-    def on_timer(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-        reconcile(body, logger)
-
-    @kopf.on.delete(*tenants, registry=registry, id="finalize")
-    def on_delete(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-        tenant = Tenant.model_validate(dict(body))
-        with runtime.lock(str(tenant.metadata["uid"])):
-            try:
-                decisions.finalize(tenant, ports=runtime.tenant_ports(), actor=settings.actor)
-            except GateClosed as exc:
-                raise kopf.TemporaryError(f"deletion waits: {exc}", delay=settings.retry_delay * 6) from exc
-            except PrivateVaultError as exc:
-                raise kopf.TemporaryError(str(exc), delay=settings.retry_delay) from exc
-        runtime.metrics.inventories.pop(str(tenant.metadata["name"]), None)
+                wiring.to_kopf(exc, retry_delay=app.settings.retry_delay, logger=logger, what="deletion")
+                return
+        app.metrics.inventories.pop(str(tenant.metadata["name"]), None)
         logger.info("tenant finalized (%s): its namespaces go by garbage collection", tenant.spec.deletion_policy)
+
+    def on_child(event: kopf.RawEvent, body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
+        if event.get("type") in (None, "ADDED"):
+            return  # the initial listing, or a child just made: the tenant's own handlers see to those
+        app.cluster.bind(kwargs)
+        meta = body.get("metadata", {})
+        if event.get("type") == "DELETED":
+            app.cluster.forget(str(body.get("kind")), meta.get("namespace"), meta.get("name", ""))
+        elif app.cluster.in_sync(body):
+            return  # the operator's own write, or a change only to fields it does not own
+        name = (meta.get("labels") or {}).get(labels.TENANT)
+        found = app.cluster.get(API_VERSION, "Tenant", name) if name else None
+        if found is None or found["metadata"].get("deletionTimestamp"):
+            return
+        logger.info("%s %s changed: reconciling tenant %s", body.get("kind"), meta.get("name"), name)
+        try:
+            wiring.run(app, tenants, found, logger)
+        except kopf.TemporaryError as exc:
+            logger.warning("tenant %s not reconciled after a change of its child: %s", name, exc)
+
+    for child in CHILDREN:
+        group, _, version = child.api_version.rpartition("/")
+        kopf.on.event(
+            group,
+            version,
+            child.plural,
+            registry=registry,
+            id=f"drift-{child.plural}",
+            labels={labels.MANAGED_BY: labels.MANAGER},
+        )(on_child)

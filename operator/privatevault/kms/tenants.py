@@ -16,8 +16,9 @@ from typing import Protocol
 
 from privatevault.crypto import KeyWrapper, LocalAesGcmWrapper
 from privatevault.errors import KmsUnavailable, SpecError
+from privatevault.kms.facts import KeyFacts
 from privatevault.kms.local import LocalKms, SecretStore
-from privatevault.kms.vault import KeyFacts, VaultAdmin, key_name
+from privatevault.kms.vault import VaultAdmin, key_name
 
 
 class KekStore(SecretStore, Protocol):
@@ -26,36 +27,21 @@ class KekStore(SecretStore, Protocol):
     def delete(self, name: str) -> None: ...
 
 
-class TenantKeys(Protocol):
-    provider: str
-
-    def facts(self, tenant: str) -> KeyFacts | None: ...
-
-    def rotate(self, tenant: str) -> KeyFacts | None: ...
-
-    def limit(self, tenant: str, min_version: int) -> None: ...
-
-    def wrapper(self, tenant: str) -> KeyWrapper: ...
-
-    def ensure(self, tenant: str, namespaces: Sequence[str]) -> KeyFacts: ...
-
-    def retain(self, tenant: str) -> None: ...
-
-    def shred(self, tenant: str) -> None: ...
-
-
 @dataclass
 class VaultTenantKeys:
     admin: VaultAdmin
     setup: Callable[[], None]
     provider: str = "vault"
+    configured: bool = False
 
     def ensure(self, tenant: str, namespaces: Sequence[str]) -> KeyFacts:
         if not self.admin.healthy():
             raise KmsUnavailable("Vault/OpenBao is unreachable or sealed; the tenant's key cannot be made")
-        if self.admin.ensure_transit_mount():
-            # A new (or wiped) server: the Kubernetes auth method needs configuring as well.
+        if self.admin.ensure_transit_mount() or not self.configured:
+            # First use by this process, or a new (or wiped) server: the Kubernetes auth method is
+            # configured (again) too; a Transit mount made by someone else says nothing about it.
             self.setup()
+            self.configured = True
         facts = self.admin.ensure_tenant_key(tenant)
         self.admin.ensure_tenant_policy(tenant)
         self.admin.ensure_tenant_role(tenant, list(namespaces))
@@ -140,7 +126,7 @@ class Providers:
     local: LocalTenantKeys
     vault: VaultTenantKeys | None = None
 
-    def for_provider(self, provider: str) -> TenantKeys:
+    def for_provider(self, provider: str) -> LocalTenantKeys | VaultTenantKeys:
         if provider == "vault":
             if self.vault is None:
                 raise SpecError(

@@ -30,7 +30,6 @@ import base64
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +38,7 @@ import hvac.exceptions
 import requests
 
 from privatevault.errors import KmsError, KmsUnavailable
+from privatevault.kms.facts import KeyFacts
 
 DEFAULT_TRANSIT_MOUNT = "privatevault-transit"
 DEFAULT_AUTH_MOUNT = "kubernetes"
@@ -198,23 +198,6 @@ class VaultKms:
 
     def healthy(self) -> bool:
         return healthy(self._client)
-
-
-@dataclass(frozen=True)
-class KeyFacts:
-    """What may be said about a tenant key: versions and times, never key material.
-
-    ``created`` is when the oldest version still decryptable (``min_decryption_version``) was
-    made, as OpenBao shows no older ones; ``rotated`` is when the latest was made (equal to
-    ``created`` until the first rotation). Both are ISO 8601 in UTC.
-    """
-
-    name: str
-    latest_version: int
-    min_decryption_version: int
-    created: str
-    rotated: str
-    deletion_allowed: bool
 
 
 class VaultAdmin:

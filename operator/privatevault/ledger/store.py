@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from privatevault.database import Pool, open_pool
 from privatevault.errors import LedgerUnavailable
 from privatevault.ledger import merkle
 from privatevault.ledger.chain import GENESIS, record_hash
@@ -91,11 +92,16 @@ class Ledger:
     transaction, under high load many. The writer stops after 30 s idle and starts on demand.
     """
 
-    def __init__(self, dsn: str, *, connect_timeout: float = 5.0) -> None:
-        self._dsn = dsn
-        self._connect_timeout = connect_timeout
-        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
-        self._lock = threading.Lock()
+    def __init__(self, dsn: str | None = None, *, pool: Pool | None = None, connect_timeout: float = 5.0) -> None:
+        """On the process's shared ``pool`` (the operator), or on a pool of its own for ``dsn`` (the CLI)."""
+        if pool is None:
+            if dsn is None:
+                raise ValueError("a ledger needs a database URL or a connection pool")
+            pool = open_pool(dsn, max_size=2, timeout=connect_timeout, name="privatevault-ledger")
+            self._owns_pool = True
+        else:
+            self._owns_pool = False
+        self._pool = pool
         self._queue: list[_Ticket] = []
         self._pending = threading.Condition()
         self._committer: threading.Thread | None = None
@@ -105,13 +111,8 @@ class Ledger:
         with self._pending:
             self._closed = True
             self._pending.notify()
-        with self._lock:
-            self._discard()
-
-    def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self._dsn, connect_timeout=int(self._connect_timeout))
-        return self._conn
+        if self._owns_pool:
+            self._pool.close()
 
     def append(self, event: Event) -> Record:
         """Write one event at the chain head, or return the record its idempotency key already has."""
@@ -141,8 +142,7 @@ class Ledger:
                         self._committer = None
                         return
                 batch, self._queue = self._queue, []
-            with self._lock:
-                self._commit(batch)
+            self._commit(batch)
             for ticket in batch:
                 ticket.finished.set()
 
@@ -151,14 +151,12 @@ class Ledger:
         try:
             written = self._write(events)
         except psycopg.OperationalError as exc:
-            self._discard()
             error: BaseException = LedgerUnavailable(f"the audit ledger cannot be written: {exc}".strip())
             error.__cause__ = exc
             for ticket in batch:
                 ticket.error = error
             return
         except BaseException as exc:
-            self._discard()
             for ticket in batch:
                 ticket.error = exc
             return
@@ -167,8 +165,7 @@ class Ledger:
 
     def _write(self, events: Sequence[Event]) -> dict[str, Record]:
         keys = list(dict.fromkeys(event.idempotency_key for event in events))
-        conn = self._connection()
-        with conn.transaction(), conn.cursor() as cur:
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (HEAD_LOCK,))
             # Looked up under the lock: another writer may have appended some of the same events.
             found = self._by_keys(cur, keys)
@@ -226,14 +223,11 @@ class Ledger:
 
     def _read(self, query: Callable[[psycopg.Cursor[tuple[Any, ...]]], T]) -> T:
         """Run a read in its own transaction; database failures become LedgerUnavailable."""
-        with self._lock:
-            try:
-                conn = self._connection()
-                with conn.transaction(), conn.cursor(binary=True) as cur:
-                    return query(cur)
-            except psycopg.OperationalError as exc:
-                self._discard()
-                raise LedgerUnavailable(f"the audit ledger cannot be read: {exc}".strip()) from exc
+        try:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor(binary=True) as cur:
+                return query(cur)
+        except psycopg.OperationalError as exc:
+            raise LedgerUnavailable(f"the audit ledger cannot be read: {exc}".strip()) from exc
 
     def size(self) -> int:
         """How many records the ledger holds (the tree size)."""
@@ -302,23 +296,21 @@ class Ledger:
 
         Binary COPY and plain tuples: about twice as fast as pages of SELECT turned into Records.
         """
-        with self._lock:
-            try:
-                conn = self._connection()
-                with (
-                    conn.transaction(),
-                    conn.cursor() as cur,
-                    cur.copy(
-                        "COPY (SELECT seq, canonical, prev_hash, record_hash FROM audit_records WHERE seq >= %s"
-                        " ORDER BY seq) TO STDOUT (FORMAT BINARY)",
-                        (start,),
-                    ) as copy,
-                ):
-                    copy.set_types(["int8", "bytea", "bytea", "bytea"])
-                    yield from copy.rows()
-            except psycopg.OperationalError as exc:
-                self._discard()
-                raise LedgerUnavailable(f"the audit ledger cannot be read: {exc}".strip()) from exc
+        try:
+            with (
+                self._pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor() as cur,
+                cur.copy(
+                    "COPY (SELECT seq, canonical, prev_hash, record_hash FROM audit_records WHERE seq >= %s"
+                    " ORDER BY seq) TO STDOUT (FORMAT BINARY)",
+                    (start,),
+                ) as copy,
+            ):
+                copy.set_types(["int8", "bytea", "bytea", "bytea"])
+                yield from copy.rows()
+        except psycopg.OperationalError as exc:
+            raise LedgerUnavailable(f"the audit ledger cannot be read: {exc}".strip()) from exc
 
     def records(self, *, tenant: str | None = None, start: int = 1, batch: int = 10_000) -> Iterator[Record]:
         """Records from ``start`` on, in sequence order (of one tenant when given), read in batches."""
@@ -354,8 +346,3 @@ class Ledger:
             (keys,),
         )
         return {row[4]: _record(row) for row in cur.fetchall()}
-
-    def _discard(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None

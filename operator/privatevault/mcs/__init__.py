@@ -1,6 +1,9 @@
-"""SELinux MCS levels for tenants: unique, collision-free under concurrency, never reused."""
+"""SELinux MCS levels for tenants: unique, collision-free under concurrency, never reused.
 
-from privatevault.mcs.level import CATEGORIES, Level, parse
-from privatevault.mcs.store import Allocation, LevelStore
+The package exports the pure parts (levels and allocations); the PostgreSQL store is
+``privatevault.mcs.store``, imported only by the composition root and tests.
+"""
 
-__all__ = ["CATEGORIES", "Allocation", "Level", "LevelStore", "parse"]
+from privatevault.mcs.level import CATEGORIES, Allocation, Level, parse
+
+__all__ = ["CATEGORIES", "Allocation", "Level", "parse"]

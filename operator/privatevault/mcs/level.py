@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from typing import NamedTuple
 
 CATEGORIES = 1024
@@ -34,3 +35,12 @@ def random_level() -> Level:
     second = secrets.randbelow(CATEGORIES - 1)
     second += second >= first
     return Level(min(first, second), max(first, second))
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """A tenant's level as the store holds it: hand-set or drawn, and whether its tenant is gone."""
+
+    level: Level
+    hand_set: bool
+    released: bool

@@ -5,32 +5,26 @@ tenant is gone (the tombstone records when)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from typing import Any
 
 import psycopg
 
-from privatevault.errors import LedgerUnavailable, SpecError
-from privatevault.mcs.level import Level, parse, random_level
+from privatevault.database import Pool, borrow
+from privatevault.errors import SpecError
+from privatevault.mcs.level import Allocation, parse, random_level
 
 ATTEMPTS = 64
 
 
-@dataclass(frozen=True)
-class Allocation:
-    level: Level
-    hand_set: bool
-    released: bool
-
-
 class LevelStore:
-    def __init__(self, dsn: str, *, connect_timeout: float = 5.0) -> None:
-        self._dsn, self._timeout = dsn, connect_timeout
+    """Levels in the ledger's database, on the process's shared connection pool."""
 
-    def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
-        try:
-            return psycopg.connect(self._dsn, connect_timeout=int(self._timeout), autocommit=True)
-        except psycopg.OperationalError as exc:
-            raise LedgerUnavailable(f"the MCS level store cannot be reached: {exc}".strip()) from exc
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    def _connect(self) -> AbstractContextManager[psycopg.Connection[tuple[Any, ...]]]:
+        return borrow(self._pool, "the MCS level store")
 
     def find(self, tenant_uid: str) -> Allocation | None:
         with self._connect() as conn:

@@ -12,7 +12,7 @@ READY, RECONCILING, STALLED = "Ready", "Reconciling", "Stalled"
 _ORDER = (READY, RECONCILING, STALLED)
 
 
-def _timestamp(now: datetime) -> str:
+def timestamp(now: datetime) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -28,7 +28,7 @@ def set_condition(
 ) -> list[Condition]:
     """Conditions with ``type`` set; ``lastTransitionTime`` moves only when ``status`` changes."""
     previous = next((c for c in conditions if c.type == type), None)
-    since = previous.last_transition_time if previous and previous.status == status else _timestamp(now)
+    since = previous.last_transition_time if previous and previous.status == status else timestamp(now)
     updated = Condition(
         type=type,
         status=status,

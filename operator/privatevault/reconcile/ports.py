@@ -1,7 +1,9 @@
-"""What the reconcile loops need from the outside world, as protocols.
+"""What the decisions need from the outside world, as protocols: defined once, here.
 
-The real adapters (``cluster.Cluster``, ``ledger.Ledger``, ``mcs.LevelStore``,
-``kms.tenants.Providers``) satisfy them; unit tests hand in small fakes instead of patching.
+The real adapters (``cache.ClusterView`` over ``cluster.Cluster``, ``ledger.store.Ledger``,
+``mcs.store.LevelStore``, ``kms.tenants.Providers``) satisfy them and are built by the
+composition root (``privatevault.app``); unit tests hand in the fakes of ``tests/unit/fakes.py``,
+and the contract tests run one table against both so a fake cannot drift from its adapter.
 """
 
 from __future__ import annotations
@@ -11,19 +13,29 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from privatevault.crypto import KeyWrapper
-from privatevault.kms.vault import KeyFacts
+from privatevault.kms.facts import KeyFacts
 from privatevault.ledger import Event, Record
 from privatevault.mcs import Allocation
 
 
 class ClusterPort(Protocol):
+    """Reads come from the watch caches where the operator has them; writes are server-side apply."""
+
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None: ...
 
     def list(
         self, api_version: str, kind: str, *, label_selector: str | None = None, namespace: str | None = None
     ) -> list[dict[str, Any]]: ...
 
-    def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]: ...
+    def drifted(self, desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
+        """Whether applying ``desired`` would change ``current`` (always, when there is none)."""
+        ...
+
+    def check(self, obj: dict[str, Any]) -> None:
+        """Raise ``SpecError`` when the API server would refuse ``obj`` (a dry run: nothing is stored)."""
+        ...
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]: ...
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool: ...
 
@@ -48,7 +60,10 @@ class LevelPort(Protocol):
 
 
 class KeysPort(Protocol):
-    provider: str
+    """A tenant's key-encryption key in one provider; only facts about keys come back."""
+
+    @property
+    def provider(self) -> str: ...
 
     def wrapper(self, tenant: str) -> KeyWrapper: ...
 
@@ -78,7 +93,7 @@ class TenantPorts:
 
 
 @dataclass(frozen=True)
-class ProtectionPorts:
+class ProtectionPolicyPorts:
     cluster: ClusterPort
     ledger: LedgerPort
     keys: ProvidersPort

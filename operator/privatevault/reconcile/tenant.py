@@ -1,10 +1,16 @@
-"""Tenant reconcile: one level-based function for create, update, resume and the drift timer.
+"""Tenant reconcile: one level-based function for create, update, resume and the resync timer.
 
-It compares each desired child with what the server holds (a dry-run apply gives the server's
-own view of the desired object), and for every difference first appends an audit record, then
-applies. The record's idempotency key names the change — the child, the desired bytes and the
-state it replaces — so a handler retried after a crash finds its record and writes no second
-one, while a genuinely new change (a child deleted again later) gets a record of its own.
+Gather, then decide, then act. What the cluster holds is read from the watch caches (through
+``ClusterPort``); each desired child is compared with it (``ClusterPort.drifted``: the server's
+own view of the desired object, asked once and remembered while nothing changes), and for every
+difference an audit record is appended first, then the child is applied. A resync with no drift
+therefore makes no request and writes nothing.
+
+Order matters for "nothing half-made": everything only the operator can refuse (a namespace
+owned by someone else, a KMS provider it does not have, a child the API server would reject) is
+checked before the MCS level, the key or any child is made; then the level and the key (a KMS
+outage stops the reconcile before any namespace exists); then the children; then namespaces
+dropped from the spec are released.
 """
 
 from __future__ import annotations
@@ -17,15 +23,19 @@ from typing import Any
 
 from privatevault.api.v1alpha1 import Tenant, TenantStatus
 from privatevault.api.v1alpha1.tenant import ChildRef, InventorySummary, KeyStatus
-from privatevault.errors import ConflictError, GateClosed, KmsUnavailable, SpecError, TransientError
+from privatevault.errors import ConflictError, GateClosed, SpecError, TransientError
 from privatevault.inventory import Inventory, inventory
-from privatevault.ledger import Event, ResourceRef
+from privatevault.ledger import ResourceRef
 from privatevault.ledger.event import canonical
 from privatevault.manifests import labels
 from privatevault.manifests import tenant as manifests
-from privatevault.reconcile import conditions, gates
-from privatevault.reconcile.objects import comparable
-from privatevault.reconcile.ports import ClusterPort, LedgerPort, LevelPort, ProvidersPort, TenantPorts
+from privatevault.reconcile import gates, status
+from privatevault.reconcile.audit import Audit, digest
+from privatevault.reconcile.ports import ClusterPort, KeysPort, LevelPort, TenantPorts
+
+KIND = "Tenant"
+#: Stands in for the tenant's level while the children are only checked, before any level exists.
+_PROBE_LEVEL = "s0:c0,c1"
 
 
 def child_id(obj: dict[str, Any]) -> tuple[str, str | None, str]:
@@ -33,15 +43,11 @@ def child_id(obj: dict[str, Any]) -> tuple[str, str | None, str]:
     return obj["kind"], metadata.get("namespace"), metadata["name"]
 
 
-def digest(obj: dict[str, Any]) -> str:
-    return "sha256:" + hashlib.sha256(canonical(obj)).hexdigest()
-
-
-def idempotency_key(action: str, desired: dict[str, Any], replaces: str) -> str:
+def change_key(desired: dict[str, Any], replaces: str) -> str:
     """Names one change of a child: the same decision retried gives the same key, a new one another."""
     kind, namespace, name = child_id(desired)
     change = hashlib.sha256(f"{digest(desired)}\x00{replaces}".encode()).hexdigest()[:32]
-    return f"{action}/{kind}/{namespace or '-'}/{name}/{change}"
+    return f"{kind}/{namespace or '-'}/{name}/{change}"
 
 
 def namespace_conflict(tenant: Tenant, existing: dict[str, Any] | None) -> str | None:
@@ -74,31 +80,20 @@ class Result:
     inventory: Inventory
 
 
-class Step:
-    """Audits one change of one tenant, then lets it happen: the record always comes first."""
-
-    def __init__(self, tenant: Tenant, ledger: LedgerPort, actor: str, crash_point: Callable[[], None]) -> None:
-        self.tenant, self._ledger, self._actor, self._crash_point = tenant, ledger, actor, crash_point
-        self.changed = 0
-
-    def record(self, action: str, resource: ResourceRef, key: str, details: dict[str, Any]) -> None:
-        self._ledger.append(
-            Event(
-                tenant=str(self.tenant.metadata["name"]),
-                actor=self._actor,
-                action=action,
-                resource=resource,
-                outcome="intended",
-                idempotency_key=f"tenant/{self.tenant.metadata['uid']}/{key}",
-                details=details | {"tenantGeneration": self.tenant.metadata.get("generation")},
-            )
-        )
-        self._crash_point()
-        self.changed += 1
+def audit_for(tenant: Tenant, ports: TenantPorts, actor: str, crash_point: Callable[[], None]) -> Audit:
+    return Audit(
+        ports.ledger,
+        actor,
+        kind=KIND,
+        uid=str(tenant.metadata["uid"]),
+        tenant=str(tenant.metadata["name"]),
+        context={"tenantGeneration": tenant.metadata.get("generation")},
+        crash_point=crash_point,
+    )
 
 
 def _tenant_ref(tenant: Tenant) -> ResourceRef:
-    return ResourceRef(kind="Tenant", name=str(tenant.metadata["name"]), uid=str(tenant.metadata["uid"]))
+    return ResourceRef(kind=KIND, name=str(tenant.metadata["name"]), uid=str(tenant.metadata["uid"]))
 
 
 def _check_namespaces(tenant: Tenant, cluster: ClusterPort) -> dict[tuple[str, str | None, str], Any]:
@@ -122,7 +117,20 @@ def _check_namespaces(tenant: Tenant, cluster: ClusterPort) -> dict[tuple[str, s
     return observed
 
 
-def _mcs_level(tenant: Tenant, levels: LevelPort, step: Step) -> str:
+def _check_children(tenant: Tenant, cluster: ClusterPort, observed: dict[tuple[str, str | None, str], Any]) -> None:
+    """The API server would accept every child not made yet: asked (dry run) before anything is made.
+
+    Only a tenant that still lacks namespaces pays for this; a tenant whose namespaces exist has
+    had its children accepted before.
+    """
+    if all(found is not None for found in observed.values()):
+        return
+    for obj in manifests.children(tenant, _PROBE_LEVEL):
+        if obj["kind"] == "Namespace" and observed.get(child_id(obj)) is None:
+            cluster.check(obj)
+
+
+def _mcs_level(tenant: Tenant, levels: LevelPort, audit: Audit) -> str:
     if tenant.status and tenant.status.mcs_level:
         return tenant.status.mcs_level
     label = tenant.spec.security_label
@@ -135,10 +143,10 @@ def _mcs_level(tenant: Tenant, levels: LevelPort, step: Step) -> str:
         requested=tenant.spec.mcs_level,
     )
     level = str(allocation.level)
-    step.record(
+    audit.record(
         "assign-mcs-level",
         _tenant_ref(tenant),
-        f"mcs/{level}",
+        level,
         {
             "mcsLevel": level,
             "handSet": allocation.hand_set,
@@ -149,8 +157,7 @@ def _mcs_level(tenant: Tenant, levels: LevelPort, step: Step) -> str:
     return level
 
 
-def _key(tenant: Tenant, keys: ProvidersPort, step: Step) -> KeyStatus:
-    provider = keys.for_provider(tenant.spec.kms.provider)
+def _key(tenant: Tenant, provider: KeysPort, audit: Audit) -> KeyStatus:
     namespaces = tenant.namespace_names()
     known = tenant.status.kms if tenant.status else None
     if (
@@ -159,10 +166,10 @@ def _key(tenant: Tenant, keys: ProvidersPort, step: Step) -> KeyStatus:
         or tenant.status is None
         or sorted(tenant.status.namespaces) != sorted(namespaces)
     ):
-        step.record(
+        audit.record(
             "provision-kek",
             _tenant_ref(tenant),
-            f"kek/{provider.provider}/{','.join(sorted(namespaces))}",
+            f"{provider.provider}/{','.join(sorted(namespaces))}",
             {"provider": provider.provider, "namespaces": sorted(namespaces)},
         )
     facts = provider.ensure(str(tenant.metadata["name"]), namespaces)
@@ -175,7 +182,7 @@ def _key(tenant: Tenant, keys: ProvidersPort, step: Step) -> KeyStatus:
     )
 
 
-def _release_removed_namespaces(tenant: Tenant, cluster: ClusterPort, step: Step) -> None:
+def _release_removed_namespaces(tenant: Tenant, cluster: ClusterPort, audit: Audit) -> None:
     """Namespaces dropped from the spec go once they are empty; until then the tenant is Stalled."""
     wanted = set(tenant.namespace_names())
     selector = f"{labels.TENANT}={tenant.metadata['name']}"
@@ -192,7 +199,7 @@ def _release_removed_namespaces(tenant: Tenant, cluster: ClusterPort, step: Step
         if contents:
             busy.append(f"{name} ({', '.join(contents[:3])}{' …' if len(contents) > 3 else ''})")
             continue
-        step.record(
+        audit.record(
             "delete-namespace",
             ResourceRef(kind="Namespace", name=name, uid=ns["metadata"]["uid"]),
             f"release/{ns['metadata']['uid']}",
@@ -217,8 +224,12 @@ _WORKLOADS = (
 )
 
 
-def _inventory(tenant: Tenant, cluster: ClusterPort, step: Step, now: datetime) -> Inventory:
-    """The TLS certificates in the tenant's namespaces; a changed inventory is recorded in the ledger."""
+def _inventory(tenant: Tenant, cluster: ClusterPort, audit: Audit, now: datetime) -> Inventory:
+    """The TLS certificates in the tenant's namespaces; a changed inventory is recorded in the ledger.
+
+    The record's key is the inventory's fingerprint, which the status keeps: an unchanged
+    inventory costs no ledger round trip.
+    """
     secrets, ingresses, services = [], [], []
     for namespace in tenant.namespace_names():
         secrets += cluster.list("v1", "Secret", namespace=namespace)
@@ -229,14 +240,21 @@ def _inventory(tenant: Tenant, cluster: ClusterPort, step: Step, now: datetime) 
     )
     details = found.ledger_details()
     if details:
-        fingerprint = hashlib.sha256(canonical({"assets": details})).hexdigest()[:32]
-        step.record(
-            "crypto-inventory",
-            _tenant_ref(tenant),
-            f"inventory/{fingerprint}",
-            {"assets": details, "summary": found.summary()},
-        )
+        fingerprint = inventory_fingerprint(found)
+        known = tenant.status.crypto_inventory if tenant.status else None
+        if known is None or known.fingerprint != fingerprint:
+            audit.record(
+                "crypto-inventory",
+                _tenant_ref(tenant),
+                fingerprint,
+                {"assets": details, "summary": found.summary()},
+            )
     return found
+
+
+def inventory_fingerprint(found: Inventory) -> str:
+    details = found.ledger_details()
+    return hashlib.sha256(canonical({"assets": details})).hexdigest()[:32] if details else ""
 
 
 def reconcile(
@@ -247,17 +265,14 @@ def reconcile(
     now: datetime,
     crash_point: Callable[[], None] = lambda: None,
 ) -> Result:
-    """Make the cluster hold exactly the tenant's children, level and key; audit every change first.
-
-    Order matters for "nothing half-made": namespace conflicts are checked first, then the MCS
-    level and the key (a KMS outage stops the reconcile before any namespace exists), then the
-    children, then namespaces dropped from the spec are released.
-    """
-    step = Step(tenant, ports.ledger, actor, crash_point)
-    observed = _check_namespaces(tenant, ports.cluster)
-    level = _mcs_level(tenant, ports.levels, step)
-    key = _key(tenant, ports.keys, step)
+    """Make the cluster hold exactly the tenant's children, level and key; audit every change first."""
+    audit = audit_for(tenant, ports, actor, crash_point)
     cluster = ports.cluster
+    observed = _check_namespaces(tenant, cluster)
+    provider = ports.keys.for_provider(tenant.spec.kms.provider)
+    _check_children(tenant, cluster, observed)
+    level = _mcs_level(tenant, ports.levels, audit)
+    key = _key(tenant, provider, audit)
     known = {(c.kind, c.namespace, c.name): c.uid for c in (tenant.status.children if tenant.status else [])}
     refs: list[ChildRef] = []
     for obj in manifests.children(tenant, level):
@@ -267,24 +282,24 @@ def reconcile(
             if ident in observed
             else cluster.get(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
         )
-        if current is not None and comparable(cluster.apply(obj, dry_run=True)) == comparable(current):
+        if current is not None and not cluster.drifted(obj, current):
             refs.append(_ref(current))
             continue
         action = "create" if current is None else "update"
         replaces = known.get(ident, "none") if current is None else current["metadata"]["resourceVersion"]
         kind, namespace, name = ident
-        step.record(
+        audit.record(
             f"{action}-{kind.lower()}",
             ResourceRef(
                 kind=kind, namespace=namespace, name=name, uid=None if current is None else current["metadata"]["uid"]
             ),
-            idempotency_key(action, obj, replaces),
+            change_key(obj, replaces),
             {"digest": digest(obj)},
         )
         refs.append(_ref(cluster.apply(obj)))
-    _release_removed_namespaces(tenant, cluster, step)
-    found = _inventory(tenant, cluster, step, now)
-    return Result(children=refs, changed=step.changed, mcs_level=level, key=key, inventory=found)
+    _release_removed_namespaces(tenant, cluster, audit)
+    found = _inventory(tenant, cluster, audit, now)
+    return Result(children=refs, changed=audit.changed, mcs_level=level, key=key, inventory=found)
 
 
 def finalize(tenant: Tenant, *, ports: TenantPorts, actor: str) -> None:
@@ -296,20 +311,20 @@ def finalize(tenant: Tenant, *, ports: TenantPorts, actor: str) -> None:
     decision = gates.tenant_deletion(tenant)
     if not decision.allowed:
         raise GateClosed(decision.message, reason=decision.reason)
-    step = Step(tenant, ports.ledger, actor, lambda: None)
+    audit = audit_for(tenant, ports, actor, lambda: None)
     ref = _tenant_ref(tenant)
     policy = tenant.spec.deletion_policy
-    step.record("delete-tenant", ref, "delete", {"deletionPolicy": policy, "gate": decision.reason})
+    audit.record("delete-tenant", ref, "delete", {"deletionPolicy": policy, "gate": decision.reason})
     provider = ports.keys.for_provider(tenant.spec.kms.provider)
     name = str(tenant.metadata["name"])
     if policy == "CryptoShred":
-        step.record("crypto-shred-kek", ref, "kek/shred", {"provider": provider.provider})
+        audit.record("crypto-shred-kek", ref, "shred", {"provider": provider.provider})
         provider.shred(name)
     else:
-        step.record("retain-kek", ref, "kek/retain", {"provider": provider.provider})
+        audit.record("retain-kek", ref, "retain", {"provider": provider.provider})
         provider.retain(name)
     if tenant.status and tenant.status.mcs_level:
-        step.record("release-mcs-level", ref, "mcs/release", {"mcsLevel": tenant.status.mcs_level})
+        audit.record("release-mcs-level", ref, "release", {"mcsLevel": tenant.status.mcs_level})
     ports.levels.release(str(tenant.metadata["uid"]))
 
 
@@ -318,44 +333,32 @@ def _ref(obj: dict[str, Any]) -> ChildRef:
     return ChildRef(kind=kind, namespace=namespace, name=name, uid=obj["metadata"]["uid"])
 
 
+BEGIN_MESSAGE = "reconciling the tenant's namespaces, key and policies"
+
+
+def done(tenant: Tenant, result: Result) -> status.Done:
+    """What a finished reconcile puts in the status."""
+    namespaces = tenant.namespace_names()
+    summary = InventorySummary.model_validate(
+        result.inventory.summary() | {"fingerprint": inventory_fingerprint(result.inventory) or None}
+    )
+    return status.Done(
+        message=f"{len(namespaces)} namespace(s) with their policies, MCS level {result.mcs_level},"
+        f" {result.key.provider} key {result.key.key_name} v{result.key.latest_version}",
+        facts={
+            "namespaces": namespaces,
+            "mcs_level": result.mcs_level,
+            "kms": result.key,
+            "crypto_inventory": summary,
+            "children": result.children,
+        },
+    )
+
+
 def status_after(tenant: Tenant, *, result: Result | None, error: Exception | None, now: datetime) -> TenantStatus:
     """The status to write after a reconcile that ended with ``result`` or with ``error``."""
-    previous = tenant.status or TenantStatus()
-    generation = tenant.metadata.get("generation")
     if error is None and result is not None:
-        namespaces = tenant.namespace_names()
-        return TenantStatus(
-            observed_generation=generation,
-            conditions=conditions.ready(
-                previous.conditions,
-                message=f"{len(namespaces)} namespace(s) with their policies, MCS level {result.mcs_level},"
-                f" {result.key.provider} key {result.key.key_name} v{result.key.latest_version}",
-                generation=generation,
-                now=now,
-            ),
-            namespaces=namespaces,
-            mcs_level=result.mcs_level,
-            kms=result.key,
-            crypto_inventory=InventorySummary.model_validate(result.inventory.summary()),
-            children=result.children,
-        )
-    if error is not None and (isinstance(error, KmsUnavailable) or not isinstance(error, TransientError)):
-        # Stalled even while retried: a KMS outage needs a person to look, and clears on its own.
-        reason = "KMSUnavailable" if isinstance(error, KmsUnavailable) else getattr(error, "reason", "ReconcileFailed")
-        return previous.model_copy(
-            update={
-                "observed_generation": generation,
-                "conditions": conditions.stalled(
-                    previous.conditions, reason=reason, message=str(error), generation=generation, now=now
-                ),
-            }
-        )
-    reason = type(error).__name__ if error is not None else "Progressing"
-    message = str(error) if error is not None else "reconciling the tenant's namespaces, key and policies"
-    return previous.model_copy(
-        update={
-            "conditions": conditions.progressing(
-                previous.conditions, reason=reason, message=message, generation=generation, now=now
-            ),
-        }
-    )
+        return status.done(tenant, TenantStatus, done(tenant, result), now=now)
+    if error is not None:
+        return status.failed(tenant, TenantStatus, error, now=now)
+    return status.begin(tenant, TenantStatus, now=now, message=BEGIN_MESSAGE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .common import AGE, DNS_LABEL, Model, PrintColumn, Resource, Status, cel, ready_columns, validations
 from .quorumpolicy import GatedAction
@@ -29,8 +29,20 @@ class ApprovalSignature(Model):
 class ApprovalSpec(Model):
     action: ApprovedAction
     approver: str = Field(max_length=253, pattern=DNS_LABEL)
-    signatures: list[ApprovalSignature] = Field(min_length=1, max_length=4)
+    signatures: list[ApprovalSignature] = Field(
+        min_length=1,
+        max_length=2,
+        description="At most one signature per algorithm: an approver holds one key of each.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["algorithm"]},
+    )
     expires: str = Field(json_schema_extra={"format": "date-time"})
+
+    @model_validator(mode="after")
+    def _one_signature_per_algorithm(self) -> ApprovalSpec:
+        algorithms = [s.algorithm for s in self.signatures]
+        if len(set(algorithms)) != len(algorithms):
+            raise ValueError("an Approval carries at most one signature per algorithm")
+        return self
 
 
 class ApprovalStatus(Status):

@@ -7,6 +7,8 @@ the API server should enforce is declared here: patterns, bounds, enums and CEL 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
@@ -17,13 +19,17 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+#: A Kubernetes qualified name (label keys, resource names): an optional DNS-subdomain prefix and
+#: ``/``, then a name of at most 63 characters (the length is checked apart).
+QUALIFIED_NAME = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
+)
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+#: A data residency region, for example eu-west-1: tenants live in one, approvers sit in one.
+REGION = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"
 DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 
-#: A Kubernetes quantity ("500m", "4", "10Gi"): users write numbers or strings.
-Quantity = Annotated[
-    int | str,
-    WithJsonSchema({"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]}),
-]
 #: A free-form object (check parameters): the only place unknown fields are preserved.
 FreeForm = Annotated[
     dict[str, Any],
@@ -39,6 +45,25 @@ def cel(rule: str, message: str, *, field_path: str | None = None, reason: str |
     if reason:
         out["reason"] = reason
     return out
+
+
+def qualified_name_cel(key: str) -> str:
+    """CEL: the string ``key`` is a qualified name, its name part at most 63 characters."""
+    return f"{key}.matches(r'{QUALIFIED_NAME}') && size({key}.substring({key}.lastIndexOf('/') + 1)) <= 63"
+
+
+def is_qualified_name(text: str) -> bool:
+    """What :func:`qualified_name_cel` checks, in Python."""
+    return re.fullmatch(QUALIFIED_NAME, text) is not None and len(text.rsplit("/", 1)[-1]) <= 63
+
+
+def labels_problem(labels: Mapping[str, str], message: str) -> str | None:
+    """``message`` when a key of ``labels`` cannot be a label key, or a value a label value; else None."""
+    bad_key = any(not is_qualified_name(key) for key in labels)
+    bad_value = any(len(value) > 63 or not re.fullmatch(LABEL_VALUE, value) for value in labels.values())
+    return (
+        message if bad_key else "label values have at most 63 letters, digits, '-', '_' and '.'" if bad_value else None
+    )
 
 
 def validations(*rules: dict[str, str]) -> dict[str, Any]:
@@ -103,6 +128,8 @@ class Resource(Model):
     categories: ClassVar[tuple[str, ...]] = ("privatevault",)
     columns: ClassVar[tuple[PrintColumn, ...]] = ()
     description: ClassVar[str] = ""
+    #: CEL rules on the whole object: the only place a rule may read ``self.metadata.name``.
+    rules: ClassVar[tuple[dict[str, str], ...]] = ()
 
     model_config = ConfigDict(extra="ignore")
 

@@ -2,24 +2,87 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Final, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
-from .common import AGE, DNS_LABEL, DURATION, FreeForm, Model, PrintColumn, Resource, Status, ready_columns
+from .common import (
+    AGE,
+    DNS_LABEL,
+    DURATION,
+    LABEL_VALUE,
+    FreeForm,
+    Model,
+    PrintColumn,
+    Resource,
+    Status,
+    cel,
+    is_qualified_name,
+    labels_problem,
+    qualified_name_cel,
+    ready_columns,
+    validations,
+)
+from .protectionpolicy import duration_seconds
+
+#: Evaluating every control of every tenant more often than this is load, not assurance.
+MIN_INTERVAL: Final = "1m"
+
+LABEL_KEY_MESSAGE: Final = (
+    "a label key is a name of at most 63 characters with an optional DNS prefix (tier, example.com/tier):"
+    " a key no label can have selects no tenant"
+)
+VALUES_MESSAGE: Final = "operators In and NotIn need values to compare with, and Exists and DoesNotExist take none"
+INTERVAL_MESSAGE: Final = f"interval must be at least {MIN_INTERVAL}: controls are evaluated against every tenant"
+EXCEPTION_CONTROL_MESSAGE: Final = "an exception must name one of the framework's controls by its id"
 
 
 class LabelSelectorRequirement(Model):
-    key: str = Field(max_length=317)
+    model_config = Model.model_config | {
+        "json_schema_extra": validations(
+            cel(
+                "(self.operator in ['In', 'NotIn']) == (has(self.values) && size(self.values) > 0)",
+                VALUES_MESSAGE,
+                field_path=".values",
+            )
+        )
+    }
+
+    key: str = Field(max_length=317, json_schema_extra=validations(cel(qualified_name_cel("self"), LABEL_KEY_MESSAGE)))
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     values: list[str] = Field(
-        default_factory=list, max_length=32, json_schema_extra={"items": {"type": "string", "maxLength": 63}}
+        default_factory=list,
+        max_length=32,
+        json_schema_extra={"items": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE}},
     )
+
+    @model_validator(mode="after")
+    def _values_fit_the_operator(self) -> LabelSelectorRequirement:
+        if not is_qualified_name(self.key):
+            raise ValueError(LABEL_KEY_MESSAGE)
+        if (self.operator in ("In", "NotIn")) != bool(self.values):
+            raise ValueError(VALUES_MESSAGE)
+        return self
 
 
 class LabelSelector(Model):
-    match_labels: dict[str, str] = Field(default_factory=dict, json_schema_extra={"maxProperties": 16})
+    match_labels: dict[str, str] = Field(
+        default_factory=dict,
+        json_schema_extra={
+            "maxProperties": 16,
+            "additionalProperties": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE},
+            **validations(cel(f"self.all(k, {qualified_name_cel('k')})", LABEL_KEY_MESSAGE)),
+        },
+    )
     match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=16)
+
+    @field_validator("match_labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        problem = labels_problem(value, LABEL_KEY_MESSAGE)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class Check(Model):
@@ -43,12 +106,57 @@ class ComplianceException(Model):
 
 
 class ComplianceFrameworkSpec(Model):
+    model_config = Model.model_config | {
+        "json_schema_extra": validations(
+            cel(
+                "!has(self.exceptions) || self.exceptions.all(e, self.controls.exists(c, c.id == e.control))",
+                EXCEPTION_CONTROL_MESSAGE,
+                field_path=".exceptions",
+            )
+        )
+    }
+
     framework: str = Field(max_length=64)
     version: str = Field(max_length=32)
     tenant_selector: LabelSelector = Field(default_factory=LabelSelector)
-    interval: str = Field(default="1h", max_length=32, pattern=DURATION)
-    controls: list[Control] = Field(min_length=1, max_length=256)
-    exceptions: list[ComplianceException] = Field(default_factory=list, max_length=64)
+    interval: str = Field(
+        default="1h",
+        max_length=32,
+        pattern=DURATION,
+        json_schema_extra=validations(cel(f"duration(self) >= duration('{MIN_INTERVAL}')", INTERVAL_MESSAGE)),
+    )
+    controls: list[Control] = Field(
+        min_length=1,
+        max_length=256,
+        description="The controls, each with a unique id.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"]},
+    )
+    exceptions: list[ComplianceException] = Field(
+        default_factory=list,
+        max_length=64,
+        description="At most one exception per control.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["control"]},
+    )
+
+    @field_validator("interval")
+    @classmethod
+    def _not_too_often(cls, value: str) -> str:
+        if duration_seconds(value) < duration_seconds(MIN_INTERVAL):
+            raise ValueError(INTERVAL_MESSAGE)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ComplianceFrameworkSpec:
+        ids = [c.id for c in self.controls]
+        problems = ["control ids must be unique"] if len(set(ids)) != len(ids) else []
+        excepted = [e.control for e in self.exceptions]
+        if len(set(excepted)) != len(excepted):
+            problems.append("at most one exception per control")
+        if not set(excepted) <= set(ids):
+            problems.append(EXCEPTION_CONTROL_MESSAGE)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class ComplianceFrameworkStatus(Status):

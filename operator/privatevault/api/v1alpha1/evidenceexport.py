@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from pathlib import PurePosixPath
+from typing import Annotated, ClassVar, Final, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .common import AGE, DNS_LABEL, Model, PrintColumn, Resource, Status, cel, ready_columns, validations
 
@@ -14,6 +15,15 @@ Signing = Literal["Ed25519", "ML-DSA-65", "ML-DSA-87"]
 
 ALL_INCLUDES: tuple[Include, ...] = ("Audit", "Approvals", "Policies", "ComplianceResults", "KeyMetadata")
 DEFAULT_SIGNING: tuple[Signing, ...] = ("Ed25519", "ML-DSA-65")
+
+#: A Tenant's name: a DNS label (the Tenant CRD refuses any other).
+TenantName = Annotated[str, Field(max_length=63, pattern=DNS_LABEL)]
+
+CLAIM_MESSAGE: Final = (
+    "destination type PersistentVolumeClaim needs claimName, and only that type takes one: a Filesystem"
+    " destination is a path on the operator's own volume"
+)
+PATH_MESSAGE: Final = "destination.path must be an absolute path (starting with '/') without '..' segments"
 
 
 class Window(Model):
@@ -37,14 +47,42 @@ class Window(Model):
 
 
 class Destination(Model):
+    model_config = Model.model_config | {
+        "json_schema_extra": validations(
+            cel(
+                "(has(self.type) && self.type == 'PersistentVolumeClaim') == has(self.claimName)",
+                CLAIM_MESSAGE,
+                field_path=".claimName",
+            )
+        )
+    }
+
     type: Literal["Filesystem", "PersistentVolumeClaim"] = "Filesystem"
-    path: str = Field(default="/var/lib/privatevault/evidence", max_length=1024)
+    path: str = Field(
+        default="/var/lib/privatevault/evidence",
+        max_length=1024,
+        json_schema_extra=validations(
+            cel("self.startsWith('/') && !self.split('/').exists(part, part == '..')", PATH_MESSAGE)
+        ),
+    )
     claim_name: str | None = Field(default=None, max_length=253, pattern=DNS_LABEL)
+
+    @model_validator(mode="after")
+    def _claim_for_a_claim(self) -> Destination:
+        if (self.type == "PersistentVolumeClaim") != (self.claim_name is not None):
+            raise ValueError(CLAIM_MESSAGE)
+        path = PurePosixPath(self.path)
+        if not path.is_absolute() or ".." in path.parts:
+            raise ValueError(PATH_MESSAGE)
+        return self
 
 
 class EvidenceExportSpec(Model):
-    tenants: list[str] = Field(
-        min_length=1, max_length=64, json_schema_extra={"items": {"type": "string", "maxLength": 253}}
+    tenants: list[TenantName] = Field(
+        min_length=1,
+        max_length=64,
+        description="Names of the tenants whose evidence goes into the bundle.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     window: Window
     include: list[Include] = Field(
@@ -59,6 +97,13 @@ class EvidenceExportSpec(Model):
         max_length=3,
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
+
+    @field_validator("tenants")
+    @classmethod
+    def _each_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("name each tenant once")
+        return value
 
 
 class EvidenceExportStatus(Status):

@@ -38,11 +38,14 @@ from pydantic import Field, field_validator, model_validator
 from privatevault.api.v1alpha1.common import (
     AGE,
     DURATION,
+    LABEL_VALUE,
     Model,
     PrintColumn,
     Resource,
     Status,
     cel,
+    labels_problem,
+    qualified_name_cel,
     ready_columns,
     validations,
 )
@@ -256,6 +259,17 @@ ROTATION_MESSAGE: Final = (
     " protected workloads out, and a key kept longer is not rotated in any useful sense"
 )
 
+#: The SELinux types Pod Security "restricted" (enforced on every tenant namespace) lets a pod run as.
+RESTRICTED_SELINUX_TYPES: Final = ("container_t", "container_init_t", "container_kvm_t", "container_engine_t")
+SELINUX_TYPE_MESSAGE: Final = (
+    f"selinuxType must be {_either(RESTRICTED_SELINUX_TYPES)}: tenant namespaces enforce Pod Security"
+    " restricted, which refuses every pod with another SELinux type, so the protected workloads would never run"
+)
+SELECTOR_KEY_MESSAGE: Final = (
+    "workloadSelector keys must be label keys, a name of at most 63 characters with an optional DNS"
+    " prefix (app, example.com/tier): a key no label can have selects no workload"
+)
+
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS: Final[Mapping[str, Decimal]] = MappingProxyType(
     {
@@ -313,15 +327,19 @@ class ProtectionPolicySpec(Model):
     workload_selector: dict[str, str] = Field(
         default_factory=dict,
         description="Labels that pick the Deployments and StatefulSets to protect.",
-        json_schema_extra={"maxProperties": 16},
+        json_schema_extra={
+            "maxProperties": 16,
+            "additionalProperties": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE},
+            **validations(cel(f"self.all(k, {qualified_name_cel('k')})", SELECTOR_KEY_MESSAGE)),
+        },
     )
     selinux_type: str = Field(
         default="container_t",
         max_length=64,
         pattern=r"^[a-z][a-z0-9_]*_t$",
         description="SELinux type of the protected pods. Pod Security 'restricted' (which tenant namespaces"
-        " enforce) allows only container_t, container_init_t, container_kvm_t and container_engine_t;"
-        " the tenant's MCS level carries the isolation.",
+        f" enforce) allows only {_either(RESTRICTED_SELINUX_TYPES)}; the tenant's MCS level carries the isolation.",
+        json_schema_extra=validations(cel(f"self in {_cel_list(RESTRICTED_SELINUX_TYPES)}", SELINUX_TYPE_MESSAGE)),
     )
 
     @property
@@ -337,6 +355,21 @@ class ProtectionPolicySpec(Model):
     def effective_profile(self) -> Profile:
         """The profile whose algorithms fill the fields the spec leaves unset."""
         return PROFILES[self.profile or MODE_PROFILE[self.effective_mode]]
+
+    @field_validator("workload_selector")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        problem = labels_problem(value, SELECTOR_KEY_MESSAGE)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("selinux_type")
+    @classmethod
+    def _runs_under_restricted(cls, value: str) -> str:
+        if value not in RESTRICTED_SELINUX_TYPES:
+            raise ValueError(SELINUX_TYPE_MESSAGE)
+        return value
 
     @field_validator("rotation_interval")
     @classmethod

@@ -2,27 +2,84 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+import re
+from typing import Any, ClassVar, Final, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .common import (
     AGE,
     DNS_LABEL,
+    DNS_SUBDOMAIN,
+    REGION,
     Model,
     PrintColumn,
-    Quantity,
     Resource,
     Status,
     cel,
     ready_columns,
     validations,
 )
+from .resources import Quantity, cel_list, limit_names_rule, limit_order_rules, no_overcommit_rule, quota_rules
 
-REGION = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"
 LOCALE = r"^[a-z]{2,3}(-[A-Z]{2})?$"
 MCS_LEVEL = r"^s0:c[0-9]{1,4},c[0-9]{1,4}$"
 SUBJECT_NAME = r"^[A-Za-z0-9]([-A-Za-z0-9_.:@]*[A-Za-z0-9])?$"
+
+#: SELinux categories c0 … c1023, as ``privatevault.mcs.level`` allocates and parses them.
+MCS_CATEGORIES: Final = 1024
+#: Namespaces every cluster has; none of them can be a tenant's.
+SYSTEM_NAMESPACES: Final = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+NAME_LENGTH_MESSAGE: Final = (
+    "metadata.name: a Tenant's name has at most 63 characters: it names the tenant's default namespace"
+    " and its key, and labels every object made for the tenant; choose a shorter name"
+)
+NAME_LABEL_MESSAGE: Final = (
+    "metadata.name: a Tenant's name must be a DNS label (lowercase letters, digits and '-', beginning and"
+    " ending with a letter or digit, no dots): it names the tenant's default namespace and its key"
+)
+NAME_SYSTEM_MESSAGE: Final = (
+    "metadata.name: a Tenant without spec.namespaces gets a namespace named after it, and "
+    + ", ".join(SYSTEM_NAMESPACES)
+    + " belong to the cluster; choose another name or list the tenant's namespaces in spec.namespaces"
+)
+SYSTEM_NAMESPACE_MESSAGE: Final = (
+    "spec.namespaces cannot name " + ", ".join(SYSTEM_NAMESPACES) + ": they belong to the cluster, not to a tenant"
+)
+MCS_FORMAT_MESSAGE: Final = (
+    "mcsLevel must be an MCS level with two categories, such as s0:c12,c345; leave it out to have a free"
+    " level allocated"
+)
+MCS_RANGE_MESSAGE: Final = (
+    f"mcsLevel categories go from c0 to c{MCS_CATEGORIES - 1}, as in s0:c12,c345; leave mcsLevel out to have a"
+    " free level allocated"
+)
+MCS_DISTINCT_MESSAGE: Final = "mcsLevel needs two different categories, as in s0:c12,c345; s0:c7,c7 names only one"
+SERVICE_ACCOUNT_NAME_MESSAGE: Final = (
+    "a ServiceAccount owner's name must be a ServiceAccount name: a DNS subdomain of lowercase letters,"
+    " digits, '-' and '.'"
+)
+CIDR_MESSAGE: Final = (
+    "allowEgressCidrs entries must be networks in CIDR form, such as 10.0.0.0/8 or 2001:db8::/32, with no"
+    " bits set after the prefix length and no leading zeros"
+)
+
+_MCS_FIRST = "int(self.split(',')[0].substring(4))"
+_MCS_SECOND = "int(self.split(',')[1].substring(1))"
+
+
+def mcs_level_problem(text: str) -> str | None:
+    """Why ``text`` is not a level the operator can give a tenant, or None: the CRD's rules, in Python."""
+    if not re.fullmatch(MCS_LEVEL, text):
+        return MCS_FORMAT_MESSAGE
+    first, second = (int(part) for part in re.findall(r"c([0-9]+)", text))
+    if max(first, second) >= MCS_CATEGORIES:
+        return MCS_RANGE_MESSAGE
+    if first == second:
+        return MCS_DISTINCT_MESSAGE
+    return None
+
 
 Confidentiality = Literal["Public", "Internal", "Confidential", "Restricted", "Secret"]
 
@@ -41,6 +98,11 @@ class Owner(Model):
                 "self.kind == 'ServiceAccount' || !has(self.__namespace__)",
                 "only a ServiceAccount owner has a namespace; Users and Groups are cluster-wide",
                 field_path=".namespace",
+            ),
+            cel(
+                f"self.kind != 'ServiceAccount' || (size(self.name) <= 253 && self.name.matches(r'{DNS_SUBDOMAIN}'))",
+                SERVICE_ACCOUNT_NAME_MESSAGE,
+                field_path=".name",
             ),
         )
     }
@@ -74,16 +136,24 @@ class SecurityLabel(Model):
 class Quota(Model):
     """A ResourceQuota's ``hard`` limits for each tenant namespace."""
 
-    hard: dict[str, Quantity] = Field(default_factory=dict, json_schema_extra={"maxProperties": 32})
+    hard: dict[str, Quantity] = Field(
+        default_factory=dict, json_schema_extra={"maxProperties": 32} | validations(*quota_rules())
+    )
+
+
+def _limits_field() -> dict[str, Any]:
+    return {"maxProperties": 8} | validations(limit_names_rule())
 
 
 class ContainerLimits(Model):
-    """A LimitRange for containers in each tenant namespace."""
+    """A LimitRange for containers in each tenant namespace: min <= defaultRequest <= default <= max."""
 
-    default: dict[str, Quantity] = Field(default_factory=dict, json_schema_extra={"maxProperties": 8})
-    default_request: dict[str, Quantity] = Field(default_factory=dict, json_schema_extra={"maxProperties": 8})
-    max: dict[str, Quantity] = Field(default_factory=dict, json_schema_extra={"maxProperties": 8})
-    min: dict[str, Quantity] = Field(default_factory=dict, json_schema_extra={"maxProperties": 8})
+    model_config = Model.model_config | {"json_schema_extra": validations(*limit_order_rules(), no_overcommit_rule())}
+
+    default: dict[str, Quantity] = Field(default_factory=dict, json_schema_extra=_limits_field())
+    default_request: dict[str, Quantity] = Field(default_factory=dict, json_schema_extra=_limits_field())
+    max: dict[str, Quantity] = Field(default_factory=dict, json_schema_extra=_limits_field())
+    min: dict[str, Quantity] = Field(default_factory=dict, json_schema_extra=_limits_field())
 
 
 class NetworkIsolation(Model):
@@ -103,7 +173,14 @@ class NetworkIsolation(Model):
         default_factory=list,
         max_length=32,
         description="CIDRs the tenant's pods may reach outside the cluster.",
-        json_schema_extra={"x-kubernetes-list-type": "set", "items": {"type": "string", "maxLength": 43}},
+        json_schema_extra={
+            "x-kubernetes-list-type": "set",
+            "items": {
+                "type": "string",
+                "maxLength": 43,
+                **validations(cel("isCIDR(self) && cidr(self) == cidr(self).masked()", CIDR_MESSAGE)),
+            },
+        },
     )
 
 
@@ -134,6 +211,7 @@ class TenantSpec(Model):
         json_schema_extra={
             "x-kubernetes-list-type": "set",
             "items": {"type": "string", "maxLength": 63, "pattern": DNS_LABEL},
+            **validations(cel(f"self.all(n, !(n in {cel_list(SYSTEM_NAMESPACES)}))", SYSTEM_NAMESPACE_MESSAGE)),
         },
     )
     quota: Quota = Field(default_factory=Quota)
@@ -144,7 +222,10 @@ class TenantSpec(Model):
     compliance_framework_refs: list[str] = Field(
         default_factory=list,
         max_length=16,
-        json_schema_extra={"items": {"type": "string", "maxLength": 253, "pattern": DNS_LABEL}},
+        json_schema_extra={
+            "x-kubernetes-list-type": "set",
+            "items": {"type": "string", "maxLength": 253, "pattern": DNS_LABEL},
+        },
     )
     kms: KmsRef = Field(default_factory=KmsRef)
     deletion_policy: Literal["Retain", "CryptoShred"] = Field(
@@ -154,12 +235,36 @@ class TenantSpec(Model):
     mcs_level: str | None = Field(
         default=None,
         max_length=32,
-        pattern=MCS_LEVEL,
-        description="SELinux MCS level set by hand (s0:cX,cY); allocated when absent. Immutable.",
+        description=(
+            f"SELinux MCS level set by hand (s0:cX,cY: two different categories from c0 to c{MCS_CATEGORIES - 1});"
+            " allocated when absent. Immutable."
+        ),
         json_schema_extra=validations(
-            cel("self == oldSelf", "an MCS level cannot change once set: it labels every file the tenant wrote")
+            cel("self == oldSelf", "an MCS level cannot change once set: it labels every file the tenant wrote"),
+            cel(f"self.matches(r'{MCS_LEVEL}')", MCS_FORMAT_MESSAGE),
+            cel(
+                f"!self.matches(r'{MCS_LEVEL}')"
+                f" || ({_MCS_FIRST} < {MCS_CATEGORIES} && {_MCS_SECOND} < {MCS_CATEGORIES})",
+                MCS_RANGE_MESSAGE,
+            ),
+            cel(f"!self.matches(r'{MCS_LEVEL}') || {_MCS_FIRST} != {_MCS_SECOND}", MCS_DISTINCT_MESSAGE),
         ),
     )
+
+    @field_validator("namespaces")
+    @classmethod
+    def _no_system_namespaces(cls, value: list[str]) -> list[str]:
+        if any(name in SYSTEM_NAMESPACES for name in value):
+            raise ValueError(SYSTEM_NAMESPACE_MESSAGE)
+        return value
+
+    @field_validator("mcs_level")
+    @classmethod
+    def _a_level_the_operator_can_give(cls, value: str | None) -> str | None:
+        problem = None if value is None else mcs_level_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class ChildRef(Model):
@@ -190,6 +295,11 @@ class InventorySummary(Model):
     expiring_within30_days: int = Field(default=0, alias="expiringWithin30Days")
     unparseable: int = 0
     highest_risk: float = 0.0
+    fingerprint: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Digest of the inventory as last recorded in the ledger; an unchanged one is not recorded again.",
+    )
 
 
 class TenantStatus(Status):
@@ -215,6 +325,18 @@ class Tenant(Resource):
             name="Quantum-Vulnerable", type="integer", json_path=".status.cryptoInventory.quantumVulnerable", priority=1
         ),
         AGE,
+    )
+
+    #: The name becomes the default namespace's name, a label value on every child and part of the
+    #: key's names (``privatevault-kek-<name>``, Vault ``tenant-<name>``): a DNS label, as namespaces are.
+    rules: ClassVar[tuple[dict[str, str], ...]] = (
+        cel("size(self.metadata.name) <= 63", NAME_LENGTH_MESSAGE),
+        cel(f"self.metadata.name.matches(r'{DNS_LABEL}')", NAME_LABEL_MESSAGE),
+        cel(
+            "(has(self.spec.namespaces) && size(self.spec.namespaces) > 0)"
+            f" || !(self.metadata.name in {cel_list(SYSTEM_NAMESPACES)})",
+            NAME_SYSTEM_MESSAGE,
+        ),
     )
 
     spec: TenantSpec

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -13,9 +14,10 @@ from privatevault.api.v1alpha1 import ProtectionPolicy, Tenant
 from privatevault.crypto import KeyContext, LocalAesGcmWrapper, UnwrapError, unwrap_data_key
 from privatevault.crypto.workload_keys import KeyVersion, new_version, private_key_context, secret_files, versions_of
 from privatevault.errors import KmsError
-from privatevault.manifests import protection as manifests
-from privatevault.reconcile import protection
-from privatevault.reconcile.ports import ProtectionPorts
+from privatevault.manifests import protectionpolicy as manifests
+from privatevault.reconcile import protectionpolicy as protection
+from privatevault.reconcile.ports import ProtectionPolicyPorts
+from tests import builders
 from tests.unit.fakes import FakeCluster, FakeKeys, FakeLedger
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -34,10 +36,10 @@ def test_selects(selector: dict[str, str], labels: dict[str, str], selected: boo
     assert protection.selects(selector, {"metadata": {"labels": labels}}) is selected
 
 
-def policy(**spec: object) -> ProtectionPolicy:
-    return ProtectionPolicy.model_validate(
-        {"metadata": {"name": "p", "uid": "u", "generation": 1}, "spec": {"profile": "hybrid-default", **spec}}
-    )
+def policy(**options: Any) -> ProtectionPolicy:
+    """The policy ``p`` as the API server hands it over; hybrid-default unless told otherwise."""
+    options.setdefault("profile", "hybrid-default")
+    return ProtectionPolicy.model_validate(builders.protection_policy("p", uid="u", generation=1, **options))
 
 
 def version(created: datetime, number: int = 1) -> KeyVersion:
@@ -47,7 +49,7 @@ def version(created: datetime, number: int = 1) -> KeyVersion:
 
 
 def test_rotation_due() -> None:
-    p = policy(rotationInterval="24h")
+    p = policy(rotation_interval="24h")
     fresh = [version(NOW - timedelta(hours=1))]
     old = [version(NOW - timedelta(hours=25))]
 
@@ -64,7 +66,7 @@ def test_rotation_due() -> None:
 
 def test_weakening_is_recorded_once_per_generation() -> None:
     ledger = FakeLedger()
-    ports = ProtectionPorts(cluster=FakeCluster(), ledger=ledger, keys=FakeKeys())
+    ports = ProtectionPolicyPorts(cluster=FakeCluster(), ledger=ledger, keys=FakeKeys())
     weaker = policy(profile="classical-legacy")
     assert protection.weakening(weaker, None, ports=ports, actor="t") is None
     verdict = protection.weakening(weaker, {"profile": "hybrid-default"}, ports=ports, actor="t")
@@ -122,14 +124,16 @@ def test_intent_labels_pods_and_mounts_keys_and_release_gives_it_back() -> None:
 
 def test_kek_rotation_rewraps_every_key_secret_then_retires_old_versions() -> None:
     keys, cluster, ledger = FakeKeys(), FakeCluster(), FakeLedger()
-    ports = ProtectionPorts(cluster=cluster, ledger=ledger, keys=keys)
-    p = policy(rotationInterval="24h", retainVersions=1)
+    ports = ProtectionPolicyPorts(cluster=cluster, ledger=ledger, keys=keys)
+    p = policy(rotation_interval="24h", retain_versions=1)
     tenant = Tenant.model_validate(
-        {
-            "metadata": {"name": "acme", "uid": "t-uid"},
-            "spec": {"owners": [{"kind": "User", "name": "a"}], "region": "eu-west-1", "kms": {"provider": "vault"}},
-            "status": {"namespaces": ["acme"], "mcsLevel": "s0:c1,c2"},
-        }
+        builders.tenant(
+            "acme",
+            owners=[builders.user("a")],
+            kms="vault",
+            uid="t-uid",
+            status={"namespaces": ["acme"], "mcsLevel": "s0:c1,c2"},
+        )
     )
     workload = {
         "apiVersion": "apps/v1",
@@ -142,7 +146,7 @@ def test_kek_rotation_rewraps_every_key_secret_then_retires_old_versions() -> No
     private_key = kek.unwrap(stored.private_key_wrapped, context=private_key_context("acme", "web", 1))
     data_key = unwrap_data_key(stored.data_key, private_key, context=KeyContext("acme", "web", 1), kek=kek)
 
-    protection._rotate_kek_if_due(tenant, protection._Audit(p, ports, "t"), NOW)
+    protection.rotate_kek_if_due(tenant, protection.run_for(p, ports, "t"), NOW)
 
     assert [e.action for e in ledger.events] == ["rotate-kek", "rewrap-workload-keys"]
     assert (len(kek.keys), kek.minimum) == (2, 2)  # old KEK version retired after the rewrap
@@ -152,5 +156,5 @@ def test_kek_rotation_rewraps_every_key_secret_then_retires_old_versions() -> No
         kek.unwrap(stored.private_key_wrapped, context=private_key_context("acme", "web", 1))
     opened = kek.unwrap(moved.private_key_wrapped, context=private_key_context("acme", "web", 1))
     assert unwrap_data_key(moved.data_key, opened, context=KeyContext("acme", "web", 1), kek=kek) == data_key
-    protection._rotate_kek_if_due(tenant, protection._Audit(p, ports, "t"), NOW)  # not due again
+    protection.rotate_kek_if_due(tenant, protection.run_for(p, ports, "t"), NOW)  # not due again
     assert len(kek.keys) == 2

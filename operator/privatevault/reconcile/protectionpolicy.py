@@ -18,13 +18,16 @@ from typing import Any
 from privatevault.api.v1alpha1 import API_VERSION, ProtectionPolicy, Tenant
 from privatevault.api.v1alpha1.protectionpolicy import ProtectionPolicySpec, duration_seconds
 from privatevault.crypto.workload_keys import KeyVersion, new_version, secret_files, versions_of
-from privatevault.ledger import Event, ResourceRef
+from privatevault.errors import SpecError
+from privatevault.ledger import ResourceRef
 from privatevault.manifests import labels
-from privatevault.manifests import protection as manifests
-from privatevault.reconcile import gates
-from privatevault.reconcile.objects import comparable
-from privatevault.reconcile.ports import ProtectionPorts
-from privatevault.reconcile.protection_policy import is_weakening
+from privatevault.manifests import protectionpolicy as manifests
+from privatevault.reconcile import gates, status
+from privatevault.reconcile.audit import Audit, ref
+from privatevault.reconcile.ports import ProtectionPolicyPorts
+from privatevault.reconcile.strength import effective, is_weakening, quantum_safe, security_level
+
+KIND = "ProtectionPolicy"
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 
@@ -49,34 +52,39 @@ class Result:
     changed: int
 
 
-class _Audit:
-    def __init__(self, policy: ProtectionPolicy, ports: ProtectionPorts, actor: str) -> None:
-        self.policy, self.ports, self.actor, self.changed = policy, ports, actor, 0
+@dataclass(frozen=True)
+class Run:
+    """One reconcile of one policy: the policy, what it reaches the world through, and its audit."""
 
-    def record(self, tenant: str, action: str, obj: dict[str, Any], key: str, details: dict[str, Any]) -> None:
-        meta = obj["metadata"]
-        self.ports.ledger.append(
-            Event(
-                tenant=tenant,
-                actor=self.actor,
-                action=action,
-                resource=ResourceRef(
-                    kind=obj["kind"], namespace=meta.get("namespace"), name=meta["name"], uid=meta.get("uid")
-                ),
-                outcome="intended",
-                idempotency_key=f"protection/{self.policy.metadata['name']}/{meta.get('uid')}/{key}",
-                details=details
-                | {"policy": self.policy.metadata["name"], "policyGeneration": self.policy.metadata.get("generation")},
-            )
-        )
-        self.changed += 1
+    policy: ProtectionPolicy
+    ports: ProtectionPolicyPorts
+    audit: Audit
+
+    def record(self, tenant: str, action: str, obj: dict[str, Any], change: str, details: dict[str, Any]) -> None:
+        """A change to one object of ``tenant``; the change key starts with the object's uid."""
+        self.audit.record(action, ref(obj), f"{obj['metadata'].get('uid')}/{change}", details, tenant=tenant)
 
 
-def _tenants(policy: ProtectionPolicy, ports: ProtectionPorts) -> list[Tenant]:
+def run_for(policy: ProtectionPolicy, ports: ProtectionPolicyPorts, actor: str) -> Run:
+    audit = Audit(
+        ports.ledger,
+        actor,
+        kind=KIND,
+        uid=str(policy.metadata["uid"]),
+        context={"policy": policy.metadata["name"], "policyGeneration": policy.metadata.get("generation")},
+    )
+    return Run(policy, ports, audit)
+
+
+def _tenants(run: Run) -> list[Tenant]:
     out = []
-    for raw in ports.cluster.list(API_VERSION, "Tenant"):
+    for raw in run.ports.cluster.list(API_VERSION, "Tenant"):
         tenant = Tenant.model_validate(raw)
-        if tenant.spec.protection_policy_ref == policy.metadata["name"] and tenant.status and tenant.status.mcs_level:
+        if (
+            tenant.spec.protection_policy_ref == run.policy.metadata["name"]
+            and tenant.status
+            and tenant.status.mcs_level
+        ):
             out.append(tenant)
     return out
 
@@ -97,10 +105,8 @@ def rotation_due(
     return None
 
 
-def _protect(
-    workload: dict[str, Any], tenant: Tenant, *, kem_name: str, selinux_type: str, audit: _Audit, now: datetime
-) -> Protected:
-    cluster, policy = audit.ports.cluster, audit.policy
+def _protect(workload: dict[str, Any], tenant: Tenant, run: Run, *, kem_name: str, now: datetime) -> Protected:
+    cluster, policy = run.ports.cluster, run.policy
     meta = workload["metadata"]
     tenant_name = str(tenant.metadata["name"])
     secret = cluster.get("v1", "Secret", manifests.key_secret_name(workload), meta["namespace"])
@@ -110,14 +116,20 @@ def _protect(
     reason = rotation_due(policy, versions, kem_name=kem_name, requested=requested, answered=answered, now=now)
     if reason is not None:
         number = versions[-1].number + 1 if versions else 1
-        audit.record(
+        # Asked before the record: a key Secret the API server would refuse is never claimed as made.
+        cluster.check(
+            manifests.key_secret(
+                workload, tenant=tenant_name, policy=str(policy.metadata["name"]), files={}, answered=requested
+            )
+        )
+        run.record(
             tenant_name,
             "create-workload-key" if number == 1 else "rotate-workload-key",
             workload,
             f"key/v{number}",
             {"version": number, "kem": kem_name, "reason": reason},
         )
-        kek = audit.ports.keys.for_provider(tenant.spec.kms.provider).wrapper(tenant_name)
+        kek = run.ports.keys.for_provider(tenant.spec.kms.provider).wrapper(tenant_name)
         versions = [
             *versions,
             new_version(number, tenant=tenant_name, workload=meta["name"], kem_name=kem_name, kek=kek, now=now),
@@ -137,26 +149,26 @@ def _protect(
         workload,
         policy=str(policy.metadata["name"]),
         mcs_level=tenant.status.mcs_level,
-        selinux_type=selinux_type,
+        selinux_type=policy.spec.selinux_type,
         version=current.number,
         digest=current.digest(),
     )
-    if comparable(cluster.apply(intent, dry_run=True)) != comparable(workload):
-        audit.record(
+    if cluster.drifted(intent, workload):
+        run.record(
             tenant_name,
             "protect-workload",
             workload,
             f"template/{current.digest()}/{meta['resourceVersion']}",
-            {"version": current.number, "mcsLevel": tenant.status.mcs_level, "selinuxType": selinux_type},
+            {"version": current.number, "mcsLevel": tenant.status.mcs_level, "selinuxType": policy.spec.selinux_type},
         )
         cluster.apply(intent)
     return Protected(meta["namespace"], meta["name"], workload["kind"], current.number)
 
 
-def _release(workload: dict[str, Any], tenant: Tenant, audit: _Audit) -> None:
-    cluster = audit.ports.cluster
+def _release(workload: dict[str, Any], tenant: Tenant, run: Run) -> None:
+    cluster = run.ports.cluster
     meta = workload["metadata"]
-    audit.record(
+    run.record(
         str(tenant.metadata["name"]),
         "release-workload",
         workload,
@@ -167,11 +179,11 @@ def _release(workload: dict[str, Any], tenant: Tenant, audit: _Audit) -> None:
     cluster.delete("v1", "Secret", manifests.key_secret_name(workload), meta["namespace"])
 
 
-def _rotate_kek_if_due(tenant: Tenant, audit: _Audit, now: datetime) -> None:
+def rotate_kek_if_due(tenant: Tenant, run: Run, now: datetime) -> None:
     """Rotate the tenant's KEK on the policy's interval: new version, every stored ciphertext of the
     tenant's workloads rewrapped under it, then versions older than ``retainVersions`` stop decrypting."""
-    name, policy, cluster = str(tenant.metadata["name"]), audit.policy, audit.ports.cluster
-    keys = audit.ports.keys.for_provider(tenant.spec.kms.provider)
+    name, policy, cluster = str(tenant.metadata["name"]), run.policy, run.ports.cluster
+    keys = run.ports.keys.for_provider(tenant.spec.kms.provider)
     facts = keys.facts(name)
     if facts is None or not facts.rotated:
         return
@@ -179,7 +191,7 @@ def _rotate_kek_if_due(tenant: Tenant, audit: _Audit, now: datetime) -> None:
     if now - datetime.fromisoformat(facts.rotated.replace("Z", "+00:00")) < interval:
         return
     tenant_obj = {"kind": "Tenant", "metadata": tenant.metadata}
-    audit.record(
+    run.record(
         name,
         "rotate-kek",
         tenant_obj,
@@ -196,7 +208,7 @@ def _rotate_kek_if_due(tenant: Tenant, audit: _Audit, now: datetime) -> None:
                 continue
             workload = secret["metadata"]["ownerReferences"][0]["name"]
             secret.setdefault("kind", "Secret")
-            audit.record(
+            run.record(
                 name,
                 "rewrap-workload-keys",
                 secret,
@@ -208,35 +220,37 @@ def _rotate_kek_if_due(tenant: Tenant, audit: _Audit, now: datetime) -> None:
     keys.limit(name, max(1, rotated.latest_version - policy.spec.retain_versions + 1))
 
 
-def reconcile(policy: ProtectionPolicy, *, ports: ProtectionPorts, actor: str, kem_name: str, now: datetime) -> Result:
+def reconcile(
+    policy: ProtectionPolicy, *, ports: ProtectionPolicyPorts, actor: str, kem_name: str, now: datetime
+) -> Result:
     """Protect every selected workload of every tenant using the policy; release those no longer selected."""
-    audit = _Audit(policy, ports, actor)
+    run = run_for(policy, ports, actor)
     protected: list[Protected] = []
-    for tenant in _tenants(policy, ports):
-        _rotate_kek_if_due(tenant, audit, now)
+    refused: list[SpecError] = []
+    for tenant in _tenants(run):
+        rotate_kek_if_due(tenant, run, now)
         for namespace in tenant.status.namespaces if tenant.status else []:
             for kind in WORKLOAD_KINDS:
                 for workload in ports.cluster.list("apps/v1", kind, namespace=namespace):
                     workload.setdefault("apiVersion", "apps/v1")
                     workload.setdefault("kind", kind)
                     if selects(policy.spec.workload_selector, workload):
-                        protected.append(
-                            _protect(
-                                workload,
-                                tenant,
-                                kem_name=kem_name,
-                                audit=audit,
-                                now=now,
-                                selinux_type=policy.spec.selinux_type,
-                            )
-                        )
+                        try:
+                            protected.append(_protect(workload, tenant, run, kem_name=kem_name, now=now))
+                        except SpecError as exc:  # one workload that cannot be protected holds up no other
+                            refused.append(exc)
                     elif manifests.protected_by(workload) == policy.metadata["name"]:
-                        _release(workload, tenant, audit)
-    return Result(workloads=protected, changed=audit.changed)
+                        _release(workload, tenant, run)
+    if refused:
+        raise SpecError(
+            f"{len(refused)} workload(s) cannot be protected: {'; '.join(str(e) for e in refused[:3])}",
+            reason=refused[0].reason,
+        )
+    return Result(workloads=protected, changed=run.audit.changed)
 
 
 def weakening(
-    policy: ProtectionPolicy, old: dict[str, Any] | None, *, ports: ProtectionPorts, actor: str
+    policy: ProtectionPolicy, old: dict[str, Any] | None, *, ports: ProtectionPolicyPorts, actor: str
 ) -> tuple[bool, str] | None:
     """Whether this spec change weakens the policy; a weakening is recorded in the ledger at once.
 
@@ -248,22 +262,39 @@ def weakening(
         return None
     weaker, reason = is_weakening(ProtectionPolicySpec.model_validate(old), policy.spec)
     if weaker:
-        ports.ledger.append(
-            Event(
-                tenant="",
-                actor=actor,
-                action="weaken-protection-policy",
-                resource=ResourceRef(
-                    kind="ProtectionPolicy", name=str(policy.metadata["name"]), uid=str(policy.metadata["uid"])
-                ),
-                outcome="intended",
-                idempotency_key=f"protection/{policy.metadata['name']}/{policy.metadata['uid']}/"
-                f"weaken/{policy.metadata.get('generation')}",
-                details={
-                    "reason": reason,
-                    "gate": gates.policy_weakening(policy).reason,
-                    "policyGeneration": policy.metadata.get("generation"),
-                },
-            )
+        run_for(policy, ports, actor).audit.record(
+            "weaken-protection-policy",
+            ResourceRef(kind=KIND, name=str(policy.metadata["name"]), uid=str(policy.metadata["uid"])),
+            str(policy.metadata.get("generation")),
+            {"reason": reason, "gate": gates.policy_weakening(policy).reason},
         )
     return weaker, reason
+
+
+BEGIN_MESSAGE = "protecting the selected workloads of the policy's tenants"
+
+
+def facts(policy: ProtectionPolicy) -> dict[str, Any]:
+    """What the spec alone says, reported whatever the reconcile's outcome."""
+    algorithms = effective(policy.spec)
+    return {"security_level": security_level(algorithms), "quantum_safe": quantum_safe(algorithms)}
+
+
+def done(policy: ProtectionPolicy, result: Result, weakened: tuple[bool, str] | None) -> status.Done:
+    marks = []
+    if weakened is not None:
+        weaker, reason = weakened
+        marks.append(
+            status.Mark(
+                type="Weakened",
+                status="True" if weaker else "False",
+                reason="Weakening" if weaker else "NotWeakened",
+                message=reason,
+            )
+        )
+    count = len(result.workloads)
+    return status.Done(
+        message=f"{count} workload(s) protected with {effective(policy.spec).kem}",
+        facts={**facts(policy), "workloads": count},
+        marks=marks,
+    )

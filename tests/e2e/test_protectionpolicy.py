@@ -17,11 +17,10 @@ import pytest
 from privatevault.errors import KmsError
 from privatevault.sdk import unwrap_data_key
 from privatevault.testbench import Bench
+from tests import builders
 from tests.support import Kubectl, Operator, condition, eventually, wait_for_condition
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
-
-API = "privatevault.io/v1alpha1"
 
 
 def deployment(name: str, namespace: str) -> dict[str, Any]:
@@ -70,32 +69,16 @@ def test_hybrid_protection_end_to_end(kubectl: Kubectl, bench: Bench, vault_oper
     suffix = uuid.uuid4().hex[:6]
     tenant, other, policy = f"pa-{suffix}", f"pb-{suffix}", f"hybrid-{suffix}"
     kubectl.apply(
-        {
-            "apiVersion": API,
-            "kind": "ProtectionPolicy",
-            "metadata": {"name": policy},
-            "spec": {
-                "profile": "hybrid-default",
-                "workloadSelector": {"protect": "yes"},
-                "retainVersions": 3,
-                "selinuxType": "container_t",
-            },
-        }
+        builders.protection_policy(
+            policy,
+            profile="hybrid-default",
+            workload_selector={"protect": "yes"},
+            retain_versions=3,
+            selinux_type="container_t",
+        )
     )
     for name in (tenant, other):
-        kubectl.apply(
-            {
-                "apiVersion": API,
-                "kind": "Tenant",
-                "metadata": {"name": name},
-                "spec": {
-                    "owners": [{"kind": "User", "name": "ops"}],
-                    "region": "eu-west-1",
-                    "kms": {"provider": "vault"},
-                    "protectionPolicyRef": policy,
-                },
-            }
-        )
+        kubectl.apply(builders.tenant(name, owners=[builders.user("ops")], kms="vault", protection_policy_ref=policy))
 
     level = wait_for_condition(kubectl, "tenant", tenant, "Ready", timeout=90)["status"]["mcsLevel"]
     wait_for_condition(kubectl, "tenant", other, "Ready", timeout=90)
@@ -188,14 +171,7 @@ def test_hybrid_protection_end_to_end(kubectl: Kubectl, bench: Bench, vault_oper
 
 def test_selector_matching_nothing_is_ready_with_no_workloads(kubectl: Kubectl, vault_operator: Operator) -> None:
     name = f"nothing-{uuid.uuid4().hex[:6]}"
-    kubectl.apply(
-        {
-            "apiVersion": API,
-            "kind": "ProtectionPolicy",
-            "metadata": {"name": name},
-            "spec": {"profile": "cnsa-2.0", "workloadSelector": {"no-such-label": "x"}},
-        }
-    )
+    kubectl.apply(builders.protection_policy(name, profile="cnsa-2.0", workload_selector={"no-such-label": "x"}))
 
     status = wait_for_condition(kubectl, "protectionpolicy", name, "Ready")["status"]
     assert (status["workloads"], status["quantumSafe"], status["securityLevel"]) == (0, True, 5)

@@ -1,0 +1,46 @@
+"""kopf wiring of ProtectionPolicy: the shared handlers of ``wiring``; spec updates are checked
+for weakening (recorded in the ledger and shown as the ``Weakened`` condition).
+
+The resync timer is what notices workloads labelled (or unlabelled) after the policy was applied
+and rotations falling due; its interval is ``PRIVATEVAULT_PROTECTION_INTERVAL``.
+"""
+
+from __future__ import annotations
+
+import kopf
+
+from privatevault.api.v1alpha1 import ProtectionPolicy
+from privatevault.api.v1alpha1.protectionpolicy import ProtectionPolicyStatus
+from privatevault.app import App
+from privatevault.handlers import wiring
+from privatevault.reconcile import protectionpolicy as decisions
+from privatevault.reconcile import status
+from privatevault.reconcile.strength import effective
+
+
+def kind(app: App) -> wiring.Kind[ProtectionPolicy]:
+    def work(policy: ProtectionPolicy, context: wiring.Context) -> status.Done:
+        ports, actor = app.protectionpolicy_ports(), app.settings.actor
+        weakened = decisions.weakening(policy, dict(context.old) if context.old else None, ports=ports, actor=actor)
+        if weakened is not None and weakened[0]:
+            context.logger.warning("policy weakened: %s", weakened[1])
+        result = decisions.reconcile(
+            policy, ports=ports, actor=actor, kem_name=effective(policy.spec).kem, now=context.now
+        )
+        if result.changed:
+            context.logger.info(
+                "protection reconciled: %d change(s), %d workload(s)", result.changed, len(result.workloads)
+            )
+        return decisions.done(policy, result, weakened)
+
+    return wiring.Kind(
+        resource=ProtectionPolicy,
+        status_model=ProtectionPolicyStatus,
+        work=work,
+        begin_message=decisions.BEGIN_MESSAGE,
+        facts=decisions.facts,
+    )
+
+
+def register(registry: kopf.OperatorRegistry, app: App) -> None:
+    wiring.register(registry, app, kind(app), resync=app.settings.protection_interval)

@@ -1,0 +1,147 @@
+"""One way to wire a kind into kopf, and one place where the error tree meets kopf and status.
+
+A kind is a model, a status model, a pure reconcile (``work``) and the facts its status shows
+whatever happens (``facts``). :func:`register` gives every kind the same handlers: create and
+resume, spec updates, and a resync timer, all running :func:`run`, which
+
+1. writes ``Reconciling=True`` at once for a generation not reconciled yet (kstatus);
+2. runs ``work`` under the object's lock;
+3. maps the outcome to status through ``reconcile.status`` and to kopf through :func:`to_kopf`:
+   ``SpecError`` → Stalled, not retried until the spec changes; ``TransientError`` → retried
+   after ``retry_delay``; ``GateClosed`` → retried less often; status written only if it changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import kopf
+from pydantic import BaseModel, ValidationError
+
+from privatevault.api.v1alpha1 import API_VERSION, GROUP, VERSION, Resource, Status
+from privatevault.app import App
+from privatevault.errors import GateClosed, PrivateVaultError, SpecError, TransientError
+from privatevault.reconcile import conditions, status
+
+R = TypeVar("R", bound=Resource)
+
+#: How much longer a gated action waits between retries than a dependency outage.
+GATE_BACKOFF = 6
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a reconcile gets besides its object: the time, the previous spec (updates), the logger."""
+
+    now: datetime
+    logger: kopf.Logger | Any
+    old: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Kind(Generic[R]):
+    resource: type[R]
+    status_model: type[Status]
+    work: Callable[[R, Context], status.Done]
+    begin_message: str
+    facts: Callable[[R], Mapping[str, Any]] = field(default=lambda _: {})
+
+    @property
+    def name(self) -> str:
+        return self.resource.kind
+
+
+def write_status(app: App, kind: str, name: str, before: BaseModel | None, after: BaseModel) -> None:
+    """Patch the status subresource, only when it changed: an idle reconcile writes nothing."""
+    if before == after:
+        return
+    app.cluster.live.patch_status(
+        API_VERSION, kind, name, after.model_dump(mode="json", by_alias=True, exclude_none=True)
+    )
+
+
+def to_kopf(exc: PrivateVaultError, *, retry_delay: float, logger: Any, what: str) -> None:
+    """Map the error tree to kopf once: return for a Stalled spec, raise kopf's retry otherwise."""
+    if isinstance(exc, SpecError):
+        logger.warning("%s stalled: %s (%s)", what, exc, exc.reason)
+        return
+    if isinstance(exc, GateClosed):
+        raise kopf.TemporaryError(f"{what} waits: {exc}", delay=retry_delay * GATE_BACKOFF) from exc
+    if isinstance(exc, TransientError):
+        raise kopf.TemporaryError(str(exc), delay=retry_delay) from exc
+    raise kopf.TemporaryError(f"{what}: {exc}", delay=retry_delay) from exc
+
+
+def run(app: App, kind: Kind[R], body: Mapping[str, Any], logger: Any, *, old: Mapping[str, Any] | None = None) -> None:
+    """One reconcile of one object, from its body to its status (see the module docstring)."""
+    try:
+        obj = kind.resource.model_validate(dict(body))
+    except ValidationError as exc:
+        # Stored before a rule that now refuses it (the API server checks new objects): Stalled, not retried.
+        _stall_invalid(app, kind, body, exc, logger)
+        return
+    name = str(obj.metadata["name"])
+    now = app.clock()
+    with app.locks.hold(str(obj.metadata["uid"])):
+        if status.needs_begin(obj):
+            begin = status.begin(obj, kind.status_model, now=now, message=kind.begin_message)
+            write_status(app, kind.name, name, obj.status, begin)
+            obj = obj.model_copy(update={"status": begin})
+        try:
+            result = kind.work(obj, Context(now=now, logger=logger, old=old))
+        except PrivateVaultError as exc:
+            facts = kind.facts(obj) if status.stalls(exc) else None
+            after = status.failed(obj, kind.status_model, exc, now=now, facts=facts)
+            write_status(app, kind.name, name, obj.status, after)
+            to_kopf(exc, retry_delay=app.settings.retry_delay, logger=logger, what=f"{kind.name} {name}")
+            return
+        write_status(app, kind.name, name, obj.status, status.done(obj, kind.status_model, result, now=now))
+
+
+def resource_of(model: type[Resource]) -> tuple[str, str, str]:
+    return GROUP, VERSION, model.plural
+
+
+def _stall_invalid(app: App, kind: Kind[R], body: Mapping[str, Any], error: ValidationError, logger: Any) -> None:
+    metadata = body.get("metadata", {})
+    generation = metadata.get("generation")
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors(include_url=False)[:3]
+    )
+    message = f"the spec no longer passes the API's rules ({problems}); fix the spec"
+    after = kind.status_model(
+        observed_generation=generation,
+        conditions=conditions.stalled(
+            [], reason="InvalidSpec", message=message, generation=generation, now=app.clock()
+        ),
+    )
+    try:
+        before = kind.status_model.model_validate(body.get("status") or {})
+    except ValidationError:
+        before = None
+    write_status(app, kind.name, str(metadata.get("name")), before, after)
+    logger.warning("%s %s stalled: %s", kind.name, metadata.get("name"), message)
+
+
+def register(registry: kopf.OperatorRegistry, app: App, kind: Kind[R], *, resync: float) -> None:
+    """Create/resume, spec updates and the resync timer of ``kind``, all through :func:`run`."""
+    resource = resource_of(kind.resource)
+
+    @kopf.on.resume(*resource, registry=registry, id="resume")
+    @kopf.on.create(*resource, registry=registry, id="create")
+    def on_start(body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
+        app.cluster.bind(kwargs)
+        run(app, kind, body, logger)
+
+    @kopf.on.update(*resource, registry=registry, id="update", field="spec")
+    def on_update(body: kopf.Body, old: Any, logger: kopf.Logger, **kwargs: Any) -> None:
+        app.cluster.bind(kwargs)
+        run(app, kind, body, logger, old=dict(old) if old else None)
+
+    @kopf.timer(*resource, registry=registry, id="resync", interval=resync, initial_delay=resync)
+    def on_resync(body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
+        app.cluster.bind(kwargs)
+        run(app, kind, body, logger)

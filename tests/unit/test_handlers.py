@@ -1,0 +1,203 @@
+"""The kopf wiring against fake adapters: Reconciling written at once, Ready for the generation,
+a refused spec Stalled and not retried, a dependency outage Reconciling naming the dependency and
+since when, and retried; a gate retried less often; an idle reconcile writes no status; the
+registry registers every kind's handlers and every cache index without touching a cluster."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+import pytest
+
+from privatevault.api.v1alpha1 import Tenant, TenantStatus
+from privatevault.app import Locks
+from privatevault.cache import CACHED
+from privatevault.errors import ConflictError, GateClosed, LedgerUnavailable
+from privatevault.handlers import registry, wiring
+from privatevault.handlers import tenant as tenant_handlers
+from privatevault.metrics import OperatorMetrics
+from privatevault.reconcile import status
+from privatevault.reconcile.ports import ProtectionPolicyPorts, TenantPorts
+from privatevault.settings import Settings
+from tests import builders
+
+from .fakes import FakeCluster, FakeKeys, FakeLedger, FakeLevels
+
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+LOG = logging.getLogger("test")
+
+
+class StatusRecorder:
+    """The live-cluster side of the view: only status patches are expected of the wiring."""
+
+    def __init__(self) -> None:
+        self.patches: list[tuple[str, str, dict[str, Any]]] = []
+
+    def patch_status(self, api_version: str, kind: str, name: str, body: dict[str, Any]) -> None:
+        self.patches.append((kind, name, body))
+
+
+class FakeView(FakeCluster):
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = StatusRecorder()
+        self.bound: list[str] = []
+
+    def bind(self, indexes: dict[str, Any]) -> None:
+        self.bound.extend(indexes)
+
+
+@dataclass
+class FakeApp:
+    """An App of fakes, built the way the composition root builds the real one."""
+
+    settings: Settings = field(default_factory=lambda: Settings(ledger_dsn="postgresql://unused", retry_delay=2.0))
+    cluster: FakeView = field(default_factory=FakeView)
+    ledger: FakeLedger = field(default_factory=FakeLedger)
+    levels: FakeLevels = field(default_factory=FakeLevels)
+    keys: FakeKeys = field(default_factory=FakeKeys)
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
+    locks: Locks = field(default_factory=Locks)
+    now: datetime = T0
+
+    def clock(self) -> datetime:
+        return self.now
+
+    def tenant_ports(self) -> TenantPorts:
+        return TenantPorts(cluster=self.cluster, ledger=self.ledger, levels=self.levels, keys=self.keys)
+
+    def protectionpolicy_ports(self) -> ProtectionPolicyPorts:
+        return ProtectionPolicyPorts(cluster=self.cluster, ledger=self.ledger, keys=self.keys)
+
+
+def tenant_body(generation: int = 1, status_: dict[str, Any] | None = None) -> dict[str, Any]:
+    return builders.tenant("acme", uid="uid-acme", generation=generation, status=status_)
+
+
+def conditions(patch: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
+    return {c["type"]: (c["status"], c["reason"], c.get("message", "")) for c in patch["conditions"]}
+
+
+def test_a_new_tenant_reads_reconciling_at_once_then_ready_for_its_generation() -> None:
+    app = FakeApp()
+    wiring.run(app, tenant_handlers.kind(app), tenant_body(), LOG)  # type: ignore[arg-type]
+    (_, _, first), (_, _, last) = app.cluster.live.patches
+    assert conditions(first)["Reconciling"][:2] == ("True", "Progressing")
+    assert "observedGeneration" not in first
+    assert conditions(last)["Ready"][:2] == ("True", "Reconciled")
+    assert last["observedGeneration"] == 1
+    assert last["mcsLevel"] and last["kms"]["provider"] == "local"
+    assert "acme" in app.metrics.inventories
+
+
+def test_an_idle_reconcile_writes_no_status_and_no_record() -> None:
+    app = FakeApp()
+    wiring.run(app, tenant_handlers.kind(app), tenant_body(), LOG)  # type: ignore[arg-type]
+    written = app.cluster.live.patches[-1][2]
+    records, patches, applies = len(app.ledger.records), len(app.cluster.live.patches), len(app.cluster.applies)
+    wiring.run(app, tenant_handlers.kind(app), tenant_body(status_=written), LOG)  # type: ignore[arg-type]
+    assert (len(app.ledger.records), len(app.cluster.live.patches), len(app.cluster.applies)) == (
+        records,
+        patches,
+        applies,
+    )
+
+
+def test_a_refused_spec_is_stalled_with_its_reason_and_not_retried() -> None:
+    app = FakeApp()
+    app.cluster.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "acme"}})
+    wiring.run(app, tenant_handlers.kind(app), tenant_body(), LOG)  # type: ignore[arg-type]  # returns: no retry
+    last = app.cluster.live.patches[-1][2]
+    assert conditions(last)["Stalled"][:2] == ("True", "NamespaceConflict")
+    assert conditions(last)["Reconciling"][0] == "False"
+    assert last["observedGeneration"] == 1
+    assert app.ledger.records == [] and app.levels.by_uid == {}  # nothing made for a refused spec
+
+
+def test_a_stored_spec_the_rules_now_refuse_is_stalled_not_retried() -> None:
+    app = FakeApp()
+    body = tenant_body()
+    body["spec"]["mcsLevel"] = "s0:c5000,c1"  # stored before the rule that refuses it
+    wiring.run(app, tenant_handlers.kind(app), body, LOG)  # type: ignore[arg-type]
+    (_, _, written), *more = app.cluster.live.patches
+    state, reason, message = conditions(written)["Stalled"]
+    assert (state, reason) == ("True", "InvalidSpec") and "mcsLevel" in message
+    assert more == [] and app.ledger.records == []
+    wiring.run(app, tenant_handlers.kind(app), body | {"status": written}, LOG)  # type: ignore[arg-type]
+    assert len(app.cluster.live.patches) == 1  # the resync writes nothing new
+
+
+def test_a_ledger_outage_names_the_dependency_and_since_when_and_is_retried() -> None:
+    app = FakeApp()
+    app.ledger.down = True
+    with pytest.raises(kopf.TemporaryError) as caught:
+        wiring.run(app, tenant_handlers.kind(app), tenant_body(), LOG)  # type: ignore[arg-type]
+    assert caught.value.delay == app.settings.retry_delay
+    first = app.cluster.live.patches[-1][2]
+    state, reason, message = conditions(first)["Reconciling"]
+    assert (state, reason) == ("True", "LedgerUnavailable")
+    assert message.startswith("waiting for the ledger (PostgreSQL) since 2026-11-30T12:00:00Z: ")
+    app.now = T0 + timedelta(minutes=3)  # still down: the time it started waiting stays
+    with pytest.raises(kopf.TemporaryError):
+        wiring.run(app, tenant_handlers.kind(app), tenant_body(status_=first), LOG)  # type: ignore[arg-type]
+    assert len(app.cluster.live.patches) == 2  # begin and waiting; the retry computed the same status
+    app.ledger.down = False
+    app.now = T0 + timedelta(minutes=5)
+    wiring.run(app, tenant_handlers.kind(app), tenant_body(status_=first), LOG)  # type: ignore[arg-type]
+    assert conditions(app.cluster.live.patches[-1][2])["Ready"][:2] == ("True", "Reconciled")
+
+
+def test_the_wait_restarts_its_clock_for_another_dependency() -> None:
+    before = TenantStatus.model_validate(
+        {
+            "conditions": [
+                {
+                    "type": "Reconciling",
+                    "status": "True",
+                    "reason": "LedgerUnavailable",
+                    "message": "waiting for the ledger (PostgreSQL) since 2026-11-30T11:00:00Z: down",
+                    "lastTransitionTime": "2026-11-30T11:00:00Z",
+                }
+            ]
+        }
+    )
+    tenant = Tenant.model_validate(tenant_body() | {"status": before.model_dump(by_alias=True)})
+    same = status.failed(tenant, TenantStatus, LedgerUnavailable("still down"), now=T0)
+    other = status.failed(tenant, TenantStatus, ConflictError("x"), now=T0)
+    reconciling = {c.type: c for c in same.conditions}["Reconciling"]
+    assert reconciling.message == "waiting for the ledger (PostgreSQL) since 2026-11-30T11:00:00Z: still down"
+    assert {c.type: c.status for c in other.conditions}["Stalled"] == "True"
+
+
+def test_a_closed_gate_waits_in_reconciling_and_retries_less_often() -> None:
+    app = FakeApp()
+
+    def gated(tenant: Tenant, context: wiring.Context) -> status.Done:
+        raise GateClosed("1/2 approvals; missing role platform", reason="AwaitingQuorum")
+
+    kind = wiring.Kind(resource=Tenant, status_model=TenantStatus, work=gated, begin_message="x")
+    with pytest.raises(kopf.TemporaryError) as caught:
+        wiring.run(app, kind, tenant_body(), LOG)  # type: ignore[arg-type]
+    assert caught.value.delay == app.settings.retry_delay * wiring.GATE_BACKOFF
+    assert conditions(app.cluster.live.patches[-1][2])["Reconciling"] == (
+        "True",
+        "AwaitingQuorum",
+        "1/2 approvals; missing role platform",
+    )
+
+
+def test_the_registry_wires_every_kind_and_every_cache_index_without_a_cluster() -> None:
+    app = FakeApp()
+    reg = registry(app)  # type: ignore[arg-type]
+    ids: Callable[[Any], set[str]] = lambda handlers: {h.id for h in handlers}  # noqa: E731
+    indexing = ids(reg._indexing.get_all_handlers())
+    assert {c.index for c in CACHED} <= indexing
+    changing = ids(reg._changing.get_all_handlers())
+    assert {"create", "update/spec", "resume", "finalize"} <= changing
+    assert {"resync"} <= ids(reg._spawning.get_all_handlers())
+    assert app.cluster.live.patches == []  # building the registry touches nothing
