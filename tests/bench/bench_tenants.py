@@ -358,6 +358,8 @@ def _breakdown(window: _Window, baseline: dict[str, float]) -> dict[str, float]:
         call: count - baseline.get(call, 0.0) * window.seconds for call, count in window.requests_by_call.items()
     }
     top = sorted(((call, count) for call, count in operator.items() if count >= 0.5), key=lambda item: -item[1])
+    if window.figures["idle.requests"] == 0:
+        top = []  # what is left is the other clients' jitter around their baseline, not the operator's
     return {
         "idle.requests_attributed": sum(count for _, count in top),
         "idle.others_requests_per_s": sum(baseline.values()),
