@@ -63,13 +63,15 @@ class Cluster:
     def credentials(self) -> Credentials:
         """How this connection reaches the server, for kopf's own watch connections."""
         cfg = self._api.configuration
-        token = (cfg.api_key or {}).get("authorization", "")
+        keys = cfg.api_key or {}
+        # kubernetes-client keeps a kubeconfig's or the pod's token under "BearerToken" (older: "authorization").
+        token = keys.get("BearerToken") or keys.get("authorization") or ""
         return Credentials(
             server=cfg.host,
             ca_path=cfg.ssl_ca_cert,
             certificate_path=cfg.cert_file,
             private_key_path=cfg.key_file,
-            token=token.removeprefix("Bearer ").strip() or None,
+            token=token.split(" ", 1)[1].strip() if token.lower().startswith("bearer ") else token.strip() or None,
             insecure=not cfg.verify_ssl,
         )
 
