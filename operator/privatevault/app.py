@@ -168,7 +168,7 @@ def _vault(settings: Settings, cluster: ClusterView, audit: OperatorAudit) -> Va
         admin.ensure_transit_mount()
         admin.ensure_kubernetes_auth(host, ca_pem, token_reviewer_jwt=jwt)
 
-    return VaultTenantKeys(admin, setup=setup)
+    return VaultTenantKeys(admin, setup=setup, recheck_seconds=settings.vault_recheck_seconds)
 
 
 def build(settings: Settings, *, cluster: Cluster | None = None) -> App:

@@ -45,6 +45,8 @@ class Settings:
     metrics_addr: str = "0.0.0.0"  # noqa: S104 - a pod's metrics port; NetworkPolicy narrows who scrapes
     vault_token_file: Path | None = None
     vault_kubernetes_host: str | None = None
+    #: How long an unchanged vault tenant's key, policy and role count as checked (OpenBao drift is repaired after).
+    vault_recheck_seconds: float = 600.0
     #: PostgreSQL connections shared by the ledger and the MCS level store.
     database_connections: int = 4
     #: Threads running reconciles; they wait mostly on the API server and the ledger, not the CPU.
@@ -69,6 +71,7 @@ class Settings:
             if env.get(f"{ENV_PREFIX}VAULT_TOKEN_FILE")
             else None,
             vault_kubernetes_host=env.get(f"{ENV_PREFIX}VAULT_KUBERNETES_HOST") or None,
+            vault_recheck_seconds=float(env.get(f"{ENV_PREFIX}VAULT_RECHECK_SECONDS", cls.vault_recheck_seconds)),
             database_connections=int(env.get(f"{ENV_PREFIX}DATABASE_CONNECTIONS", cls.database_connections)),
             workers=int(env.get(f"{ENV_PREFIX}WORKERS", cls.workers)),
             checkpoint_every_records=int(

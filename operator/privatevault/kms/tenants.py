@@ -10,8 +10,9 @@ crypto-shred. Either way, only facts about keys (names, versions, times) leave t
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from privatevault.crypto import KeyWrapper, LocalAesGcmWrapper
@@ -29,12 +30,27 @@ class KekStore(SecretStore, Protocol):
 
 @dataclass
 class VaultTenantKeys:
+    """Tenant keys in Vault/OpenBao Transit, with their policies and Kubernetes-auth roles.
+
+    ``ensure`` brings key, policy and role to their desired state (five calls to OpenBao). A
+    resync of an unchanged tenant within ``recheck_seconds`` of the last check answers from what
+    that check found, so idle tenants cost OpenBao nothing; a change of namespaces, a rotation,
+    or the interval passing checks again, which is how drift on the OpenBao side is repaired.
+    """
+
     admin: VaultAdmin
     setup: Callable[[], None]
     provider: str = "vault"
     configured: bool = False
+    recheck_seconds: float = 600.0
+    clock: Callable[[], float] = time.monotonic
+    _checked: dict[str, tuple[tuple[str, ...], KeyFacts, float]] = field(default_factory=dict)
 
     def ensure(self, tenant: str, namespaces: Sequence[str]) -> KeyFacts:
+        wanted = tuple(sorted(namespaces))
+        known = self._checked.get(tenant)
+        if known is not None and known[0] == wanted and self.clock() - known[2] < self.recheck_seconds:
+            return known[1]
         if not self.admin.healthy():
             raise KmsUnavailable("Vault/OpenBao is unreachable or sealed; the tenant's key cannot be made")
         if self.admin.ensure_transit_mount() or not self.configured:
@@ -45,6 +61,7 @@ class VaultTenantKeys:
         facts = self.admin.ensure_tenant_key(tenant)
         self.admin.ensure_tenant_policy(tenant)
         self.admin.ensure_tenant_role(tenant, list(namespaces))
+        self._checked[tenant] = (wanted, facts, self.clock())
         return facts
 
     def wrapper(self, tenant: str) -> KeyWrapper:
@@ -55,15 +72,19 @@ class VaultTenantKeys:
 
     def rotate(self, tenant: str) -> KeyFacts | None:
         """A new Transit key version for new wraps; older versions still decrypt until :meth:`limit`."""
+        self._checked.pop(tenant, None)
         return self.admin.rotate_tenant_key(tenant)
 
     def limit(self, tenant: str, min_version: int) -> None:
+        self._checked.pop(tenant, None)
         self.admin.limit_decryption(tenant, min_version)
 
     def retain(self, tenant: str) -> None:
+        self._checked.pop(tenant, None)
         self.admin.retain_tenant_key(tenant)
 
     def shred(self, tenant: str) -> None:
+        self._checked.pop(tenant, None)
         self.admin.destroy_tenant_key(tenant)
 
 
