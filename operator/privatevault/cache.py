@@ -16,14 +16,15 @@ view has no index for, or a view not bound to kopf's indexes yet (start-up), rea
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from privatevault.cluster import Cluster
-from privatevault.ledger.event import canonical
 from privatevault.manifests.objects import comparable
 
 #: How long a write of ours is preferred to an older cached copy.
@@ -62,49 +63,92 @@ _BY_KIND = {(c.api_version, c.kind): c for c in CACHED}
 
 _TLS_SECRET = "kubernetes.io/tls"  # noqa: S105 - a Secret type, not a secret
 _PRIVATE_KEY = "tls.key"
+#: Kinds whose status the operator reads from the cache; every other kind is kept without it.
+_WITH_STATUS = frozenset({"Tenant"})
+#: The label that names a child's tenant: objects carrying it are also indexed under it.
+TENANT_LABEL = "privatevault.io/tenant"
 
 
 def slim(body: Mapping[str, Any], *, kind: str | None = None) -> dict[str, Any]:
-    """What the caches keep of an object: all but managedFields, and never a TLS private key."""
-    out: dict[str, Any] = _plain(body)
-    out["metadata"].pop("managedFields", None)
+    """What the caches keep of an object: no managedFields, no status (but a Tenant's), never a TLS key.
+
+    A shallow copy: nested values are shared with ``body``, which is not changed.
+    """
+    out = dict(body)
+    metadata = dict(out.get("metadata") or {})
+    metadata.pop("managedFields", None)
+    out["metadata"] = metadata
     if kind is not None:
         out.setdefault("kind", kind)
-    if out.get("type") == _TLS_SECRET and isinstance(out.get("data"), dict):
-        out["data"].pop(_PRIVATE_KEY, None)
+    if out.get("kind") not in _WITH_STATUS:
+        out.pop("status", None)
+    if out.get("type") == _TLS_SECRET and isinstance(out.get("data"), Mapping):
+        out["data"] = {k: v for k, v in out["data"].items() if k != _PRIVATE_KEY}
     return out
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
+def _json(obj: Any) -> bytes:
+    """Sorted, compact JSON: one spelling per object, computed in C (these digests never leave memory)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
-def index_keys(body: Mapping[str, Any], kind: str) -> dict[tuple[str, ...], dict[str, Any]]:
-    """The keys one object is indexed under: by name, and by namespace for listing."""
-    kept = slim(body, kind=kind)
-    meta = kept["metadata"]
+def fingerprint(obj: Mapping[str, Any]) -> bytes:
+    """The digest of an object as the operator compares it (no status, no server-maintained metadata)."""
+    return hashlib.sha256(_json(comparable(dict(obj)))).digest()
+
+
+def intent(desired: Mapping[str, Any]) -> bytes:
+    return hashlib.sha256(_json(desired)).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One cached object: compact JSON (parsed on read), and what is asked of it without parsing."""
+
+    name: str
+    data: bytes
+    fingerprint: bytes
+    resource_version: int
+    labels: Mapping[str, str]
+    deleting: bool
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any], kind: str | None = None) -> Entry:
+        kept = slim(body, kind=kind)
+        meta = kept["metadata"]
+        version = str(meta.get("resourceVersion") or "")
+        return cls(
+            name=str(meta.get("name")),
+            data=_json(kept),
+            fingerprint=fingerprint(kept),
+            resource_version=int(version) if version.isdigit() else -1,
+            labels=dict(meta.get("labels") or {}),
+            deleting=bool(meta.get("deletionTimestamp")),
+        )
+
+    def object(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.data)
+        return loaded
+
+
+def index_keys(body: Mapping[str, Any], kind: str) -> dict[tuple[str, ...], Entry]:
+    """The keys one object is indexed under: by name, by namespace for listing, and by its tenant."""
+    entry = Entry.of(body, kind)
+    meta = body.get("metadata") or {}
     namespace = meta.get("namespace") or ""
-    return {("obj", namespace, meta["name"]): kept, ("ns", namespace): kept}
+    keys = {("obj", namespace, meta["name"]): entry, ("ns", namespace): entry}
+    tenant = (meta.get("labels") or {}).get(TENANT_LABEL)
+    if tenant:
+        keys[("tenant", tenant)] = entry
+    return keys
 
 
-def fingerprint(obj: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical(comparable(dict(obj)))).hexdigest()
+def _selector(selector: str | None) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in selector.split(",")) if selector else {}
 
 
-def _resource_version(obj: Mapping[str, Any] | None) -> int:
-    value = (obj or {}).get("metadata", {}).get("resourceVersion") or ""
-    return int(value) if str(value).isdigit() else -1
-
-
-def _matches(obj: Mapping[str, Any], selector: str | None) -> bool:
-    if not selector:
-        return True
-    labels = obj.get("metadata", {}).get("labels") or {}
-    return all(labels.get(key) == value for key, value in (part.split("=", 1) for part in selector.split(",")))
+def _matches(labels: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in wanted.items())
 
 
 def _snapshot(store: Iterable[Any] | None) -> list[Any]:
@@ -122,11 +166,13 @@ def _snapshot(store: Iterable[Any] | None) -> list[Any]:
 class ClusterView:
     """``ClusterPort`` over the live ``Cluster`` and kopf's indexes; one per process."""
 
-    def __init__(self, live: Cluster, *, clock: Any = time.monotonic) -> None:
+    def __init__(self, live: Cluster, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.live = live
         self._indexes: dict[str, Any] = {}
-        self._in_sync: dict[tuple[str, str, str], tuple[str, str]] = {}
-        self._recent: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None]] = {}
+        self._in_sync: dict[tuple[str, str, str], tuple[bytes, bytes]] = {}
+        # Our recent writes, by (kind, namespace) then name; None for a delete. Expired in write order.
+        self._recent: dict[tuple[str, str], dict[str, tuple[float, Entry | None]]] = {}
+        self._expiry: deque[tuple[float, tuple[str, str], str]] = deque()
         self._lock = threading.Lock()
         self._clock = clock
 
@@ -148,27 +194,36 @@ class ClusterView:
             return None
         return spec, self._indexes[spec.index]
 
-    def _remember(self, obj: dict[str, Any] | None, ident: tuple[str, str, str]) -> None:
+    def _remember(self, kind: str, namespace: str | None, name: str, obj: Mapping[str, Any] | None) -> None:
+        now, group = self._clock(), (kind, namespace or "")
+        entry = None if obj is None else Entry.of(obj, kind)
         with self._lock:
-            self._recent[ident] = (self._clock(), None if obj is None else slim(obj))
+            self._recent.setdefault(group, {})[name] = (now, entry)
+            self._expiry.append((now, group, name))
+            while self._expiry and now - self._expiry[0][0] > RECENT_SECONDS:
+                written, old_group, old_name = self._expiry.popleft()
+                names = self._recent.get(old_group, {})
+                if old_name in names and names[old_name][0] == written:
+                    del names[old_name]
+                    if not names:
+                        del self._recent[old_group]
 
-    def _recent_copy(self, ident: tuple[str, str, str]) -> tuple[bool, dict[str, Any] | None]:
+    def _recent_in(self, kind: str, namespace: str | None) -> dict[str, Entry | None]:
+        """Our writes to (kind, namespace) still fresher than the caches may be."""
+        now = self._clock()
         with self._lock:
-            found = self._recent.get(ident)
-            if found is None:
-                return False, None
-            if self._clock() - found[0] > RECENT_SECONDS:
-                del self._recent[ident]
-                return False, None
-            return True, found[1]
+            names = self._recent.get((kind, namespace or ""), {})
+            return {name: entry for name, (written, entry) in names.items() if now - written <= RECENT_SECONDS}
 
-    def _newest(self, ident: tuple[str, str, str], cached: dict[str, Any] | None) -> dict[str, Any] | None:
-        known, written = self._recent_copy(ident)
+    @staticmethod
+    def _newest(cached: Entry | None, written: Entry | None, known: bool) -> Entry | None:
         if not known:
             return cached
         if written is None:  # we deleted it: gone, or still terminating
-            return cached if cached is not None and cached["metadata"].get("deletionTimestamp") else None
-        return written if _resource_version(written) >= _resource_version(cached) else cached
+            return cached if cached is not None and cached.deleting else None
+        if cached is None or written.resource_version >= cached.resource_version:
+            return written
+        return cached
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -176,28 +231,27 @@ class ClusterView:
         found = self._cached(api_version, kind)
         if found is None:
             return self.live.get(api_version, kind, name, namespace)
-        _, index = found
-        ident = (kind, namespace or "", name)
-        items = _snapshot(index.get(("obj", namespace or "", name)))
-        cached = dict(items[0]) if items else None
-        newest = self._newest(ident, cached)
-        return None if newest is None else _plain(newest)
+        items = _snapshot(found[1].get(("obj", namespace or "", name)))
+        recent = self._recent_in(kind, namespace)
+        newest = self._newest(items[0] if items else None, recent.get(name), name in recent)
+        return None if newest is None else newest.object()
 
     def list(
         self, api_version: str, kind: str, *, label_selector: str | None = None, namespace: str | None = None
     ) -> list[dict[str, Any]]:
         found = self._cached(api_version, kind)
-        if found is None or (namespace is None and found[0].namespaced):
+        wanted = _selector(label_selector)
+        by_tenant = namespace is None and TENANT_LABEL in wanted
+        if found is None or (namespace is None and found[0].namespaced and not by_tenant):
             return self.live.list(api_version, kind, label_selector=label_selector, namespace=namespace)
-        _, index = found
-        by_name: dict[str, dict[str, Any] | None] = {
-            item["metadata"]["name"]: item for item in _snapshot(index.get(("ns", namespace or "")))
+        key = ("tenant", wanted[TENANT_LABEL]) if by_tenant else ("ns", namespace or "")
+        by_name: dict[str, Entry | None] = {
+            entry.name: entry for entry in _snapshot(found[1].get(key)) if _matches(entry.labels, wanted)
         }
-        with self._lock:
-            recent = [(ident, entry) for ident, entry in self._recent.items() if ident[:2] == (kind, namespace or "")]
-        for ident, _ in recent:
-            by_name[ident[2]] = self._newest(ident, by_name.get(ident[2]))
-        return [_plain(obj) for obj in by_name.values() if obj is not None and _matches(obj, label_selector)]
+        if namespace is not None or not found[0].namespaced:
+            for name, written in self._recent_in(kind, namespace).items():
+                by_name[name] = self._newest(by_name.get(name), written, True)
+        return [entry.object() for entry in by_name.values() if entry is not None and _matches(entry.labels, wanted)]
 
     # -- drift ---------------------------------------------------------------------------------
 
@@ -205,7 +259,7 @@ class ClusterView:
         if current is None:
             return True
         ident = (desired["kind"], desired["metadata"].get("namespace") or "", desired["metadata"]["name"])
-        want, have = hashlib.sha256(canonical(desired)).hexdigest(), fingerprint(current)
+        want, have = intent(desired), fingerprint(current)
         with self._lock:
             if self._in_sync.get(ident) == (want, have):
                 return False
@@ -232,25 +286,27 @@ class ClusterView:
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         applied = self.live.apply(obj)
         applied.setdefault("kind", obj["kind"])
-        ident = (obj["kind"], obj["metadata"].get("namespace") or "", obj["metadata"]["name"])
+        meta = obj["metadata"]
         with self._lock:
-            self._in_sync[ident] = (hashlib.sha256(canonical(obj)).hexdigest(), fingerprint(applied))
-        self._remember(applied, ident)
+            self._in_sync[(obj["kind"], meta.get("namespace") or "", meta["name"])] = (
+                intent(obj),
+                fingerprint(applied),
+            )
+        self._remember(obj["kind"], meta.get("namespace"), meta["name"], applied)
         return applied
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         created = self.live.create(obj)
         if created is not None:
             created.setdefault("kind", obj["kind"])
-            self._remember(created, (obj["kind"], obj["metadata"].get("namespace") or "", obj["metadata"]["name"]))
+            self._remember(obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"], created)
         return created
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         gone = self.live.delete(api_version, kind, name, namespace)
-        ident = (kind, namespace or "", name)
         with self._lock:
-            self._in_sync.pop(ident, None)
-        self._remember(None, ident)
+            self._in_sync.pop((kind, namespace or "", name), None)
+        self._remember(kind, namespace, name, None)
         return gone
 
     def forget(self, kind: str, namespace: str | None, name: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from privatevault.cache import CACHED, Cached, index_keys
+from privatevault.cache import CACHED, Cached, Entry, index_keys
 from privatevault.manifests import labels
 
 _TLS = "kubernetes.io/tls"
@@ -37,7 +37,7 @@ def _register(registry: kopf.OperatorRegistry, cached: Cached) -> None:
     if cached.kind == "Secret":
         options["when"] = _secret_wanted
 
-    def keys(body: kopf.Body, **_: Any) -> dict[tuple[str, ...], dict[str, Any]]:
+    def keys(body: kopf.Body, **_: Any) -> dict[tuple[str, ...], Entry]:
         return index_keys(body, cached.kind)
 
     kopf.index(group, version, cached.plural, registry=registry, id=cached.index, **options)(keys)
