@@ -10,7 +10,6 @@ import multiprocessing
 import threading
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey
@@ -23,9 +22,10 @@ from privatevault.ledger.event import canonical
 from privatevault.ledger.integrity import Incident, Integrity, Refusal
 from privatevault.ledger.integrity import Published as Publication
 from privatevault.ledger.schema import Database
-from privatevault.ledger.store import HEAD_LOCK, Ledger, StoredCheckpoint
+from privatevault.ledger.store import Ledger, StoredCheckpoint
 from privatevault.ledger.verify import verify
 from privatevault.testbench import Bench
+from tests.support import rewrite_history, superuser
 
 pytestmark = pytest.mark.integration
 
@@ -106,19 +106,6 @@ def filled(ledger: Ledger, signers: list[LocalSigner]) -> tuple[Ledger, Publishe
     return ledger, published
 
 
-def superuser(bench: Bench, database: Database) -> psycopg.Connection[tuple[object, ...]]:
-    """The database superuser, with triggers off for the session: what an insider could do."""
-    conn = psycopg.connect(
-        bench.postgres.superuser_dsn.rsplit("/", 1)[0] + "/" + database_name(database), autocommit=True
-    )
-    conn.execute("SET session_replication_role = replica")
-    return conn
-
-
-def database_name(database: Database) -> str:
-    return psycopg.conninfo.conninfo_to_dict(database.owner_dsn)["dbname"]  # type: ignore[return-value]
-
-
 def check(ledger: Ledger, signers: list[LocalSigner], published: Published) -> tuple[int | None, str | None]:
     report = verify(ledger, verifiers=[s.verifier for s in signers], published=published.latest)
     return report.first_bad_seq, report.problem
@@ -148,40 +135,11 @@ def test_changed_bytes_fail_at_that_record(
     assert seq == 33 and problem is not None and "record hash" in problem
 
 
-def forge(bench: Bench, database: Database, ledger: Ledger, seq: int) -> None:
-    """The careful insider: record ``seq`` rewritten, every later hash and the whole tree recomputed,
-    the stored checkpoints dropped (they cannot sign new ones), under the chain head's lock."""
-    records = list(ledger.records())
-    prev = records[seq - 2].record_hash if seq > 1 else bytes(32)
-    forged = []
-    for record in records[seq - 1 :]:
-        body = record.canonical.replace(b"acme", b"evil") if record.seq == seq else record.canonical
-        digest = record_hash(prev, body)
-        forged.append((body, prev, digest, record.seq))
-        prev = digest
-    nodes = merkle.append_leaves(
-        0,
-        [merkle.leaf_hash(r.record_hash) for r in records[: seq - 1]] + [merkle.leaf_hash(f[2]) for f in forged],
-        merkle.MemoryNodeStore(),
-    )
-    with superuser(bench, database) as conn, conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (HEAD_LOCK,))
-        conn.execute("DELETE FROM checkpoints")
-        conn.execute("DELETE FROM merkle_nodes")
-        for body, prev_hash, digest, at in forged:
-            conn.execute(
-                "UPDATE audit_records SET canonical = %s, prev_hash = %s, record_hash = %s WHERE seq = %s",
-                (body, prev_hash, digest, at),
-            )
-        with conn.cursor() as cur:
-            cur.executemany("INSERT INTO merkle_nodes (level, idx, hash) VALUES (%s, %s, %s)", nodes)
-
-
 def test_careful_attacker_is_caught_by_the_published_checkpoint(
     bench: Bench, database: Database, filled: tuple[Ledger, Published], signers: list[LocalSigner]
 ) -> None:
     ledger, published = filled
-    forge(bench, database, ledger, 25)
+    rewrite_history(bench, database, 25)
     # Without the published checkpoint the forgery is self-consistent ...
     inside = verify(ledger, verifiers=[s.verifier for s in signers])
     assert inside.ok, inside.problem
@@ -197,7 +155,7 @@ def test_careful_attacker_gets_no_checkpoint_signed_over_the_rewrite(
     ledger, published = filled
     running = checkpointer(ledger, signers, published)
     running.issue()
-    forge(bench, database, ledger, 25)
+    rewrite_history(bench, database, 25)
     ledger.append_many([event(f"after-{i}") for i in range(5)])  # the operator keeps writing
     for issuer in (running, checkpointer(ledger, signers, published)):  # and after a restart
         with pytest.raises(CheckpointRefused) as refused:
@@ -244,7 +202,7 @@ def test_a_verifier_that_remembers_refuses_a_rollback_and_a_fork(
         " a rollback"
     )
     assert verify(ledger, verifiers=verifiers, published=rolled_back).ok  # a verifier without memory is fooled
-    forge(bench, database, ledger, 25)
+    rewrite_history(bench, database, 25)
     fork = sign_checkpoint(ORIGIN, 60, ledger.root(60), signers)  # signed over the rewrite by a restarted operator
     report = verify(ledger, verifiers=verifiers, published=fork, remembered=remembered)
     assert report.problem is not None and report.problem.startswith(
@@ -290,7 +248,7 @@ def test_inserted_record_is_caught(
             " outcome, canonical, prev_hash, record_hash, idempotency_key)"
             " VALUES (30, now(), 'acme', 'test', 'forged', 'X', 'x', 'intended', %s, %s, %s, 'forged')",
             (body, prev[0], record_hash(bytes(prev[0]), body)),
-        )  # type: ignore[arg-type]
+        )
     seq, problem = check(ledger, signers, published)
     assert seq == 31 and problem is not None and "previous hash" in problem
 

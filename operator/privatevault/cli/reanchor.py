@@ -4,8 +4,10 @@ The checkpointer never signs over a history it cannot prove extends the publishe
 nothing it does on its own ends that: either the records come back (a restore; it resumes by
 itself) or a person vouches for the ledger as it is now. This command is that person's act. Run
 without the confirming flags it changes nothing: it verifies the ledger on its own (chain, every
-Merkle node, the stored checkpoints), says why it does not extend the published checkpoint, and
-prints the one command that would re-anchor it, with the size and root hash to vouch for. Only
+Merkle node, the stored checkpoints), says why it does not extend the published checkpoint (or
+why the operator refuses anyway, from its ``LedgerVerified`` condition: it also holds the last
+checkpoint it signed, which a rolled-back ConfigMap no longer shows), and prints the one command
+that would re-anchor it, with the size and root hash to vouch for. Only
 with ``--at``, ``--root``, ``--abandon`` and ``--reason`` all matching what is there does it
 write the anchor beside the published checkpoint; the operator then records it in the ledger
 (``reanchor-ledger``, with the abandoned note) and signs from it. Verifiers that remember the
@@ -105,14 +107,18 @@ def reanchor(
             raise typer.Exit(2)
         head = base64.b64encode(ledger.root(size)).decode()
         situation, extends = _published_state(note, verifiers, ledger, size)
-        published_size = ledger_manifests.published_size(current)
-        abandoned = "none" if note is None else str(published_size)
+        abandoned = "none" if note is None else str(ledger_manifests.published_size(current))
+        condition = (cluster.get("v1", "ConfigMap", ledger_manifests.INTEGRITY_CONFIGMAP, namespace) or {}).get(
+            "data"
+        ) or {}
         console.print(f"{situation}.")
+        if condition.get("status") == "False":
+            console.print(f"The operator refuses to sign ({condition.get('reason')}): {condition.get('message')}.")
         console.print(
             f"The ledger verifies on its own: {alone.records:,} records, {alone.nodes:,} Merkle nodes,"
             f" {alone.checkpoints} stored checkpoints; at size {size} its root hash is {head}."
         )
-        if extends:
+        if extends and condition.get("status") != "False":
             console.print("[green]Nothing to re-anchor:[/green] the operator signs from the published checkpoint.")
             return
         if root is None or abandon is None or reason is None:
