@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from privatevault.errors import ClusterUnavailable
+from privatevault.ledger import merkle
 from privatevault.ledger.checkpoint import LocalSigner, sign_checkpoint
 from privatevault.ledger.checkpointer import Checkpointer, CheckpointRefused, Policy
 from privatevault.ledger.integrity import Anchor, Incident, Integrity, Published, Refusal
@@ -310,3 +311,15 @@ def test_a_reanchor_below_the_published_size_replaces_it(running: Operator) -> N
     )
     assert running.checkpointer.issue().size == 13
     assert running.configmap.size == 13
+
+
+def test_a_new_ledger_behind_an_earlier_publication_needs_a_reanchor_at_the_empty_tree(running: Operator) -> None:
+    """A cluster kept from an earlier demo (or a database recreated on purpose): `pvctl demo up` re-anchors."""
+    fresh = operator(MemoryLedger(), running.configmap, running.signer)
+    fresh.ledger.add(2)
+    assert refused(fresh).reason == "LedgerShorterThanPublished"
+    fresh.configmap.anchor = Anchor(
+        (fresh.configmap.note or b"").decode(), 0, merkle.EMPTY_ROOT, "a new demo ledger", "pvctl demo up", "t"
+    )
+    assert fresh.checkpointer.issue().size == 3  # its two records and the incident's
+    assert fresh.configmap.size == 3

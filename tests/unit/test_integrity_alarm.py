@@ -1,5 +1,6 @@
 """The composition root's side of the checkpointer: the ConfigMap is read live, with its re-anchor,
-and never replaced by a smaller checkpoint unless an anchor abandons what is there; a refusal is an
+and never replaced by a smaller checkpoint unless an anchor abandons what is there (as `pvctl demo
+up` writes one on a cluster kept from an earlier demo); a refusal is an
 ERROR on every attempt, one Warning Event and a False condition per reason; the incident goes into
 the ledger (re-anchor and closure, with their facts) before checkpoints resume; the metrics say 0
 and count the refusals."""
@@ -15,7 +16,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from privatevault.app import OperatorAudit, _IntegrityAlarm, _Publisher
+from privatevault.cli.demo import reanchor_earlier_demo
 from privatevault.errors import ClusterUnavailable
+from privatevault.ledger import merkle
 from privatevault.ledger.integrity import Anchor, Incident, Integrity, Refusal
 from privatevault.ledger.store import StoredCheckpoint
 from privatevault.manifests import ledger as ledger_manifests
@@ -100,6 +103,17 @@ def test_the_publication_never_goes_back_unless_reanchored(
     assert ledger_manifests.published_size({"data": data}) == published_size
     if published_size == new:
         assert ledger_manifests.REANCHOR_KEY not in data  # consumed
+
+
+def test_a_demo_on_a_kept_cluster_reanchors_the_earlier_demos_checkpoint_at_the_empty_tree() -> None:
+    view = View()
+    assert not reanchor_earlier_demo(view, NS, at=T0)  # nothing published: nothing to abandon
+    published(view, 20)
+    assert reanchor_earlier_demo(view, NS, at=T0)
+    read = _Publisher(view, NS, ["key"]).read()  # type: ignore[arg-type]
+    assert read.note == note(20) and read.anchor is not None
+    assert (read.anchor.abandoned, read.anchor.size, read.anchor.root) == (note(20).decode(), 0, merkle.EMPTY_ROOT)
+    assert configmap(view)[ledger_manifests.VERIFIER_KEYS_KEY] == "key\n"
 
 
 # -- the alarm -----------------------------------------------------------------------------------
