@@ -274,7 +274,7 @@ class _NodeCheck:
             stored = self._stored.get()
             if isinstance(stored, Exception):
                 raise stored
-            computed = b"".join(digest for level in self.completed for digest in level)
+            computed = b"".join(map(b"".join, self.completed))
             if stored != computed:
                 self._name_first_bad(_runs(self._done, after))
             self._report.nodes += len(computed) // merkle.HASH_SIZE
