@@ -1,4 +1,5 @@
-"""Helpers shared by the integration and end-to-end tests: kubectl and the operator process."""
+"""Helpers shared by the integration and end-to-end tests: kubectl, the operator process, and the
+database superuser who rewrites the ledger."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
+from privatevault.ledger import merkle, record_hash
+from privatevault.ledger.schema import Database
+from privatevault.ledger.store import HEAD_LOCK
+from privatevault.testbench import Bench
 from privatevault.testbench.process import ManagedProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,12 +111,15 @@ def wait_for_condition(
 class Operator:
     """``python -m privatevault operator run`` as a real process against the bench."""
 
-    def __init__(self, workdir: Path, kubeconfig: Path, dsn_file: Path, **env: str) -> None:
+    def __init__(
+        self, workdir: Path, kubeconfig: Path, dsn_file: Path, *, liveness: str | None = None, **env: str
+    ) -> None:
         # Each operator under test gets its own namespace: its KMS key, signing keys, checkpoint.
         self.namespace = env.pop("PRIVATEVAULT_NAMESPACE", f"pv-system-{uuid.uuid4().hex[:8]}")
+        probe = ["--liveness", liveness] if liveness else []
         self.process = ManagedProcess(
             "operator",
-            [sys.executable, "-m", "privatevault", "operator", "run", "--kubeconfig", str(kubeconfig)],
+            [sys.executable, "-m", "privatevault", "operator", "run", "--kubeconfig", str(kubeconfig), *probe],
             workdir / f"operator-{time.monotonic_ns()}.log",
             env={
                 **os.environ,
@@ -130,3 +140,40 @@ class Operator:
 
     def log(self) -> str:
         return self.process.log.read_text(errors="replace")
+
+
+def superuser(bench: Bench, database: Database) -> psycopg.Connection[tuple[Any, ...]]:
+    """The database superuser, with triggers off for the session: what an insider could do."""
+    dbname = psycopg.conninfo.conninfo_to_dict(database.owner_dsn)["dbname"]
+    conn = psycopg.connect(bench.postgres.superuser_dsn.rsplit("/", 1)[0] + f"/{dbname}", autocommit=True)
+    conn.execute("SET session_replication_role = replica")
+    return conn
+
+
+def rewrite_history(bench: Bench, database: Database, seq: int) -> None:
+    """The careful insider: record ``seq`` changed, every later hash and the whole Merkle tree
+    recomputed, the stored checkpoints dropped (they cannot sign new ones), all under the chain
+    head's lock, so a running operator's appends wait and then carry on from the forged head."""
+    with superuser(bench, database) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (HEAD_LOCK,))
+        rows = conn.execute("SELECT seq, canonical, record_hash FROM audit_records ORDER BY seq").fetchall()
+        leaves: list[bytes] = []
+        forged: list[tuple[bytes, bytes, bytes, int]] = []
+        prev = bytes(32)
+        for at, stored_body, stored_digest in rows:
+            body, digest = bytes(stored_body), bytes(stored_digest)
+            if at == seq:
+                body = body.replace(b'"intended"', b'"rewrite"')
+            if at >= seq:
+                digest = record_hash(prev, body)
+                forged.append((body, prev, digest, at))
+            leaves.append(merkle.leaf_hash(digest))
+            prev = digest
+        nodes = merkle.append_leaves(0, leaves, merkle.MemoryNodeStore())
+        conn.execute("DELETE FROM checkpoints")
+        conn.execute("DELETE FROM merkle_nodes")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "UPDATE audit_records SET canonical = %s, prev_hash = %s, record_hash = %s WHERE seq = %s", forged
+            )
+            cur.executemany("INSERT INTO merkle_nodes (level, idx, hash) VALUES (%s, %s, %s)", nodes)

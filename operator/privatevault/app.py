@@ -13,25 +13,29 @@ Secrets, the Vault auth setup) are audited like every other change, before they 
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
 from privatevault.cache import ClusterView
 from privatevault.cluster import Cluster, SecretStore
 from privatevault.database import Pool, open_pool
-from privatevault.errors import PrivateVaultError
+from privatevault.errors import IntegrityError, PrivateVaultError
 from privatevault.kms import LocalKms
 from privatevault.kms.tenants import LocalTenantKeys, Providers, VaultTenantKeys
 from privatevault.kms.vault import VaultAdmin, vault_client
 from privatevault.ledger import ResourceRef
-from privatevault.ledger.checkpointer import Checkpointer, Policy
+from privatevault.ledger.checkpointer import Checkpointer, CheckpointRefused, Policy
+from privatevault.ledger.integrity import Anchor, Incident, Integrity, Published, Refusal
 from privatevault.ledger.keyring import load_signers
 from privatevault.ledger.store import Ledger, StoredCheckpoint
 from privatevault.manifests import ledger as ledger_manifests
@@ -64,6 +68,9 @@ class OperatorAudit:
     settings: Settings
 
     def __call__(self, action: str, kind: str, name: str, namespace: str | None) -> None:
+        self.record(action, ResourceRef(kind=kind, namespace=namespace, name=name), change=f"{kind}/{name}")
+
+    def record(self, action: str, resource: ResourceRef, *, change: str, details: dict[str, Any] | None = None) -> None:
         self.ledger.append(
             event(
                 kind="operator",
@@ -71,8 +78,9 @@ class OperatorAudit:
                 tenant="",
                 actor=self.settings.actor,
                 action=action,
-                resource=ResourceRef(kind=kind, namespace=namespace, name=name),
-                change=f"{kind}/{name}",
+                resource=resource,
+                change=change,
+                details=details,
             )
         )
 
@@ -89,6 +97,8 @@ class App:
     providers: Providers
     checkpointer: Checkpointer
     metrics: OperatorMetrics
+    #: The checkpointer's latest finding, read by the readiness probe and the metrics.
+    integrity: Integrity
     locks: Locks = field(default_factory=Locks)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -120,6 +130,8 @@ class App:
 
         try:
             self.checkpointer.issue()
+        except CheckpointRefused:
+            pass  # the alarm has raised it
         except PrivateVaultError as exc:
             report(exc)
         self.checkpointer.run(self._stop, on_error=report)
@@ -139,17 +151,145 @@ class App:
 
 @dataclass
 class _Publisher:
-    """Puts each checkpoint in the ConfigMap, unless a newer one is there already."""
+    """The ConfigMap that publishes checkpoints outside the database (``ledger.checkpointer.Publication``)."""
 
     cluster: ClusterView
     namespace: str
     verifier_keys: list[str] = field(default_factory=list)
 
-    def __call__(self, checkpoint: StoredCheckpoint) -> None:
-        current = self.cluster.get("v1", "ConfigMap", ledger_manifests.CHECKPOINT_CONFIGMAP, self.namespace)
-        if ledger_manifests.published_size(current) >= checkpoint.size:
+    def _current(self) -> dict[str, Any] | None:
+        # Live, never from a cache: what the checkpointer proves consistency from must be what is there.
+        return self.cluster.live.get("v1", "ConfigMap", ledger_manifests.CHECKPOINT_CONFIGMAP, self.namespace)
+
+    def read(self) -> Published:
+        current = self._current()
+        note, anchor = ledger_manifests.published_note(current), ledger_manifests.published_reanchor(current)
+        try:
+            parsed = None if anchor is None else Anchor.from_json(anchor)
+        except IntegrityError as exc:
+            log.warning("%s; it is ignored", exc)
+            parsed = None
+        return Published(note=None if note is None else note.encode(), anchor=parsed)
+
+    def publish(self, checkpoint: StoredCheckpoint) -> None:
+        """Put the checkpoint in the ConfigMap unless a newer one is there already (a re-anchor
+        abandoning what is there lets an older size replace it; the apply removes the anchor)."""
+        current = self._current()
+        anchor = ledger_manifests.published_reanchor(current)
+        abandoned = anchor is not None and _abandons(anchor, ledger_manifests.published_note(current) or "")
+        if ledger_manifests.published_size(current) >= checkpoint.size and not abandoned:
             return
         self.cluster.apply(ledger_manifests.checkpoint_configmap(self.namespace, checkpoint.note, self.verifier_keys))
+
+
+def _abandons(anchor: str, note: str) -> bool:
+    try:
+        return Anchor.from_json(anchor).abandoned == note
+    except IntegrityError:
+        return False
+
+
+@dataclass
+class _IntegrityAlarm:
+    """Raises a refused checkpoint where people look (``ledger.checkpointer.Alarm``).
+
+    Every refused attempt logs an ERROR; when the alarm goes up (or its reason changes) a Warning
+    Event is raised on the published ConfigMap and the ``LedgerVerified`` condition in
+    ``privatevault-ledger-integrity`` turns False. The metrics and the readiness probe read the
+    checkpointer's :class:`Integrity`. Once the ledger extends what was signed again, or a person
+    re-anchored it, the incident is recorded in the ledger before the next checkpoint (that write
+    is not best effort: if it fails, nothing is signed and it is tried again).
+    """
+
+    cluster: ClusterView
+    namespace: str
+    audit: OperatorAudit
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _shown: tuple[bool, str] | None = None  # (verified, reason) of the condition last written
+
+    def refused(self, refusal: Refusal, integrity: Integrity) -> None:
+        since = integrity.since.isoformat() if integrity.since else "now"
+        log.error(
+            "ledger integrity: no checkpoint signed (%s; refused %d time(s) since %s): %s."
+            " The published checkpoint is kept; see docs/ledger-threat-model.md",
+            refusal.reason,
+            integrity.attempts,
+            since,
+            refusal.message,
+        )
+        self._show(False, refusal.reason, refusal.message, {"treeSize": str(refusal.tree_size)}, warning=True)
+
+    def resolved(self, incident: Incident) -> None:
+        resource = ResourceRef(kind="ConfigMap", namespace=self.namespace, name=ledger_manifests.CHECKPOINT_CONFIGMAP)
+        if incident.anchor is not None:
+            anchor = incident.anchor
+            self.audit.record(
+                "reanchor-ledger",
+                resource,
+                change=anchor.digest(),
+                details={
+                    "abandoned": anchor.abandoned,
+                    "size": anchor.size,
+                    "root": base64.b64encode(anchor.root).decode(),
+                    "reason": anchor.reason,
+                    "by": anchor.by,
+                    "at": anchor.at,
+                },
+            )
+        if incident.refusal is not None:
+            self.audit.record(
+                "close-integrity-incident",
+                resource,
+                change=incident.key(),
+                details={
+                    "reason": incident.refusal.reason,
+                    "problem": incident.refusal.message,
+                    "refusedSince": incident.since.isoformat() if incident.since else None,
+                    "refusedAttempts": incident.attempts,
+                    "treeSizeAtRefusal": incident.refusal.tree_size,
+                    "publishedSize": incident.refusal.published_size,
+                    "treeSize": incident.tree_size,
+                    "resolution": "re-anchored" if incident.anchor is not None else "consistent-again",
+                },
+            )
+        if incident.anchor is not None:
+            message = f"re-anchored at size {incident.anchor.size} by {incident.anchor.by}: {incident.anchor.reason}"
+            log.warning("ledger integrity: %s; checkpoints resume", message)
+            self._show(True, "Reanchored", message, {"anchorSize": str(incident.anchor.size)}, warning=True)
+        else:
+            message = f"the ledger extends every signed checkpoint again at size {incident.tree_size}"
+            log.warning("ledger integrity: %s; checkpoints resume", message)
+            self._show(True, "VerifiedAgain", message, {"treeSize": str(incident.tree_size)}, warning=False)
+
+    def signed(self, checkpoint: StoredCheckpoint) -> None:
+        if self._shown is None or not self._shown[0]:
+            message = f"the checkpoint at size {checkpoint.size} extends every checkpoint signed before"
+            self._show(True, "Verified", message, {"checkpointSize": str(checkpoint.size)}, warning=False, event=False)
+
+    def _show(
+        self, verified: bool, reason: str, message: str, facts: dict[str, str], *, warning: bool, event: bool = True
+    ) -> None:
+        """The condition and an Event, when they change; best effort (the refusal stands regardless)."""
+        if self._shown == (verified, reason):
+            return
+        now = self.clock().isoformat().replace("+00:00", "Z")
+        try:
+            self.cluster.apply(
+                ledger_manifests.integrity_configmap(
+                    self.namespace, verified=verified, reason=reason, message=message, since=now, facts=facts
+                )
+            )
+            if event:
+                name = f"{ledger_manifests.CHECKPOINT_CONFIGMAP}.{time.time_ns():x}"
+                self.cluster.create(
+                    ledger_manifests.event(
+                        self.namespace, name=name, warning=warning, reason=reason, message=message, time=now
+                    )
+                )
+        except PrivateVaultError as exc:
+            log.error("ledger integrity: could not write the condition or Event (%s): %s", reason, exc)
+            return
+        self._shown = (verified, reason)
 
 
 def _vault(settings: Settings, cluster: ClusterView, audit: OperatorAudit) -> VaultTenantKeys | None:
@@ -188,12 +328,12 @@ def build(settings: Settings, *, cluster: Cluster | None = None) -> App:
         local=LocalTenantKeys(local_kms, SecretStore(view, namespace)), vault=_vault(settings, view, audit)
     )
     signers = load_signers(own, local_kms, origin=settings.ledger_origin)
-    publisher = _Publisher(view, namespace, [signer.verifier_key for signer in signers])
     checkpointer = Checkpointer(
         ledger,
         signers,
         origin=settings.ledger_origin,
-        publish=publisher,
+        publication=_Publisher(view, namespace, [signer.verifier_key for signer in signers]),
+        alarm=_IntegrityAlarm(view, namespace, audit),
         policy=Policy(settings.checkpoint_every_records, settings.checkpoint_every_seconds),
     )
     return App(
@@ -204,5 +344,6 @@ def build(settings: Settings, *, cluster: Cluster | None = None) -> App:
         levels=LevelStore(pool),
         providers=providers,
         checkpointer=checkpointer,
-        metrics=OperatorMetrics(),
+        metrics=OperatorMetrics(checkpointer.integrity),
+        integrity=checkpointer.integrity,
     )

@@ -1,7 +1,15 @@
-"""Prometheus metrics: collected at scrape time from what the reconciles last saw.
+"""Prometheus metrics: collected at scrape time from what the reconciles and the checkpointer last saw.
 
 A custom collector rather than module-level gauges, so that a deleted tenant's series vanish and
 nothing is registered at import time.
+
+The ledger's integrity, from the checkpointer (``ledger.integrity.Integrity``):
+
+- ``privatevault_ledger_integrity_ok``: 1 while every checkpoint it tries to sign extends the
+  published, stored and last signed ones; 0 while it refuses (alert on it);
+- ``privatevault_ledger_checkpoints_refused_total``: refused signing attempts since start;
+- ``privatevault_ledger_checkpoint_size``: the size of the last checkpoint this process signed or
+  published.
 """
 
 from __future__ import annotations
@@ -9,16 +17,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from privatevault.inventory import Inventory, samples
 from privatevault.inventory.metrics import METRICS
+from privatevault.ledger.integrity import Integrity
 
 
 class OperatorMetrics(Collector):
-    def __init__(self) -> None:
+    def __init__(self, integrity: Integrity | None = None) -> None:
         self.inventories: dict[str, Inventory] = {}
+        self.integrity = integrity if integrity is not None else Integrity()
 
     def collect(self) -> Iterator[Metric]:
         grouped: defaultdict[str, list[tuple[dict[str, str], float]]] = defaultdict(list)
@@ -32,3 +42,23 @@ class OperatorMetrics(Collector):
             for labels, value in rows:
                 family.add_metric([labels[key] for key in label_names], value)
             yield family
+        yield from self._ledger()
+
+    def _ledger(self) -> Iterator[Metric]:
+        integrity = self.integrity
+        yield GaugeMetricFamily(
+            "privatevault_ledger_integrity_ok",
+            "1 while every checkpoint signed extends the published, stored and last signed ones; 0 while refused",
+            value=1.0 if integrity.ok else 0.0,
+        )
+        yield CounterMetricFamily(
+            "privatevault_ledger_checkpoints_refused",
+            "Checkpoints not signed because the tree could not be shown to extend one signed before",
+            value=float(integrity.refused_total),
+        )
+        if integrity.checkpoint_size is not None:
+            yield GaugeMetricFamily(
+                "privatevault_ledger_checkpoint_size",
+                "Tree size of the last checkpoint this process signed or published",
+                value=float(integrity.checkpoint_size),
+            )

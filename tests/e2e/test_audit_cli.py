@@ -22,6 +22,14 @@ from tests.support import Kubectl, Operator, eventually
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
 
 
+@pytest.fixture(autouse=True)
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """What `pvctl audit verify` remembers goes under the test's directory, not the user's."""
+    home = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    return home
+
+
 def pvctl(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "privatevault", *args], capture_output=True, text=True, check=False, timeout=120

@@ -224,7 +224,10 @@ def test_crash_mid_reconcile_converges_without_duplicates(
     assert not exists(kubectl, announced)
     assert announced.get("namespace") in {ref["name"] for ref in made if ref["kind"] == "Namespace"}
 
-    restarted = Operator(tmp_path, kubectl.kubeconfig, operator_dsn_file).start()
+    # Restarted as a Deployment would be: the same namespace, so the same keys and published checkpoint.
+    restarted = Operator(
+        tmp_path, kubectl.kubeconfig, operator_dsn_file, PRIVATEVAULT_NAMESPACE=crashing.namespace
+    ).start()
     try:
         obj = ready(kubectl, "e2e-crash")
         assert sorted(obj["status"]["namespaces"]) == ["e2e-crash-a", "e2e-crash-b"]

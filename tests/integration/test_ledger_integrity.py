@@ -1,7 +1,8 @@
 """Tamper and fault tests on a real PostgreSQL, as its superuser: a changed, removed, swapped or
 inserted record is caught and named, a careful attacker who recomputes every hash is caught by the
-published checkpoint, checkpoints are never inconsistent, proofs from the store verify, and a
-PostgreSQL restart or eight concurrent writer processes leave one valid chain."""
+published checkpoint and gets no checkpoint signed over the rewrite, a wrong or missing Merkle node
+off the frontier is named, a verifier that remembers refuses a rollback and a fork, proofs from the
+store verify, and a PostgreSQL restart or eight concurrent writer processes leave one valid chain."""
 
 from __future__ import annotations
 
@@ -9,20 +10,22 @@ import multiprocessing
 import threading
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey
 
-from privatevault.errors import IntegrityError, LedgerUnavailable
+from privatevault.errors import LedgerUnavailable
 from privatevault.ledger import Event, ResourceRef, merkle, record_hash
-from privatevault.ledger.checkpoint import LocalSigner, parse_and_verify
-from privatevault.ledger.checkpointer import Checkpointer
+from privatevault.ledger.checkpoint import LocalSigner, parse_and_verify, sign_checkpoint
+from privatevault.ledger.checkpointer import Checkpointer, CheckpointRefused
 from privatevault.ledger.event import canonical
+from privatevault.ledger.integrity import Incident, Integrity, Refusal
+from privatevault.ledger.integrity import Published as Publication
 from privatevault.ledger.schema import Database
 from privatevault.ledger.store import Ledger, StoredCheckpoint
 from privatevault.ledger.verify import verify
 from privatevault.testbench import Bench
+from tests.support import rewrite_history, superuser
 
 pytestmark = pytest.mark.integration
 
@@ -47,12 +50,37 @@ class Published:
     def __init__(self) -> None:
         self.notes: list[StoredCheckpoint] = []
 
-    def __call__(self, checkpoint: StoredCheckpoint) -> None:
-        self.notes.append(checkpoint)
+    def read(self) -> Publication:
+        return Publication(self.latest if self.notes else None)
+
+    def publish(self, checkpoint: StoredCheckpoint) -> None:
+        if not self.notes or checkpoint.size > self.notes[-1].size:
+            self.notes.append(checkpoint)
 
     @property
     def latest(self) -> bytes:
         return self.notes[-1].note
+
+
+class Alarm:
+    """What the checkpointer raised (the composition root logs, raises an Event, sets a condition)."""
+
+    def __init__(self) -> None:
+        self.refusals: list[Refusal] = []
+        self.incidents: list[Incident] = []
+
+    def refused(self, refusal: Refusal, integrity: Integrity) -> None:
+        self.refusals.append(refusal)
+
+    def resolved(self, incident: Incident) -> None:
+        self.incidents.append(incident)
+
+    def signed(self, checkpoint: StoredCheckpoint) -> None:
+        pass
+
+
+def checkpointer(ledger: Ledger, signers: list[LocalSigner], published: Published) -> Checkpointer:
+    return Checkpointer(ledger, signers, origin=ORIGIN, publication=published, alarm=Alarm())
 
 
 @pytest.fixture
@@ -71,24 +99,11 @@ def ledger(database: Database) -> Iterator[Ledger]:
 def filled(ledger: Ledger, signers: list[LocalSigner]) -> tuple[Ledger, Published]:
     """60 records with checkpoints at 20, 40 and 60, each published."""
     published = Published()
-    checkpointer = Checkpointer(ledger, signers, origin=ORIGIN, publish=published)
+    issuer = checkpointer(ledger, signers, published)
     for block in range(3):
         ledger.append_many([event(f"k{block}-{i}") for i in range(20)])
-        checkpointer.issue()
+        issuer.issue()
     return ledger, published
-
-
-def superuser(bench: Bench, database: Database) -> psycopg.Connection[tuple[object, ...]]:
-    """The database superuser, with triggers off for the session: what an insider could do."""
-    conn = psycopg.connect(
-        bench.postgres.superuser_dsn.rsplit("/", 1)[0] + "/" + database_name(database), autocommit=True
-    )
-    conn.execute("SET session_replication_role = replica")
-    return conn
-
-
-def database_name(database: Database) -> str:
-    return psycopg.conninfo.conninfo_to_dict(database.owner_dsn)["dbname"]  # type: ignore[return-value]
 
 
 def check(ledger: Ledger, signers: list[LocalSigner], published: Published) -> tuple[int | None, str | None]:
@@ -124,31 +139,7 @@ def test_careful_attacker_is_caught_by_the_published_checkpoint(
     bench: Bench, database: Database, filled: tuple[Ledger, Published], signers: list[LocalSigner]
 ) -> None:
     ledger, published = filled
-    records = list(ledger.records())
-    # Rewrite record 25 and recompute every later hash, the whole tree, and drop the stored
-    # checkpoints (the attacker cannot sign new ones).
-    prev = records[23].record_hash
-    forged = []
-    for record in records[24:]:
-        body = record.canonical.replace(b"acme", b"evil") if record.seq == 25 else record.canonical
-        digest = record_hash(prev, body)
-        forged.append((body, prev, digest, record.seq))
-        prev = digest
-    nodes = merkle.append_leaves(
-        0,
-        [merkle.leaf_hash(r.record_hash) for r in records[:24]] + [merkle.leaf_hash(f[2]) for f in forged],
-        merkle.MemoryNodeStore(),
-    )
-    with superuser(bench, database) as conn:
-        conn.execute("DELETE FROM checkpoints")
-        conn.execute("DELETE FROM merkle_nodes")
-        for body, prev_hash, digest, seq in forged:
-            conn.execute(
-                "UPDATE audit_records SET canonical = %s, prev_hash = %s, record_hash = %s WHERE seq = %s",
-                (body, prev_hash, digest, seq),
-            )
-        with conn.cursor() as cur:
-            cur.executemany("INSERT INTO merkle_nodes (level, idx, hash) VALUES (%s, %s, %s)", nodes)
+    rewrite_history(bench, database, 25)
     # Without the published checkpoint the forgery is self-consistent ...
     inside = verify(ledger, verifiers=[s.verifier for s in signers])
     assert inside.ok, inside.problem
@@ -156,6 +147,68 @@ def test_careful_attacker_is_caught_by_the_published_checkpoint(
     seq, problem = check(ledger, signers, published)
     assert problem is not None and "do not match the published checkpoint" in problem
     assert seq == 1  # no trusted checkpoint survived: everything up to the published size is suspect
+
+
+def test_careful_attacker_gets_no_checkpoint_signed_over_the_rewrite(
+    bench: Bench, database: Database, filled: tuple[Ledger, Published], signers: list[LocalSigner]
+) -> None:
+    ledger, published = filled
+    running = checkpointer(ledger, signers, published)
+    running.issue()
+    rewrite_history(bench, database, 25)
+    ledger.append_many([event(f"after-{i}") for i in range(5)])  # the operator keeps writing
+    for issuer in (running, checkpointer(ledger, signers, published)):  # and after a restart
+        with pytest.raises(CheckpointRefused) as refused:
+            issuer.issue()
+        assert refused.value.refusal.reason == "InconsistentWithPublished"
+        assert (refused.value.refusal.tree_size, refused.value.refusal.published_size) == (65, 60)
+    assert ledger.checkpoints() == []
+    assert [c.size for c in published.notes] == [20, 40, 60]
+    assert check(ledger, signers, published)[1] is not None  # and `pvctl audit verify` keeps failing
+
+
+def test_a_wrong_or_missing_node_off_the_frontier_is_named(
+    bench: Bench, database: Database, filled: tuple[Ledger, Published], signers: list[LocalSigner]
+) -> None:
+    ledger, published = filled
+    head, good = ledger.root(60), ledger.nodes([(1, 3)])[(1, 3)]
+    with superuser(bench, database) as conn:
+        conn.execute("UPDATE merkle_nodes SET hash = %s WHERE level = 1 AND idx = 3", (bytes(32),))
+    assert ledger.root(60) == head  # the head the verifier used to check is unchanged
+    _, problem = check(ledger, signers, published)
+    assert problem == (
+        "stored Merkle node (level 1, index 3) over records 7..8 does not match the records:"
+        " proofs served from it would be wrong"
+    )
+    with superuser(bench, database) as conn:
+        conn.execute("UPDATE merkle_nodes SET hash = %s WHERE level = 1 AND idx = 3", (good,))
+        conn.execute("DELETE FROM merkle_nodes WHERE level = 2 AND idx = 11")
+    _, problem = check(ledger, signers, published)
+    assert problem is not None and problem.startswith(
+        "stored Merkle node (level 2, index 11) over records 45..48 is missing"
+    )
+
+
+def test_a_verifier_that_remembers_refuses_a_rollback_and_a_fork(
+    bench: Bench, database: Database, filled: tuple[Ledger, Published], signers: list[LocalSigner]
+) -> None:
+    ledger, published = filled
+    verifiers = [s.verifier for s in signers]
+    remembered = parse_and_verify(published.latest, verifiers)  # what it accepted at 60
+    rolled_back = published.notes[0].note  # someone puts the checkpoint at 20 back in the ConfigMap
+    report = verify(ledger, verifiers=verifiers, published=rolled_back, remembered=remembered)
+    assert report.problem == (
+        "the published checkpoint at size 20 is older than the checkpoint at size 60 this verifier remembers:"
+        " a rollback"
+    )
+    assert verify(ledger, verifiers=verifiers, published=rolled_back).ok  # a verifier without memory is fooled
+    rewrite_history(bench, database, 25)
+    fork = sign_checkpoint(ORIGIN, 60, ledger.root(60), signers)  # signed over the rewrite by a restarted operator
+    report = verify(ledger, verifiers=verifiers, published=fork, remembered=remembered)
+    assert report.problem is not None and report.problem.startswith(
+        "the published checkpoint at size 60 is not provably consistent with the checkpoint at size 60"
+        " this verifier remembers: a fork"
+    )
 
 
 def test_deleted_last_records_are_caught(
@@ -195,7 +248,7 @@ def test_inserted_record_is_caught(
             " outcome, canonical, prev_hash, record_hash, idempotency_key)"
             " VALUES (30, now(), 'acme', 'test', 'forged', 'X', 'x', 'intended', %s, %s, %s, 'forged')",
             (body, prev[0], record_hash(bytes(prev[0]), body)),
-        )  # type: ignore[arg-type]
+        )
     seq, problem = check(ledger, signers, published)
     assert seq == 31 and problem is not None and "previous hash" in problem
 
@@ -207,8 +260,8 @@ def test_no_checkpoint_is_issued_over_a_rewritten_tree(
     ledger.append(event("after"))
     with superuser(bench, database) as conn:
         conn.execute("UPDATE merkle_nodes SET hash = %s WHERE level = 5 AND idx = 0", (bytes(32),))
-    with pytest.raises(IntegrityError, match="not consistent with the checkpoint at size 60"):
-        Checkpointer(ledger, signers, origin=ORIGIN, publish=published).issue()
+    with pytest.raises(CheckpointRefused, match="not consistent with the published checkpoint at size 60"):
+        checkpointer(ledger, signers, published).issue()
 
 
 def test_postgres_restart_during_appends_loses_nothing(bench: Bench, database: Database) -> None:
@@ -267,7 +320,7 @@ def test_eight_writer_processes_build_one_chain(database: Database, signers: lis
         assert process.exitcode == 0
     ledger = Ledger(database.operator_dsn)
     published = Published()
-    Checkpointer(ledger, signers, origin=ORIGIN, publish=published).issue()
+    checkpointer(ledger, signers, published).issue()
     report = verify(ledger, verifiers=[s.verifier for s in signers], published=published.latest)
     ledger.close()
     assert report.ok, report.problem

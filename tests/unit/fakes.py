@@ -5,15 +5,16 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from privatevault.crypto import LocalAesGcmWrapper
 from privatevault.errors import KmsError, KmsUnavailable, LedgerUnavailable, SpecError
 from privatevault.kms.facts import KeyFacts
-from privatevault.ledger import GENESIS, Event, Record, record_hash
+from privatevault.ledger import GENESIS, Event, Record, ResourceRef, merkle, record_hash
 from privatevault.ledger.event import canonical
+from privatevault.ledger.store import StoredCheckpoint
 from privatevault.manifests.objects import comparable
 from privatevault.mcs import Allocation, Level, parse
 
@@ -225,3 +226,123 @@ class FakeKeys:
 
     def for_provider(self, provider: str) -> FakeKeys:
         return self
+
+
+def ledger_event(key: str, tenant: str = "acme") -> Event:
+    """An event as a reconcile would write it, told apart by its idempotency key."""
+    return Event(
+        tenant=tenant,
+        actor="test",
+        action="update-resourcequota",
+        outcome="intended",
+        resource=ResourceRef(kind="ResourceQuota", namespace=tenant, name="privatevault-quota"),
+        idempotency_key=key,
+        details={"n": key},
+    )
+
+
+class MemoryLedger:
+    """The PostgreSQL ledger in memory (records, Merkle nodes, checkpoints), read the way the
+    checkpointer and the verifier read the real one, and what a database superuser can do to it.
+
+    ``calls`` names every read, so tests can hold the checkpointer to one query per idle tick.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[Record] = []
+        self.tree: dict[merkle.NodeKey, bytes] = {}
+        self.stored: list[StoredCheckpoint] = []
+        self.calls: list[str] = []
+
+    # -- writing, as the operator does ------------------------------------------------------
+
+    def append(self, event: Event) -> Record:
+        for record in self.rows:
+            if record.idempotency_key == event.idempotency_key:
+                return record
+        seq = len(self.rows) + 1
+        prev = self.rows[-1].record_hash if self.rows else GENESIS
+        body = canonical(event.body(seq=seq, time=datetime(2026, 1, 1, tzinfo=UTC)))
+        record = Record(seq, body, prev, record_hash(prev, body), event.idempotency_key)
+        self.tree.update(
+            (node.key, node.hash)
+            for node in merkle.append_leaves(len(self.rows), [merkle.leaf_hash(record.record_hash)], self)
+        )
+        self.rows.append(record)
+        return record
+
+    def add(self, count: int) -> None:
+        for _ in range(count):
+            self.append(ledger_event(f"k{len(self.rows) + 1}"))
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
+        if any(stored.size == checkpoint.size for stored in self.stored):
+            return False
+        self.stored.append(checkpoint)
+        self.stored.sort(key=lambda stored: stored.size)
+        return True
+
+    # -- what a superuser can do --------------------------------------------------------------
+
+    def rewrite(self, seq: int, *, drop_checkpoints: bool = True) -> None:
+        """Change record ``seq``, recompute every later hash and the whole tree; drop the stored checkpoints."""
+        records = list(self.rows)
+        self.rows, self.tree = [], {}
+        for record in records:
+            body = record.canonical.replace(b"acme", b"evil") if record.seq == seq else record.canonical
+            prev = self.rows[-1].record_hash if self.rows else GENESIS
+            forged = Record(record.seq, body, prev, record_hash(prev, body), record.idempotency_key)
+            self.tree.update(
+                (node.key, node.hash)
+                for node in merkle.append_leaves(len(self.rows), [merkle.leaf_hash(forged.record_hash)], self)
+            )
+            self.rows.append(forged)
+        if drop_checkpoints:
+            self.stored = []
+
+    def truncate(self, size: int) -> None:
+        """Delete the records after ``size`` (their nodes stay, as a careless insider leaves them)."""
+        self.rows = self.rows[:size]
+
+    # -- reading, as the checkpointer and the verifier do ------------------------------------
+
+    def get_many(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
+        return {key: self.tree[key] for key in keys if key in self.tree}
+
+    def size(self) -> int:
+        self.calls.append("size")
+        return len(self.rows)
+
+    def record(self, seq: int) -> Record | None:
+        return self.rows[seq - 1] if 0 < seq <= len(self.rows) else None
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        self.calls.append("latest")
+        return self.stored[-1] if self.stored else None
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        return list(self.stored)
+
+    def root(self, size: int) -> bytes:
+        return merkle.tree_root(size, self)
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        return merkle.consistency_proof(old_size, new_size, self)
+
+    def inclusion_proof(self, seq: int, size: int) -> list[bytes]:
+        return merkle.inclusion_proof(seq - 1, size, self)
+
+    def nodes(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
+        return self.get_many(keys)
+
+    def stream(self, *, start: int = 1, end: int | None = None) -> Iterator[tuple[int, bytes, bytes, bytes]]:
+        for record in self.rows[start - 1 : end]:
+            yield record.seq, record.canonical, record.prev_hash, record.record_hash
+
+    def node_runs(self, runs: Sequence[tuple[int, int, int]]) -> bytes:
+        return b"".join(
+            self.tree[(level, index)]
+            for level, first, end in sorted(runs)
+            for index in range(first, end)
+            if (level, index) in self.tree
+        )

@@ -1,7 +1,8 @@
 """The kopf wiring against fake adapters: Reconciling written at once, Ready for the generation,
 a refused spec Stalled and not retried, a dependency outage Reconciling naming the dependency and
 since when, and retried; a gate retried less often; an idle reconcile writes no status; the
-registry registers every kind's handlers and every cache index without touching a cluster."""
+registry registers every kind's handlers and every cache index without touching a cluster; the
+readiness probe fails while the checkpointer refuses to sign."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from privatevault.cache import CACHED
 from privatevault.errors import ConflictError, GateClosed, LedgerUnavailable
 from privatevault.handlers import registry, wiring
 from privatevault.handlers import tenant as tenant_handlers
+from privatevault.ledger.integrity import Integrity, Refusal
 from privatevault.metrics import OperatorMetrics
 from privatevault.reconcile import status
 from privatevault.reconcile.ports import ProtectionPolicyPorts, TenantPorts
@@ -62,6 +64,7 @@ class FakeApp:
     levels: FakeLevels = field(default_factory=FakeLevels)
     keys: FakeKeys = field(default_factory=FakeKeys)
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
+    integrity: Integrity = field(default_factory=Integrity)
     locks: Locks = field(default_factory=Locks)
     now: datetime = T0
 
@@ -201,3 +204,19 @@ def test_the_registry_wires_every_kind_and_every_cache_index_without_a_cluster()
     assert {"create", "update/spec", "resume", "finalize"} <= changing
     assert {"resync"} <= ids(reg._spawning.get_all_handlers())
     assert app.cluster.live.patches == []  # building the registry touches nothing
+
+
+def test_the_readiness_probe_fails_while_the_checkpointer_refuses() -> None:
+    app = FakeApp()
+    reg = registry(app)  # type: ignore[arg-type]
+    [probe] = [handler for handler in reg._activities.get_all_handlers() if handler.id == "ledger-integrity"]
+    app.integrity.checkpoint_size = 20
+    assert probe.fn() == {"ok": True, "checkpointSize": 20}
+    app.integrity.refusal = Refusal("InconsistentWithPublished", "the tree at size 30 is not consistent", 30, 20)
+    app.integrity.since = T0
+    with pytest.raises(kopf.PermanentError) as failed:  # kopf's health endpoint answers 500
+        probe.fn()
+    assert str(failed.value) == (
+        "no checkpoint signed since 2026-11-30T12:00:00+00:00 (InconsistentWithPublished):"
+        " the tree at size 30 is not consistent"
+    )

@@ -24,7 +24,9 @@ from privatevault.ledger.checkpoint import (
     parse_verifier_key,
 )
 from privatevault.ledger.event import Record
+from privatevault.ledger.remembered import RememberedCheckpoint, default_path
 from privatevault.ledger.store import Ledger
+from privatevault.ledger.verify import Report
 from privatevault.ledger.verify import verify as verify_ledger
 from privatevault.manifests import ledger as ledger_manifests
 from privatevault.settings import ledger_dsn
@@ -109,9 +111,26 @@ def verify(
             help="Verify incrementally from this trusted checkpoint (signed note file).", exists=True, dir_okay=False
         ),
     ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            help="File remembering the last checkpoint verified (refuses rollbacks and forks);"
+            " default: $XDG_STATE_HOME/privatevault/checkpoints/<origin>+<key ID>.",
+            dir_okay=False,
+        ),
+    ] = None,
+    forget_state: Annotated[
+        bool,
+        typer.Option(
+            "--forget-state",
+            help="Forget the remembered checkpoint first: only after reviewing a deliberate re-anchor"
+            " (docs/ledger-threat-model.md).",
+        ),
+    ] = False,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Recompute every record hash, link and tree head; check checkpoints; name the first bad record."""
+    """Recompute every record hash, link, tree head and stored node; check the stored, published and
+    remembered checkpoints; name the first bad record."""
     note, published_keys = _published(kubeconfig, namespace, checkpoint)
     verifiers = _verifiers(verifier_key, published_keys)
     trusted: Checkpoint | None = None
@@ -121,6 +140,8 @@ def verify(
         except CheckpointError as exc:
             errors.print(f"[red]error:[/red] the trusted checkpoint does not verify: {exc}")
             raise typer.Exit(2) from exc
+    memory = RememberedCheckpoint(state or default_path(verifiers))
+    remembered = _remembered(memory, verifiers, forget=forget_state)
     ledger = _ledger(dsn_file)
     try:
         with Progress(
@@ -138,6 +159,7 @@ def verify(
                 verifiers=verifiers,
                 published=note,
                 trusted=trusted,
+                remembered=remembered,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
     except PrivateVaultError as exc:
@@ -145,12 +167,40 @@ def verify(
         raise typer.Exit(2) from exc
     finally:
         ledger.close()
+    remembers: int | None = None if remembered is None else remembered.size
+    if report.ok and report.latest is not None:
+        latest = parse_and_verify(report.latest, verifiers)
+        if remembers is None or latest.size > remembers:
+            memory.save(report.latest)
+            remembers = latest.size
+    _print_report(report, fmt=fmt, remembers=remembers, state=memory.path)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _remembered(memory: RememberedCheckpoint, verifiers: list[KeyVerifier], *, forget: bool) -> Checkpoint | None:
+    if forget:
+        memory.forget()
+    try:
+        return memory.load(verifiers)
+    except CheckpointError as exc:
+        errors.print(
+            f"[red]error:[/red] {exc}; if the log's keys were changed deliberately, review why and pass --forget-state"
+        )
+        raise typer.Exit(1) from exc
+
+
+def _print_report(report: Report, *, fmt: Format, remembers: int | None, state: Path) -> None:
     result: dict[str, Any] = {
         "ok": report.ok,
         "records": report.records,
         "verifiedFrom": report.verified_from,
         "checkpoints": report.checkpoints,
+        "nodes": report.nodes,
         "publishedSize": report.published_size,
+        "rememberedSize": report.remembered_size,
+        "remembers": remembers,
+        "state": str(state),
     }
     if not report.ok:
         result |= {"firstBadSeq": report.first_bad_seq, "problem": report.problem}
@@ -162,15 +212,19 @@ def verify(
             if report.published_size is not None
             else " [yellow](no published checkpoint checked)[/yellow]"
         )
+        before = (
+            f", consistent with the checkpoint at {report.remembered_size} remembered before"
+            if report.remembered_size is not None
+            else ""
+        )
+        now = f"; remembers the checkpoint at {remembers} in {state}" if remembers is not None else ""
         console.print(
             f"[green]ledger verified:[/green] {report.records:,} records from seq {report.verified_from},"
-            f" {report.checkpoints} stored checkpoints{published}"
+            f" {report.nodes:,} Merkle nodes, {report.checkpoints} stored checkpoints{published}{before}{now}"
         )
     else:
         where = f"seq {report.first_bad_seq}" if report.first_bad_seq is not None else "the ledger"
         console.print(f"[red]ledger does not verify at {where}:[/red] {report.problem}")
-    if not report.ok:
-        raise typer.Exit(1)
 
 
 def _latest_head(ledger: Ledger) -> tuple[int, bytes, bytes]:

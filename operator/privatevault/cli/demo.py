@@ -14,14 +14,19 @@ import os
 import subprocess
 import sys
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Protocol
 
 import typer
 from psycopg.conninfo import conninfo_to_dict
 
+from privatevault.cluster import Cluster
 from privatevault.kms.vault import create_operator_token, vault_client
+from privatevault.ledger import merkle
+from privatevault.ledger.integrity import Anchor
 from privatevault.ledger.schema import Database, bootstrap
+from privatevault.manifests import ledger as ledger_manifests
 from privatevault.testbench import Bench, BenchError
 from privatevault.testbench.ports import free_port
 from privatevault.testbench.process import ManagedProcess, log_tail, stop_recorded
@@ -37,6 +42,14 @@ REPO = Path(__file__).resolve().parents[3]
 OPERATOR_STATE = "operator.json"
 
 Workdir = Annotated[Path, typer.Option(help="Where the demo keeps its state, logs and secrets.")]
+#: The operator's namespace in the demo (its default).
+NAMESPACE = "privatevault-system"
+
+
+class Objects(Protocol):
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None: ...
+
+    def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]: ...
 
 
 def _kubectl(kubectl: Path, kubeconfig: Path, *args: str, capture: bool = False) -> str:
@@ -48,6 +61,25 @@ def _kubectl(kubectl: Path, kubeconfig: Path, *args: str, capture: bool = False)
     if not capture and done.stdout.strip():
         console.print(done.stdout.rstrip(), highlight=False)
     return done.stdout
+
+
+def reanchor_earlier_demo(cluster: Objects, namespace: str, *, at: datetime) -> bool:
+    """Write an anchor at the empty tree beside a checkpoint published earlier; False when there is none."""
+    current = cluster.get("v1", "ConfigMap", ledger_manifests.CHECKPOINT_CONFIGMAP, namespace)
+    note = ledger_manifests.published_note(current)
+    if note is None:
+        return False
+    anchor = Anchor(
+        abandoned=note,
+        size=0,
+        root=merkle.EMPTY_ROOT,
+        reason="make demo: a new demo ledger replaces the one an earlier demo published in this cluster",
+        by="pvctl demo up",
+        at=at.isoformat().replace("+00:00", "Z"),
+    )
+    keys = ledger_manifests.published_verifier_keys(current)
+    cluster.apply(ledger_manifests.checkpoint_configmap(namespace, note.encode(), keys, reanchor=anchor.to_json()))
+    return True
 
 
 def _healthy(url: str) -> bool:
@@ -91,6 +123,20 @@ class _Demo:
             "app.kubernetes.io/part-of=privatevault",
         )
         return database
+
+    def earlier_publication(self) -> None:
+        """A cluster kept from an earlier demo still publishes that demo's checkpoint, which the new,
+        empty ledger does not extend: the operator would (rightly) refuse to sign. The demo
+        re-anchors deliberately, and the operator records it in the new ledger."""
+        cluster = Cluster.connect(self.kubeconfig)
+        try:
+            if reanchor_earlier_demo(cluster, NAMESPACE, at=datetime.now(UTC)):
+                console.print(
+                    f"[yellow]{NAMESPACE} publishes an earlier demo's checkpoint: re-anchored to the new,"
+                    " empty ledger (recorded in it; docs/ledger-threat-model.md)[/yellow]"
+                )
+        finally:
+            cluster.close()
 
     def start_operator(self) -> None:
         console.print("[bold]starting the operator (with a least-privilege OpenBao token)[/bold]")
@@ -181,6 +227,8 @@ def up(
     demo = _Demo(workdir, kubeconfig, timeout)
     try:
         database = demo.services()
+        if kubeconfig is not None:
+            demo.earlier_publication()
         demo.start_operator()
         demo.examples(examples)
     except BaseException as exc:

@@ -13,7 +13,7 @@ import typer
 from privatevault import __version__
 from privatevault.api import crdgen
 from privatevault.app import build
-from privatevault.cli import audit, demo
+from privatevault.cli import audit, demo, reanchor
 from privatevault.cli.output import errors
 from privatevault.errors import PrivateVaultError
 from privatevault.handlers import registry
@@ -32,6 +32,7 @@ ledger_app = typer.Typer(help="The audit ledger's database.", no_args_is_help=Tr
 app.add_typer(operator_app, name="operator")
 app.add_typer(crds_app, name="crds")
 app.add_typer(ledger_app, name="ledger")
+audit.app.command("reanchor")(reanchor.reanchor)
 app.add_typer(audit.app, name="audit")
 app.add_typer(demo.app, name="demo")
 

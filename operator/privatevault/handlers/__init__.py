@@ -44,6 +44,19 @@ def _lifecycle(registry: kopf.OperatorRegistry, app: App) -> None:
     def stop(**_: Any) -> None:
         app.close()
 
+    @kopf.on.probe(id="ledger-integrity", registry=registry)
+    def ledger_integrity(**_: Any) -> dict[str, Any]:
+        # Served by `pvctl operator run --liveness URL` (kopf's health endpoint): an HTTP 500 while
+        # the checkpointer refuses to sign. Point a readinessProbe at it, not a livenessProbe: a
+        # restart cannot repair a rewritten ledger, and the new process would refuse again.
+        integrity = app.integrity
+        if integrity.refusal is not None:
+            since = integrity.since.isoformat() if integrity.since else "start-up"
+            raise kopf.PermanentError(
+                f"no checkpoint signed since {since} ({integrity.refusal.reason}): {integrity.refusal.message}"
+            )
+        return {"ok": True, "checkpointSize": integrity.checkpoint_size}
+
 
 def registry(app: App) -> kopf.OperatorRegistry:
     reg = kopf.OperatorRegistry()

@@ -1,0 +1,178 @@
+"""A PostgreSQL superuser rewrites the ledger under a running operator (a record changed, every hash
+and Merkle node recomputed, the stored checkpoints dropped) and the operator keeps writing: no
+checkpoint is signed or published over it, `pvctl audit verify` keeps failing, and the alarm is
+visible (metric, readiness probe, Event, condition, ERROR log). Someone then rolls the ConfigMap back
+to a checkpoint older than the rewrite: a verifier without memory is fooled, the one that remembers
+fails naming both sizes, and the operator still signs nothing. A deliberate `pvctl audit reanchor`
+ends it: the incident is in the ledger under the next checkpoint, and remembering verifiers see the
+fork until a person tells them to forget."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from privatevault.ledger.schema import Database
+from privatevault.testbench import Bench
+from privatevault.testbench.ports import free_ports
+from tests import builders
+from tests.support import Kubectl, Operator, eventually, rewrite_history, superuser, wait_for_condition
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
+
+
+def pvctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "privatevault", *args], capture_output=True, text=True, check=False, timeout=120
+    )
+
+
+def http(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - a loopback URL of the test
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def metric(port: int, name: str) -> float | None:
+    _, text = http(f"http://127.0.0.1:{port}/metrics")
+    found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else None
+
+
+def test_a_rewrite_under_a_running_operator_is_never_signed_over(
+    kubectl: Kubectl, bench: Bench, database: Database, operator_dsn_file: Path, tmp_path: Path
+) -> None:
+    metrics_port, probe_port = free_ports(2)
+    operator = Operator(
+        tmp_path,
+        kubectl.kubeconfig,
+        operator_dsn_file,
+        liveness=f"http://127.0.0.1:{probe_port}/healthz",
+        PRIVATEVAULT_CHECKPOINT_EVERY_RECORDS="4",
+        PRIVATEVAULT_CHECKPOINT_EVERY_SECONDS="1",
+        PRIVATEVAULT_METRICS_PORT=str(metrics_port),
+        PRIVATEVAULT_METRICS_ADDR="127.0.0.1",
+    ).start()
+    namespace = operator.namespace
+    state = tmp_path / "verifier.state"
+    common = ["--dsn-file", str(operator_dsn_file), "--kubeconfig", str(kubectl.kubeconfig), "--namespace", namespace]
+
+    def published() -> str:
+        cm = kubectl.get("configmap", "privatevault-ledger-checkpoint", namespace)
+        return str(((cm or {}).get("data") or {}).get("checkpoint", ""))
+
+    def size(note: str) -> int:
+        return int(note.split("\n")[1]) if note.count("\n") > 2 else 0
+
+    def records() -> int:
+        with superuser(bench, database) as conn:
+            row = conn.execute("SELECT coalesce(max(seq), 0) FROM audit_records").fetchone()
+        return int(row[0]) if row else 0
+
+    def settled() -> str:
+        """The published checkpoint once it covers every record (the operator is idle)."""
+        return str(eventually(lambda: (note := published()) and size(note) == records() and note, timeout=60))
+
+    def verify(*extra: str) -> tuple[int, dict[str, Any]]:
+        done = pvctl("audit", "verify", *common, "--format", "json", *extra)
+        assert done.returncode in (0, 1), done.stderr
+        return done.returncode, json.loads(done.stdout)
+
+    try:
+        kubectl.apply(builders.tenant("e2e-ledger-a"))
+        wait_for_condition(kubectl, "tenant", "e2e-ledger-a", "Ready")
+        early = settled()
+        assert verify("--state", str(state))[0] == 0
+        kubectl.apply(builders.tenant("e2e-ledger-b"))
+        wait_for_condition(kubectl, "tenant", "e2e-ledger-b", "Ready")
+        before = settled()
+        code, result = verify("--state", str(state))
+        assert code == 0 and result["rememberedSize"] == size(early) and result["remembers"] == size(before)
+        assert result["nodes"] > 0 and metric(metrics_port, "privatevault_ledger_integrity_ok") == 1.0
+        assert http(f"http://127.0.0.1:{probe_port}/healthz")[0] == 200
+
+        # The insider rewrites the record after the early checkpoint, under the running operator.
+        rewrite_history(bench, database, size(early) + 1)
+        kubectl.apply(builders.tenant("e2e-ledger-c"))  # the operator keeps writing on the forged head
+        wait_for_condition(kubectl, "tenant", "e2e-ledger-c", "Ready")
+        eventually(
+            lambda: (metric(metrics_port, "privatevault_ledger_checkpoints_refused_total") or 0) >= 3,
+            what="three refused checkpoints (one a second)",
+        )
+        assert published() == before  # nothing published over the rewrite ...
+        with superuser(bench, database) as conn:
+            assert conn.execute("SELECT count(*) FROM checkpoints").fetchone() == (0,)  # ... nor signed
+        assert metric(metrics_port, "privatevault_ledger_integrity_ok") == 0.0
+        # kopf's probe endpoint (it keeps an answer for 10 s): point a readinessProbe at it.
+        eventually(lambda: http(f"http://127.0.0.1:{probe_port}/healthz")[0] == 500, what="the probe failing")
+        events = json.loads(kubectl.run("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+        refusal = [e for e in events if e["reason"] == "InconsistentWithPublished"]
+        assert refusal and refusal[0]["type"] == "Warning"
+        assert f"not consistent with the published checkpoint at size {size(before)}" in refusal[0]["message"]
+        condition = (kubectl.get("configmap", "privatevault-ledger-integrity", namespace) or {})["data"]
+        assert (condition["status"], condition["reason"]) == ("False", "InconsistentWithPublished")
+        assert re.search(r"ERROR.*ledger integrity: no checkpoint signed \(InconsistentWithPublished", operator.log())
+        for extra in ((), ("--state", str(state)), ("--state", str(tmp_path / "fresh"))):
+            code, result = verify(*extra)
+            assert code == 1 and "do not match the published checkpoint" in result["problem"], result
+
+        # Someone with access to the ConfigMap puts the early checkpoint back, below the rewrite.
+        patch = json.dumps({"data": {"checkpoint": early}})
+        kubectl.run("patch", "configmap", "privatevault-ledger-checkpoint", "-n", namespace, "-p", patch)
+        code, result = verify("--state", str(tmp_path / "fresh-2"))
+        assert code == 0  # a verifier without memory is fooled: the rewrite is after the early checkpoint
+        code, result = verify("--state", str(state))
+        assert code == 1 and result["problem"] == (
+            f"the published checkpoint at size {size(early)} is older than the checkpoint at size {size(before)}"
+            " this verifier remembers: a rollback"
+        )
+        time.sleep(3)  # a few checkpoint intervals
+        assert published() == early  # the running operator remembers what it signed: still nothing signed
+
+        # Recovery is a person's act: the dry run shows what would be vouched for, the flags do it.
+        shown = pvctl("audit", "reanchor", *common)
+        assert shown.returncode == 0, shown.stderr
+        command = re.search(r"--at (\d+) --root (\S+) --abandon (\S+)", shown.stdout)
+        assert command is not None, shown.stdout
+        at, root, abandon = command.groups()
+        assert abandon == str(size(early))
+        refused = pvctl("audit", "reanchor", *common, "--at", at, "--root", root, "--abandon", "1", "--reason", "x")
+        assert refused.returncode == 2 and "nothing written" in refused.stderr
+        done = pvctl(
+            "audit", "reanchor", *common, "--at", at, "--root", root, "--abandon", abandon,
+            "--reason", "record rewritten by an insider, no backup; incident E2E-1", "--by", "e2e",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr + done.stdout
+        eventually(lambda: size(published()) > int(at), what="a checkpoint signed from the anchor")
+        assert metric(metrics_port, "privatevault_ledger_integrity_ok") == 1.0
+        with superuser(bench, database) as conn:
+            actions = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT action FROM audit_records WHERE action IN ('reanchor-ledger', 'close-integrity-incident')"
+                    " ORDER BY seq"
+                )
+            ]
+        assert actions == ["reanchor-ledger", "close-integrity-incident"]
+        assert verify("--state", str(tmp_path / "fresh-3"))[0] == 0
+        code, result = verify("--state", str(state))
+        assert code == 1 and result["problem"].startswith(
+            f"the published checkpoint at size {size(published())} is not provably consistent with the checkpoint"
+            f" at size {size(before)} this verifier remembers: a fork"
+        )
+        assert verify("--state", str(state), "--forget-state")[0] == 0  # after a person reviewed the incident
+    finally:
+        for name in ("e2e-ledger-a", "e2e-ledger-b", "e2e-ledger-c"):
+            kubectl.run("delete", "tenant", name, "--wait=true", "--ignore-not-found", check=False)
+        operator.stop()
