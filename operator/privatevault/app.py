@@ -313,7 +313,7 @@ def _vault(settings: Settings, cluster: ClusterView, audit: OperatorAudit) -> Va
 
 def build(settings: Settings, *, cluster: Cluster | None = None) -> App:
     """Connect every adapter; the operator's namespace, master key and signing keys exist afterwards."""
-    view = ClusterView(cluster or Cluster.connect(settings.kubeconfig))
+    view = ClusterView(cluster or Cluster.connect(settings.kubeconfig, pool_size=settings.workers + 4))
     pool = open_pool(settings.ledger_dsn, max_size=settings.database_connections)
     ledger = Ledger(pool=pool)
     audit = OperatorAudit(ledger, settings)

@@ -296,10 +296,13 @@ class ClusterView:
         return applied
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Create ``obj``; None when it exists already (then read live: the caches had not seen it)."""
+        meta = obj["metadata"]
         created = self.live.create(obj)
-        if created is not None:
-            created.setdefault("kind", obj["kind"])
-            self._remember(obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"], created)
+        found = created or self.live.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        if found is not None:
+            found.setdefault("kind", obj["kind"])
+            self._remember(obj["kind"], meta.get("namespace"), meta["name"], found)
         return created
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:

@@ -45,7 +45,7 @@ class Cluster:
         self._dynamic = DynamicClient(api)
 
     @classmethod
-    def connect(cls, kubeconfig: Path | None = None) -> Cluster:
+    def connect(cls, kubeconfig: Path | None = None, *, pool_size: int = 16) -> Cluster:
         """From a kubeconfig file, else the in-cluster service account, else ~/.kube/config."""
         configuration = client.Configuration()
         if kubeconfig is not None:
@@ -55,6 +55,8 @@ class Cluster:
                 config.load_incluster_config(client_configuration=configuration)
             except config.ConfigException:
                 config.load_kube_config(client_configuration=configuration)
+        # One pooled connection per reconcile thread, instead of urllib3 discarding the extras.
+        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, pool_size)
         return cls(client.ApiClient(configuration))
 
     def close(self) -> None:

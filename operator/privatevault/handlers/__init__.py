@@ -7,6 +7,7 @@ decide what runs (and tests hand in an App of fakes).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import kopf
@@ -38,6 +39,11 @@ def _lifecycle(registry: kopf.OperatorRegistry, app: App) -> None:
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
         settings.persistence.finalizer = f"{GROUP}/finalizer"
         settings.execution.max_workers = app.settings.workers
+        # Each concurrently processed object holds an API connection with a 256 KiB TLS buffer;
+        # a thousand tenants created at once would otherwise open a thousand of them.
+        settings.queueing.worker_limit = app.settings.workers * 2
+        # Warnings and errors become Kubernetes Events; routine successes stay in the log only.
+        settings.posting.level = logging.WARNING
         app.start()
 
     @kopf.on.cleanup(registry=registry)
