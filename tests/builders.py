@@ -413,3 +413,40 @@ def compliance_framework(
         generation=generation,
         status=status,
     )
+
+
+def deployment(
+    name: str,
+    namespace: str,
+    *,
+    labels: dict[str, str] | None = None,
+    app: str | None = None,
+    replicas: int = 1,
+    service_account: str | None = None,
+    run_as_user: int | None = None,
+) -> dict[str, Any]:
+    """A Deployment that Pod Security ``restricted`` admits (a workload a ProtectionPolicy selects)."""
+    app = app or name
+    security: dict[str, Any] = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if run_as_user is not None:
+        security["runAsUser"] = run_as_user
+    pod: dict[str, Any] = {
+        "containers": [{"name": "app", "image": "registry.invalid/app:1", "securityContext": security}]
+    }
+    if service_account is not None:
+        pod = {"serviceAccountName": service_account, **pod}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels or {"app": app})},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": app}},
+            "template": {"metadata": {"labels": {"app": app}}, "spec": pod},
+        },
+    }

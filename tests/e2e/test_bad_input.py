@@ -47,29 +47,6 @@ class SideEffect(AssertionError):
     """Bad input left something behind."""
 
 
-def deployment(name: str, namespace: str) -> dict[str, Any]:
-    container = {
-        "name": "app",
-        "image": "registry.invalid/app:1",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "runAsNonRoot": True,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-    }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"bad-input": "long-name"}},
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": {"app": "long-name"}},
-            "template": {"metadata": {"labels": {"app": "long-name"}}, "spec": {"containers": [container]}},
-        },
-    }
-
-
 def kstatus(obj: dict[str, Any]) -> str:
     """What kstatus (sigs.k8s.io/cli-utils) computes for a custom resource from its conditions."""
     status = obj.get("status") or {}
@@ -170,7 +147,9 @@ def long_workload(world: World) -> None:
     """A tenant using the policy, and a Deployment whose key Secret name would exceed 253 characters."""
     world.apply(builders.tenant("bi-protected", protection_policy_ref="bi-long-workload"))
     wait_for_condition(world.kubectl, "tenant", "bi-protected", "Ready", timeout=90)
-    world.apply(deployment("w" * 240, "bi-protected"))
+    world.apply(
+        builders.deployment("w" * 240, "bi-protected", labels={"bad-input": "long-name"}, app="long-name", replicas=0)
+    )
 
 
 ROWS = [

@@ -23,33 +23,6 @@ from tests.support import Kubectl, Operator, condition, eventually, wait_for_con
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
 
 
-def deployment(name: str, namespace: str) -> dict[str, Any]:
-    container = {
-        "name": "app",
-        "image": "registry.invalid/app:1",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "runAsNonRoot": True,
-            "runAsUser": 10001,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-    }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name, "protect": "yes"}},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"serviceAccountName": name, "containers": [container]},
-            },
-        },
-    }
-
-
 def key_files(kubectl: Kubectl, namespace: str, workload: str, into: Path) -> dict[str, Any]:
     """The Secret's files as the pod's read-only mount would show them."""
     secret = kubectl.get("secret", f"{workload}-privatevault-keys", namespace)
@@ -84,7 +57,15 @@ def test_hybrid_protection_end_to_end(kubectl: Kubectl, bench: Bench, vault_oper
     wait_for_condition(kubectl, "tenant", other, "Ready", timeout=90)
     for name, namespace in (("payments", tenant), ("intruder", other)):
         kubectl.run("create", "serviceaccount", name, "-n", namespace)
-    kubectl.apply(deployment("payments", tenant))
+    kubectl.apply(
+        builders.deployment(
+            "payments",
+            tenant,
+            labels={"app": "payments", "protect": "yes"},
+            service_account="payments",
+            run_as_user=10001,
+        )
+    )
 
     # Pods come out of the protected template with the tenant's level (kube-controller-manager
     # makes the ReplicaSet and the Pod; no scheduler runs, so the Pod stays Pending).
