@@ -16,7 +16,7 @@ from privatevault.app import build
 from privatevault.cli import audit, demo, reanchor
 from privatevault.cli.output import errors
 from privatevault.errors import PrivateVaultError
-from privatevault.handlers import registry
+from privatevault.handlers import registry, tune_transport
 from privatevault.ledger.schema import migrate
 from privatevault.settings import Settings
 
@@ -68,6 +68,7 @@ def operator_run(
     except PrivateVaultError as exc:
         errors.print(f"[red]error:[/red] the operator cannot start: {exc}")
         raise typer.Exit(1) from exc
+    tune_transport()
     kopf.run(registry=registry(built), standalone=True, clusterwide=True, liveness_endpoint=liveness)
 
 

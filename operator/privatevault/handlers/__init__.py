@@ -7,6 +7,7 @@ decide what runs (and tests hand in an App of fakes).
 
 from __future__ import annotations
 
+import asyncio.sslproto
 import logging
 from typing import Any
 
@@ -64,6 +65,21 @@ def _lifecycle(registry: kopf.OperatorRegistry, app: App) -> None:
         return {"ok": True, "checkpointSize": integrity.checkpoint_size}
 
 
+#: Bytes each TLS connection of kopf's reads at a time (asyncio's default is 256 KiB per connection).
+TLS_READ_BUFFER = 32 * 1024
+
+
+def tune_transport() -> None:
+    """Smaller TLS read buffers for kopf's connections, once per process, before kopf starts.
+
+    kopf's aiohttp session has no connection limit (``TCPConnector(limit=0)``), so a thousand
+    objects processed at once hold a thousand connections, and asyncio gives each a 256 KiB read
+    buffer: measured as the largest part of the operator's memory while onboarding 1,000 tenants.
+    A TLS record is at most 16 KiB, so 32 KiB reads lose nothing but a few more read calls.
+    """
+    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+
+
 def registry(app: App) -> kopf.OperatorRegistry:
     reg = kopf.OperatorRegistry()
     _lifecycle(reg, app)
@@ -73,4 +89,4 @@ def registry(app: App) -> kopf.OperatorRegistry:
     return reg
 
 
-__all__ = ["registry"]
+__all__ = ["registry", "tune_transport"]
