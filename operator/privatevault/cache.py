@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from privatevault.cluster import Cluster
+from privatevault.manifests import labels
 from privatevault.manifests.objects import comparable
 
 #: How long a write of ours is preferred to an older cached copy.
@@ -66,7 +67,7 @@ _PRIVATE_KEY = "tls.key"
 #: Kinds whose status the operator reads from the cache; every other kind is kept without it.
 _WITH_STATUS = frozenset({"Tenant"})
 #: The label that names a child's tenant: objects carrying it are also indexed under it.
-TENANT_LABEL = "privatevault.io/tenant"
+TENANT_LABEL = labels.TENANT
 
 
 def slim(body: Mapping[str, Any], *, kind: str | None = None) -> dict[str, Any]:

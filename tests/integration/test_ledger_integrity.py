@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey
 
 from privatevault.errors import LedgerUnavailable
-from privatevault.ledger import Event, ResourceRef, merkle, record_hash
+from privatevault.ledger import merkle, record_hash
 from privatevault.ledger.checkpoint import LocalSigner, parse_and_verify, sign_checkpoint
 from privatevault.ledger.checkpointer import Checkpointer, CheckpointRefused
 from privatevault.ledger.event import canonical
@@ -26,22 +26,11 @@ from privatevault.ledger.store import Ledger, StoredCheckpoint
 from privatevault.ledger.verify import verify
 from privatevault.testbench import Bench
 from tests.support import rewrite_history, superuser
+from tests.unit.fakes import ledger_event
 
 pytestmark = pytest.mark.integration
 
 ORIGIN = "privatevault.io/test-ledger"
-
-
-def event(key: str, tenant: str = "acme") -> Event:
-    return Event(
-        tenant=tenant,
-        actor="test",
-        action="update-resourcequota",
-        outcome="intended",
-        resource=ResourceRef(kind="ResourceQuota", namespace=tenant, name="privatevault-quota"),
-        idempotency_key=key,
-        details={"n": key},
-    )
 
 
 class Published:
@@ -101,7 +90,7 @@ def filled(ledger: Ledger, signers: list[LocalSigner]) -> tuple[Ledger, Publishe
     published = Published()
     issuer = checkpointer(ledger, signers, published)
     for block in range(3):
-        ledger.append_many([event(f"k{block}-{i}") for i in range(20)])
+        ledger.append_many([ledger_event(f"k{block}-{i}") for i in range(20)])
         issuer.issue()
     return ledger, published
 
@@ -156,7 +145,7 @@ def test_careful_attacker_gets_no_checkpoint_signed_over_the_rewrite(
     running = checkpointer(ledger, signers, published)
     running.issue()
     rewrite_history(bench, database, 25)
-    ledger.append_many([event(f"after-{i}") for i in range(5)])  # the operator keeps writing
+    ledger.append_many([ledger_event(f"after-{i}") for i in range(5)])  # the operator keeps writing
     for issuer in (running, checkpointer(ledger, signers, published)):  # and after a restart
         with pytest.raises(CheckpointRefused) as refused:
             issuer.issue()
@@ -240,7 +229,7 @@ def test_inserted_record_is_caught(
     with superuser(bench, database) as conn:
         for seq in range(60, 29, -1):
             conn.execute("UPDATE audit_records SET seq = seq + 1 WHERE seq = %s", (seq,))
-        body = canonical(event("forged").body(seq=30, time=__import__("datetime").datetime.now()))
+        body = canonical(ledger_event("forged").body(seq=30, time=__import__("datetime").datetime.now()))
         prev = conn.execute("SELECT record_hash FROM audit_records WHERE seq = 29").fetchone()
         assert prev is not None
         conn.execute(
@@ -257,7 +246,7 @@ def test_no_checkpoint_is_issued_over_a_rewritten_tree(
     bench: Bench, database: Database, filled: tuple[Ledger, Published], signers: list[LocalSigner]
 ) -> None:
     ledger, published = filled
-    ledger.append(event("after"))
+    ledger.append(ledger_event("after"))
     with superuser(bench, database) as conn:
         conn.execute("UPDATE merkle_nodes SET hash = %s WHERE level = 5 AND idx = 0", (bytes(32),))
     with pytest.raises(CheckpointRefused, match="not consistent with the published checkpoint at size 60"):
@@ -274,7 +263,7 @@ def test_postgres_restart_during_appends_loses_nothing(bench: Bench, database: D
         while not stop.is_set():
             key = f"restart-{n}"
             try:
-                ledger.append(event(key))
+                ledger.append(ledger_event(key))
             except LedgerUnavailable:
                 continue  # the handler retries with the same key
             acknowledged.append(key)
@@ -305,7 +294,7 @@ def test_postgres_restart_during_appends_loses_nothing(bench: Bench, database: D
 def _writer(dsn: str, worker: int, count: int, batch: int) -> None:
     ledger = Ledger(dsn)
     for start in range(0, count, batch):
-        ledger.append_many([event(f"w{worker}-{i}", tenant=f"t{worker}") for i in range(start, start + batch)])
+        ledger.append_many([ledger_event(f"w{worker}-{i}", tenant=f"t{worker}") for i in range(start, start + batch)])
     ledger.close()
 
 
