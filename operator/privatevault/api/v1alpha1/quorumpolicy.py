@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -31,7 +31,12 @@ GatedAction = Literal[
     "RotateKeyOutOfSchedule",
     "DestroyKey",
     "AddComplianceException",
+    "ChangeQuorumGate",
+    "WeakenQuorumPolicy",
 ]
+
+#: Every gated action, in the order the docs list them.
+GATED_ACTIONS: Final[tuple[str, ...]] = get_args(GatedAction)
 
 #: Public key sizes in bytes, and so the length of their padded base64.
 ED25519_PUBLIC_KEY: Final = 32
@@ -133,6 +138,13 @@ class Approver(Model):
     name: str = Field(max_length=63, pattern=DNS_LABEL)
     roles: list[str] = Field(default_factory=list, max_length=16, json_schema_extra=_set_of(63))
     region: str | None = Field(default=None, max_length=32, pattern=REGION)
+    users: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="The Kubernetes user names this approver acts as: a request made by one of them is this"
+        " approver's own, which the rule may forbid them to approve.",
+        json_schema_extra=_set_of(253),
+    )
     public_keys: ApproverKeys
 
 
@@ -233,6 +245,43 @@ class QuorumPolicySpec(Model):
         return self
 
 
+class Target(Model):
+    """The object a gated action changes, at the generation the change was seen."""
+
+    kind: str = Field(max_length=64)
+    name: str = Field(max_length=253)
+    uid: str = Field(max_length=64)
+    generation: int = Field(ge=0)
+
+
+class PendingAction(Model):
+    """A gated action held until a quorum approves it: what to sign, and what is still missing."""
+
+    action: GatedAction
+    policy: str = Field(max_length=253)
+    policy_generation: int = Field(ge=0)
+    target: Target
+    change_digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$", max_length=71)
+    state: Literal["Pending", "Approved", "Refused", "Expired"]
+    approvals: str = Field(max_length=16, description="Counted approvals over those needed, as n/m.")
+    message: str = Field(max_length=1024)
+    requester: str | None = Field(default=None, max_length=253)
+    sign_with: str = Field(max_length=512, description="The command that shows and signs the statement.")
+
+
+class RuleSummary(Model):
+    action: GatedAction
+    needs: str = Field(max_length=512)
+
+
+class QuorumPolicyStatus(Status):
+    rules: list[RuleSummary] = Field(default_factory=list, max_length=16)
+    in_force_generation: int | None = Field(
+        default=None, description="The generation whose rules decide today: a weakening waits for approval."
+    )
+    pending: list[PendingAction] = Field(default_factory=list, max_length=4)
+
+
 class QuorumPolicy(Resource):
     kind: ClassVar[str] = "QuorumPolicy"
     plural: ClassVar[str] = "quorumpolicies"
@@ -241,4 +290,4 @@ class QuorumPolicy(Resource):
     columns: ClassVar[tuple[PrintColumn, ...]] = (*ready_columns(), AGE)
 
     spec: QuorumPolicySpec
-    status: Status | None = None
+    status: QuorumPolicyStatus | None = None
