@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from privatevault.api.v1alpha1.quorumpolicy import PendingAction, QuorumPolicySpec, Rule
-from privatevault.api.v1alpha1.quorumpolicy import Target as TargetModel
+from privatevault.api.v1alpha1.pending import PendingAction
+from privatevault.api.v1alpha1.pending import Target as TargetModel
+from privatevault.api.v1alpha1.quorumpolicy import QuorumPolicySpec, Rule
 
 from .ballots import Judged, binds
 from .changes import Change

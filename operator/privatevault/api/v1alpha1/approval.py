@@ -13,7 +13,7 @@ from typing import ClassVar, Final, Literal
 from pydantic import Field, model_validator
 
 from .common import AGE, DNS_LABEL, Model, PrintColumn, Resource, Status, cel, ready_columns, validations
-from .quorumpolicy import GatedAction
+from .pending import GatedAction
 
 PAYLOAD_TYPE: Final = "application/vnd.in-toto+json"
 IMMUTABLE_MESSAGE: Final = "an Approval is immutable once created; create a new Approval instead"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, ClassVar, Final, Literal, get_args
+from typing import Any, ClassVar, Final, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -21,22 +21,8 @@ from .common import (
     ready_columns,
     validations,
 )
+from .pending import GatedAction, PendingAction
 from .protectionpolicy import duration_seconds
-
-GatedAction = Literal[
-    "DeleteTenant",
-    "CryptoShred",
-    "WeakenProtectionPolicy",
-    "CreateEvidenceExport",
-    "RotateKeyOutOfSchedule",
-    "DestroyKey",
-    "AddComplianceException",
-    "ChangeQuorumGate",
-    "WeakenQuorumPolicy",
-]
-
-#: Every gated action, in the order the docs list them.
-GATED_ACTIONS: Final[tuple[str, ...]] = get_args(GatedAction)
 
 #: Public key sizes in bytes, and so the length of their padded base64.
 ED25519_PUBLIC_KEY: Final = 32
@@ -243,30 +229,6 @@ class QuorumPolicySpec(Model):
         if problems:
             raise ValueError("; ".join(problems))
         return self
-
-
-class Target(Model):
-    """The object a gated action changes, at the generation the change was seen."""
-
-    kind: str = Field(max_length=64)
-    name: str = Field(max_length=253)
-    uid: str = Field(max_length=64)
-    generation: int = Field(ge=0)
-
-
-class PendingAction(Model):
-    """A gated action held until a quorum approves it: what to sign, and what is still missing."""
-
-    action: GatedAction
-    policy: str = Field(max_length=253)
-    policy_generation: int = Field(ge=0)
-    target: Target
-    change_digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$", max_length=71)
-    state: Literal["Pending", "Approved", "Refused", "Expired"]
-    approvals: str = Field(max_length=16, description="Counted approvals over those needed, as n/m.")
-    message: str = Field(max_length=1024)
-    requester: str | None = Field(default=None, max_length=253)
-    sign_with: str = Field(max_length=512, description="The command that shows and signs the statement.")
 
 
 class RuleSummary(Model):
