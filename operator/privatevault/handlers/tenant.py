@@ -7,18 +7,20 @@ from the caches; the resync timer catches anything else.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import kopf
 
 from privatevault import failpoints
 from privatevault.api.v1alpha1 import API_VERSION, Tenant, TenantStatus
+from privatevault.api.v1alpha1.pending import PendingAction
 from privatevault.app import App
 from privatevault.cache import CACHED
-from privatevault.errors import PrivateVaultError
+from privatevault.errors import GateClosed, PrivateVaultError, SpecError
 from privatevault.handlers import wiring
 from privatevault.manifests import labels
-from privatevault.reconcile import status
+from privatevault.reconcile import status, tenant_gate
 from privatevault.reconcile import tenant as decisions
 
 #: The children whose changes reconcile their tenant (watched with the managed-by label).
@@ -37,7 +39,14 @@ def kind(app: App) -> wiring.Kind[Tenant]:
         app.metrics.inventories[str(tenant.metadata["name"])] = result.inventory
         if result.changed:
             context.logger.info("tenant reconciled: %d change(s) made", result.changed)
-        return decisions.done(tenant, result)
+        gate = tenant_gate.change(
+            tenant, context.body, ports=app.tenant_ports(), actor=app.settings.actor, now=context.now
+        )
+        done = decisions.done(tenant, result)
+        if gate is None:
+            return done
+        context.logger.info("tenant gate change held: %s", gate.held.decision.message)
+        return replace(done, facts={**done.facts, "pending": [gate.held.pending]}, held=gate.error())
 
     return wiring.Kind(resource=Tenant, status_model=TenantStatus, work=work, begin_message=decisions.BEGIN_MESSAGE)
 
@@ -50,14 +59,33 @@ def register(registry: kopf.OperatorRegistry, app: App) -> None:
     def on_delete(body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
         app.cluster.bind(kwargs)
         tenant = Tenant.model_validate(dict(body))
+        ports, actor = app.tenant_ports(), app.settings.actor
         with app.locks.hold(str(tenant.metadata["uid"])):
             try:
-                decisions.finalize(tenant, ports=app.tenant_ports(), actor=app.settings.actor)
+                deletion = tenant_gate.deletion(tenant, dict(body), ports=ports, actor=actor, now=app.clock())
+                if deletion.gate is not None and not deletion.gate.approved:
+                    _hold(tenant, deletion.gate.error(), [deletion.gate.held.pending])
+                decisions.finalize(
+                    tenant,
+                    ports=ports,
+                    actor=actor,
+                    deletion_policy=deletion.deletion_policy,
+                    gate="Approved" if deletion.gate is not None else "NotGated",
+                )
+            except (GateClosed, SpecError) as exc:
+                _hold(tenant, exc, [])
             except PrivateVaultError as exc:
                 wiring.to_kopf(exc, retry_delay=app.settings.retry_delay, logger=logger, what="deletion")
                 return
         app.metrics.inventories.pop(str(tenant.metadata["name"]), None)
-        logger.info("tenant finalized (%s): its namespaces go by garbage collection", tenant.spec.deletion_policy)
+        logger.info("tenant finalized (%s): its namespaces go by garbage collection", deletion.deletion_policy)
+
+    def _hold(tenant: Tenant, error: GateClosed | SpecError, pending: list[PendingAction]) -> None:
+        """A deletion held or refused keeps its finalizer (an error never lets it through), and says why."""
+        facts = {"pending": pending} if pending else {}
+        after = status.failed(tenant, TenantStatus, error, now=app.clock(), facts=facts)
+        wiring.write_status(app, "Tenant", str(tenant.metadata["name"]), tenant.status, after)
+        raise kopf.TemporaryError(f"deletion waits: {error}", delay=app.settings.retry_delay) from error
 
     def on_child(event: kopf.RawEvent, body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
         if event.get("type") in (None, "ADDED"):
