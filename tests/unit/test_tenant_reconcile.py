@@ -219,8 +219,8 @@ def test_finalize_follows_the_deletion_policy(policy: str, shredded: list[str], 
     step = "crypto-shred-kek" if policy == "CryptoShred" else "retain-kek"
     assert world.actions()[-3:] == ["delete-tenant", step, "release-mcs-level"]
     recorded = list(world.ledger.records)
-    decisions.finalize(tenant, ports=world.ports, actor="test", deletion_policy=policy, gate="NotGated")  # a retried finalizer
-    # writes no new record
+    # a retried finalizer writes no new record
+    decisions.finalize(tenant, ports=world.ports, actor="test", deletion_policy=policy, gate="NotGated")
     assert len(world.ledger.records) == len(recorded)
     assert world.ledger.records == recorded
 
