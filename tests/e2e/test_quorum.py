@@ -276,3 +276,35 @@ def test_removed_key_and_weakened_protection_policy(
         return status if status.get("quantumSafe") is False and not status.get("pending") else None
 
     eventually(approved, timeout=60, what=f"the weakening of {pp} in force once approved")
+
+
+def test_a_stripped_finalizer_is_recorded_and_raised(
+    kubectl: Kubectl, operator: Operator, database: Database, people: dict[str, Keys]
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    qp, name = f"bypassed-{suffix}", f"umbrella-{suffix}"
+    kubectl.apply(policy(qp, people))
+    wait_for_condition(kubectl, "quorumpolicy", qp, "Ready", current=True)
+    kubectl.apply(builders.tenant(name, quorum_policy_ref=qp))
+    wait_for_condition(kubectl, "tenant", name, "Ready", current=True)
+    uid = kubectl.get("tenant", name)["metadata"]["uid"]  # type: ignore[index]
+    kubectl.run("delete", "tenant", name, "--wait=false")
+    pending_of(kubectl, "tenant", name, "DeleteTenant")
+
+    # A cluster admin can always strip the finalizer: the tenant goes, and that is not hidden.
+    kubectl.run("patch", "tenant", name, "--type=json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
+    eventually(lambda: kubectl.get("tenant", name) is None, timeout=30, what=f"tenant {name} gone")
+    recorded = eventually(
+        lambda: ledger_records(database, f"quorumpolicy/{qp}/bypassed-quorum/{uid}"),
+        timeout=30,
+        what="the bypass in the ledger",
+    )
+    assert recorded[0]["resource"] == {"kind": "Tenant", "name": name, "uid": uid}
+    assert not ledger_records(database, f"tenant/{uid}/delete-tenant/")  # nothing was torn down by the operator
+    bypass = condition(wait_for_condition(kubectl, "quorumpolicy", qp, "QuorumBypassed"), "QuorumBypassed")
+    assert bypass is not None and "without a decision" in bypass["message"]
+    events = kubectl.run(
+        "get", "events", "-A", "--field-selector", f"reason=BypassedQuorum,involvedObject.name={qp}", "-o", "json"
+    )
+    assert json.loads(events.stdout)["items"], "a Warning Event on the QuorumPolicy"
+    assert "disappeared without a quorum decision" in operator.log()

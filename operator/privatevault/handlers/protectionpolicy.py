@@ -40,6 +40,7 @@ def kind(app: App) -> wiring.Kind[ProtectionPolicy]:
         facts = {**done.facts, "in_force_generation": force.generation, "pending": []}
         if force.gate is None:
             return replace(done, facts=facts)
+        app.metrics.decisions[(force.gate.held.change.action, force.gate.held.decision.state)] += 1
         context.logger.info("weakening held: %s", force.gate.held.decision.message)
         return replace(done, facts={**facts, "pending": [force.gate.held.pending]}, held=force.gate.error())
 

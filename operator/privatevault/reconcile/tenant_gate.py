@@ -21,7 +21,7 @@ from privatevault.ledger import ResourceRef
 from privatevault.quorum import changes
 from privatevault.reconcile import quorum
 from privatevault.reconcile.audit import event
-from privatevault.reconcile.ports import TenantPorts
+from privatevault.reconcile.ports import LedgerPort, TenantPorts
 
 IN_FORCE = "tenant-gate-in-force"
 
@@ -129,3 +129,37 @@ def deletion(tenant: Tenant, body: Mapping[str, Any], *, ports: TenantPorts, act
         now=now,
     )
     return Deletion(deletion_policy, gate)
+
+
+def bypassed(body: Mapping[str, Any], *, ledger: LedgerPort, actor: str) -> str | None:
+    """A Tenant gone without its deletion decided (its finalizer stripped): record ``bypassed-quorum``.
+
+    Returns the name of the QuorumPolicy whose gate was bypassed, or None when the deletion was
+    decided (its ``delete-tenant`` record exists) or nothing gated it. The record is kept under the
+    policy, whose status then shows it.
+    """
+    meta = body.get("metadata") or {}
+    uid, name = str(meta.get("uid", "")), str(meta.get("name", ""))
+    if ledger.find(f"tenant/{uid}/delete-tenant/", limit=1):
+        return None
+    found = quorum.latest(ledger, "tenant", uid, IN_FORCE)
+    known = changes.gate_fields(found if found is not None else body.get("spec") or {})
+    policy_name = known["quorumPolicyRef"]
+    if not policy_name:
+        return None
+    state = quorum.policy(ledger, str(policy_name))
+    if state.in_force is None or not state.in_force.rules("DeleteTenant"):
+        return None
+    ledger.append(
+        event(
+            kind="quorumpolicy",
+            uid=str(policy_name),
+            tenant=name,
+            actor=actor,
+            action=quorum.BYPASSED,
+            resource=ResourceRef(kind="Tenant", name=name, uid=uid),
+            change=uid,
+            details={"kind": "Tenant", "deletionPolicy": known["deletionPolicy"], "gate": "DeleteTenant"},
+        )
+    )
+    return str(policy_name)
