@@ -308,3 +308,38 @@ def test_a_stripped_finalizer_is_recorded_and_raised(
     )
     assert json.loads(events.stdout)["items"], "a Warning Event on the QuorumPolicy"
     assert "disappeared without a quorum decision" in operator.log()
+
+
+def test_destroying_a_key_out_of_schedule_waits_for_quorum(
+    kubectl: Kubectl, operator: Operator, database: Database, people: dict[str, Keys]
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    qp, name = f"keys-{suffix}", f"hooli-{suffix}"
+    gate = policy(qp, people, allow_self_approval=True)
+    gate["spec"]["rules"].append(
+        builders.rule("DestroyKey", min_approvals=2, required_roles=["security", "platform"], allow_self_approval=True)
+    )
+    kubectl.apply(gate)
+    wait_for_condition(kubectl, "quorumpolicy", qp, "Ready", current=True)
+    kubectl.apply(builders.tenant(name, quorum_policy_ref=qp))
+    wait_for_condition(kubectl, "tenant", name, "Ready", current=True)
+    uid = kubectl.get("tenant", name)["metadata"]["uid"]  # type: ignore[index]
+
+    kubectl.run("annotate", "tenant", name, "privatevault.io/destroy-kek=incident-42")
+    pending = pending_of(kubectl, "tenant", name, "DestroyKey")
+    waiting(kubectl, "tenant", name, "0/2 approvals")
+    assert not ledger_records(database, f"tenant/{uid}/destroy-kek-on-request/")
+    later = datetime.now(UTC) + timedelta(hours=1)
+    kubectl.apply(sign(people["alice"], pending, not_after=later))
+    waiting(kubectl, "tenant", name, "1/2 approvals; missing role platform")
+    kubectl.apply(sign(people["bob"], pending, not_after=later))
+    destroyed = eventually(
+        lambda: ledger_records(database, f"tenant/{uid}/destroy-kek-on-request/incident-42"),
+        timeout=60,
+        what="the key destroyed once approved",
+    )
+    assert destroyed[0]["details"]["gate"] == "Approved"
+    decision = ledger_records(database, f"tenant/{uid}/quorum-decision/DestroyKey")
+    assert decision and decision[0]["seq"] < destroyed[0]["seq"]
+    wait_for_condition(kubectl, "tenant", name, "Ready", current=True)  # answered once; a fresh key is made
+    kubectl.run("delete", "tenant", name, "--wait=false")

@@ -17,7 +17,7 @@ from privatevault.app import App
 from privatevault.handlers import wiring
 from privatevault.reconcile import protectionpolicy as decisions
 from privatevault.reconcile import protectionpolicy_gate as gate
-from privatevault.reconcile import status
+from privatevault.reconcile import quorum, status
 from privatevault.reconcile.strength import effective
 
 
@@ -37,12 +37,11 @@ def kind(app: App) -> wiring.Kind[ProtectionPolicy]:
                 "protection reconciled: %d change(s), %d workload(s)", result.changed, len(result.workloads)
             )
         done = decisions.done(acting, result, weakened)
-        facts = {**done.facts, "in_force_generation": force.generation, "pending": []}
-        if force.gate is None:
-            return replace(done, facts=facts)
-        app.metrics.decisions[(force.gate.held.change.action, force.gate.held.decision.state)] += 1
-        context.logger.info("weakening held: %s", force.gate.held.decision.message)
-        return replace(done, facts={**facts, "pending": [force.gate.held.pending]}, held=force.gate.error())
+        done = replace(done, facts={**done.facts, "in_force_generation": force.generation})
+        if force.gate is not None:
+            app.metrics.decisions[(force.gate.held.change.action, force.gate.held.decision.state)] += 1
+            context.logger.info("weakening held: %s", force.gate.held.decision.message)
+        return quorum.with_gates(done, [force.gate] if force.gate is not None else [])
 
     return wiring.Kind(
         resource=ProtectionPolicy,

@@ -7,7 +7,6 @@ from the caches; the resync timer catches anything else.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, cast
 
 import kopf
@@ -20,7 +19,7 @@ from privatevault.cache import CACHED
 from privatevault.errors import GateClosed, PrivateVaultError, SpecError
 from privatevault.handlers import wiring
 from privatevault.manifests import labels
-from privatevault.reconcile import status, tenant_gate
+from privatevault.reconcile import quorum, status, tenant_gate
 from privatevault.reconcile import tenant as decisions
 
 #: The children whose changes reconcile their tenant (watched with the managed-by label).
@@ -39,15 +38,13 @@ def kind(app: App) -> wiring.Kind[Tenant]:
         app.metrics.inventories[str(tenant.metadata["name"])] = result.inventory
         if result.changed:
             context.logger.info("tenant reconciled: %d change(s) made", result.changed)
-        gate = tenant_gate.change(
+        held = decisions.gates(
             tenant, context.body, ports=app.tenant_ports(), actor=app.settings.actor, now=context.now
         )
-        done = decisions.done(tenant, result)
-        if gate is None:
-            return done
-        app.metrics.decisions[(gate.held.change.action, gate.held.decision.state)] += 1
-        context.logger.info("tenant gate change held: %s", gate.held.decision.message)
-        return replace(done, facts={**done.facts, "pending": [gate.held.pending]}, held=gate.error())
+        for gate in held:
+            app.metrics.decisions[(gate.held.change.action, gate.held.decision.state)] += 1
+            context.logger.info("%s held: %s", gate.held.change.action, gate.held.decision.message)
+        return quorum.with_gates(decisions.done(tenant, result), held)
 
     return wiring.Kind(resource=Tenant, status_model=TenantStatus, work=work, begin_message=decisions.BEGIN_MESSAGE)
 

@@ -16,8 +16,8 @@ each rule:
 Adding an approval never turns an approved action back into a pending one (every condition is
 monotone in the set of counted approvers), so counting everyone eligible is the whole search.
 The state is ``Approved`` when every rule is met, ``Refused`` when some rule can never be met by
-the approvers there are, ``Expired`` when approvals that would have met it have lapsed, and
-``Pending`` otherwise, with what is missing in words.
+the approvers there are, ``Expired`` when every approval given has lapsed though they would have
+met it (the approvers must sign again), and ``Pending`` otherwise, with what is missing in words.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ class RuleOutcome:
     counted: tuple[str, ...]
     needed: int
     missing: tuple[str, ...]
+    lapsed: tuple[str, ...] = ()
 
     @property
     def approvals(self) -> str:
@@ -157,9 +158,11 @@ def _outcome(
     everyone = [a for a in approvers if eligible(rule, a, requester)]
     if missing(rule, everyone, requester):
         return RuleOutcome(rule.action, "Refused", names, need, tuple(missing(rule, everyone, requester)))
-    if not missing(rule, _distinct(by_name[b.approver] for b in signed), requester):
-        return RuleOutcome(rule.action, "Expired", names, need, tuple(lacking))
-    return RuleOutcome(rule.action, "Pending", names, need, tuple(lacking))
+    lapsed = _distinct(by_name[b.approver] for b in signed if not live(rule, b, now) and b.approver not in names)
+    gone = tuple(a.name for a in lapsed)
+    if not counted and lapsed and not missing(rule, lapsed, requester):
+        return RuleOutcome(rule.action, "Expired", names, need, tuple(lacking), gone)
+    return RuleOutcome(rule.action, "Pending", names, need, tuple(lacking), gone)
 
 
 def _distinct(approvers: Iterable[Approver]) -> list[Approver]:
@@ -186,7 +189,8 @@ def _words(outcome: RuleOutcome, *, several: bool, requester: Requester, rule: R
         if not requester.known and not rule.allow_self_approval
         else ""
     )
-    return f"{head}{outcome.approvals} approvals{lacking}{unknown}"
+    expired = f"; expired: {', '.join(outcome.lapsed)} (sign again)" if outcome.lapsed else ""
+    return f"{head}{outcome.approvals} approvals{lacking}{unknown}{expired}"
 
 
 def decide(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from privatevault.quorum import Requester, verify
 from privatevault.quorum.ballots import Judged
 from privatevault.quorum.changes import Change
 from privatevault.quorum.gate import Held, InForce, hold
+from privatevault.reconcile import status
 from privatevault.reconcile.audit import event
 from privatevault.reconcile.ports import ClusterPort, LedgerPort
 
@@ -137,7 +138,8 @@ class Gate:
     def error(self) -> GateClosed | SpecError:
         """What the status shows while held: AwaitingQuorum (in progress), or Stalled when refused/expired."""
         decision = self.held.decision
-        text = f"{self.held.change.action} {decision.message}; sign with: {self.held.pending.sign_with}"
+        head = f"{self.held.change.action}: " if len(decision.outcomes) == 1 else ""
+        text = f"{head}{decision.message}; sign with: {self.held.pending.sign_with}"
         if decision.state == "Refused":
             return SpecError(text, reason="QuorumRefused")
         if decision.state == "Expired":
@@ -183,6 +185,12 @@ def decide(
         )
     )
     return Gate(held=held, requester=who)
+
+
+def with_gates(done: status.Done, gates: Sequence[Gate]) -> status.Done:
+    """``done`` with the held gates in ``pending`` (none: cleared) and the first one's condition."""
+    facts = {**done.facts, "pending": [g.held.pending for g in gates]}
+    return replace(done, facts=facts, held=gates[0].error() if gates else None)
 
 
 def dedupe(rules: Sequence[Rule]) -> list[Rule]:

@@ -16,7 +16,7 @@ dropped from the spec are released.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,9 +29,10 @@ from privatevault.ledger import ResourceRef
 from privatevault.ledger.event import canonical
 from privatevault.manifests import labels
 from privatevault.manifests import tenant as manifests
-from privatevault.reconcile import status
+from privatevault.reconcile import key_requests, status, tenant_gate
 from privatevault.reconcile.audit import Audit, digest
 from privatevault.reconcile.ports import ClusterPort, KeysPort, LevelPort, TenantPorts
+from privatevault.reconcile.quorum import Gate
 
 KIND = "Tenant"
 #: Stands in for the tenant's level while the children are only checked, before any level exists.
@@ -324,6 +325,14 @@ def finalize(tenant: Tenant, *, ports: TenantPorts, actor: str, deletion_policy:
     if tenant.status and tenant.status.mcs_level:
         audit.record("release-mcs-level", ref, "release", {"mcsLevel": tenant.status.mcs_level})
     ports.levels.release(str(tenant.metadata["uid"]))
+
+
+def gates(tenant: Tenant, body: Mapping[str, Any], *, ports: TenantPorts, actor: str, now: datetime) -> list[Gate]:
+    """The tenant's gated changes, after its reconcile: its gate itself, then key requests (held ones returned)."""
+    gate = tenant_gate.change(tenant, body, ports=ports, actor=actor, now=now)
+    audit = audit_for(tenant, ports, actor, lambda: None)
+    requests = key_requests.answer(tenant, body, audit, ports=ports, actor=actor, now=now)
+    return ([gate] if gate is not None else []) + requests
 
 
 def _ref(obj: dict[str, Any]) -> ChildRef:

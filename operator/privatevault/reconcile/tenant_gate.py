@@ -26,6 +26,10 @@ from privatevault.reconcile.ports import LedgerPort, TenantPorts
 IN_FORCE = "tenant-gate-in-force"
 
 
+def ref(tenant: Tenant) -> ResourceRef:
+    return ResourceRef(kind="Tenant", name=str(tenant.metadata["name"]), uid=str(tenant.metadata["uid"]))
+
+
 def in_force(ports: TenantPorts, tenant: Tenant) -> dict[str, Any] | None:
     found = quorum.latest(ports.ledger, "tenant", str(tenant.metadata["uid"]), IN_FORCE)
     return changes.gate_fields(found) if found is not None else None
@@ -40,7 +44,7 @@ def _record(ports: TenantPorts, actor: str, tenant: Tenant, fields: Mapping[str,
             tenant=str(tenant.metadata["name"]),
             actor=actor,
             action=IN_FORCE,
-            resource=ResourceRef(kind="Tenant", name=str(tenant.metadata["name"]), uid=str(tenant.metadata["uid"])),
+            resource=ref(tenant),
             change=f"{generation}:{fields['quorumPolicyRef']}:{fields['deletionPolicy']}",
             details={**fields, "generation": generation, "why": why},
         )
