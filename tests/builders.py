@@ -198,12 +198,19 @@ def approver(
     ml_dsa65: str | None = None,
     roles: Sequence[str] | None = None,
     region: str | None = None,
+    users: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """An approver of a QuorumPolicy with an Ed25519 key (a placeholder unless given)."""
+    """An approver of a QuorumPolicy with an Ed25519 key (a placeholder unless given).
+
+    ``users`` are the Kubernetes user names the approver acts as (a request by one is their own).
+    The placeholder key is of small order, under which no signature counts: tests that verify
+    signatures pass real keys (``tests.quorum_keys``).
+    """
     return _fields(
         name=name,
         roles=list(roles) if roles is not None else None,
         region=region,
+        users=list(users) if users is not None else None,
         publicKeys=_fields(ed25519=ed25519, mlDsa65=ml_dsa65),
     )
 
