@@ -28,9 +28,10 @@ from typing import Any
 
 API_VERSION = "privatevault.io/v1alpha1"
 
-#: Public keys of the sizes the schema asks for (32 and 1952 zero bytes, in base64); tests that
-#: verify signatures pass real keys.
-PLACEHOLDER_KEY = "A" * 43 + "="
+#: Public keys of the sizes the schema asks for; tests that verify signatures pass real keys. The
+#: Ed25519 one is the key of the all-zero seed: the all-zero key is of small order, which the
+#: QuorumPolicy controller reports (no signature counts under it). The ML-DSA-65 one is 1952 zero bytes.
+PLACEHOLDER_KEY = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
 PLACEHOLDER_ML_DSA_65_KEY = "A" * 2603 + "="
 
 Manifest = dict[str, Any]
@@ -203,8 +204,7 @@ def approver(
     """An approver of a QuorumPolicy with an Ed25519 key (a placeholder unless given).
 
     ``users`` are the Kubernetes user names the approver acts as (a request by one is their own).
-    The placeholder key is of small order, under which no signature counts: tests that verify
-    signatures pass real keys (``tests.quorum_keys``).
+    Tests that verify signatures pass real keys (``tests.quorum_keys``).
     """
     return _fields(
         name=name,
