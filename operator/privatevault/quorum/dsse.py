@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -51,17 +52,19 @@ def keyid(algorithm: Algorithm, public_key: bytes) -> str:
     return f"{_PREFIX[algorithm]}:{hashlib.sha256(public_key).hexdigest()}"
 
 
+@functools.lru_cache(maxsize=1024)
 def small_order(ed25519_public_key: bytes) -> bool:
     """Whether an Ed25519 public key is a point of small order, under which forgeries verify.
 
     Edwards ``y`` maps to Montgomery ``u = (1 + y) / (1 - y)``, which keeps the order of a point;
     an X25519 exchange with a small-order ``u`` gives the all-zero secret that OpenSSL refuses.
-    The neutral point (``y = 1``) has no ``u`` and is small order too.
+    The neutral point (``y = 1``) has no ``u`` and is small order too. Cached: a policy's few
+    keys are checked on every verification.
     """
     y = int.from_bytes(ed25519_public_key, "little") & ((1 << 255) - 1)
     if (y - 1) % _P == 0:
         return True
-    u = (1 + y) * pow(1 - y, _P - 2, _P) % _P
+    u = (1 + y) * pow(1 - y, -1, _P) % _P
     try:
         _PROBE.exchange(x25519.X25519PublicKey.from_public_bytes(u.to_bytes(32, "little")))
     except ValueError:
