@@ -333,6 +333,36 @@ def approval(
     )
 
 
+def pending_action(
+    action: str = "DeleteTenant",
+    *,
+    policy: str = "two-person",
+    policy_generation: int = 1,
+    target_kind: str = "Tenant",
+    target: str = "acme",
+    target_uid: str = "uid-acme",
+    target_generation: int = 3,
+    digest: str = "sha256:" + "ab" * 32,
+    state: str = "Pending",
+    approvals: str = "0/2",
+    message: str = "0/2 approvals; missing role security; missing role platform",
+    requester: str | None = None,
+) -> dict[str, Any]:
+    """One entry of a gated object's ``status.pending``, as the API returns it: deleting acme, 0/2."""
+    return _fields(
+        action=action,
+        policy=policy,
+        policyGeneration=policy_generation,
+        target={"kind": target_kind, "name": target, "uid": target_uid, "generation": target_generation},
+        changeDigest=digest,
+        state=state,
+        approvals=approvals,
+        message=message,
+        requester=requester,
+        signWith=f"pvctl approvals create {target_kind}/{target} --action {action}",
+    )
+
+
 # -- EvidenceExport --------------------------------------------------------------------------------
 
 

@@ -62,17 +62,9 @@ def _setup(algorithms: Sequence[dsse.Algorithm], mode: str, keys: list[ApproverK
     )
     tenant = builders.tenant("acme", uid="uid-acme", generation=2, deletion_policy="CryptoShred")
     change = changes.deletion(tenant)
-    pending = {
-        "action": change.action,
-        "policy": "fifty",
-        "policyGeneration": 1,
-        "target": {"kind": "Tenant", "name": "acme", "uid": "uid-acme", "generation": 2},
-        "changeDigest": change.digest,
-        "state": "Pending",
-        "approvals": f"0/{APPROVERS}",
-        "message": "",
-        "signWith": "",
-    }
+    pending = builders.pending_action(
+        change.action, policy="fifty", target_generation=2, digest=change.digest, approvals=f"0/{APPROVERS}"
+    )
     approvals = []
     for name, k in zip(names, keys, strict=True):
         manifest = signed_approval(None, pending, name, k, not_after=NOW + timedelta(hours=1), algorithms=algorithms)

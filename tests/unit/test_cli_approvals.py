@@ -33,17 +33,7 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "ab" * 32
 ALICE = ApproverKeyPairs.generate("alice")
 BOB = ApproverKeyPairs.generate("bob")
-PENDING = {
-    "action": "DeleteTenant",
-    "policy": "two-person",
-    "policyGeneration": 1,
-    "target": {"kind": "Tenant", "name": "acme", "uid": "uid-acme", "generation": 3},
-    "changeDigest": DIGEST,
-    "state": "Pending",
-    "approvals": "0/2",
-    "message": "0/2 approvals; missing role security; missing role platform",
-    "signWith": "pvctl approvals create Tenant/acme --action DeleteTenant",
-}
+PENDING = builders.pending_action(digest=DIGEST)
 
 
 def _approver(pairs: ApproverKeyPairs, role: str, region: str) -> dict[str, Any]:
@@ -119,14 +109,7 @@ def test_keygen_without_a_keyring_seals_a_file_under_a_prompted_passphrase(world
 def test_keygen_out_writes_a_file_with_the_passphrase_file(world: World) -> None:
     (world.tmp / "pw").write_text("from-a-file\n")
     result = world.run(
-        "approvals",
-        "keygen",
-        "--name",
-        "carol",
-        "--out",
-        str(world.tmp / "k"),
-        "--passphrase-file",
-        str(world.tmp / "pw"),
+        *f"approvals keygen --name carol --out {world.tmp / 'k'} --passphrase-file {world.tmp / 'pw'}".split(),
         "--format",
         "json",
     )
@@ -203,17 +186,9 @@ def test_create_dry_run_prints_the_signed_approval(world: World) -> None:
 def test_create_with_an_encrypted_key_file(world: World) -> None:
     keystore.write_file(world.tmp / "bob.key", BOB, b"bobs-pass")
     (world.tmp / "pw").write_text("bobs-pass\n")
+    key, passphrase = world.tmp / "bob.key", world.tmp / "pw"
     result = world.run(
-        "approvals",
-        "create",
-        "Tenant/acme",
-        "--approver",
-        "bob",
-        "--key-file",
-        str(world.tmp / "bob.key"),
-        "--passphrase-file",
-        str(world.tmp / "pw"),
-        "--yes",
+        *f"approvals create Tenant/acme --approver bob --key-file {key} --passphrase-file {passphrase} --yes".split()
     )
     assert result.exit_code == 0, result.output
     [approval] = world.approvals()
@@ -237,31 +212,14 @@ def _mistake(world: World, *args: str, input: str | None = None) -> str:
 
 def test_a_wrong_passphrase(world: World) -> None:
     keystore.write_file(world.tmp / "bob.key", BOB, b"bobs-pass")
-    stderr = _mistake(
-        world,
-        "approvals",
-        "create",
-        "tenant/acme",
-        "--approver",
-        "bob",
-        "--key-file",
-        str(world.tmp / "bob.key"),
-        "--yes",
-        input="guess\n",
-    )
+    command = f"approvals create tenant/acme --approver bob --key-file {world.tmp / 'bob.key'} --yes"
+    stderr = _mistake(world, *command.split(), input="guess\n")
     assert "wrong passphrase" in stderr
 
 
 def test_a_missing_key_file(world: World) -> None:
     stderr = _mistake(
-        world,
-        "approvals",
-        "create",
-        "tenant/acme",
-        "--approver",
-        "bob",
-        "--key-file",
-        str(world.tmp / "nope.key"),
+        world, *f"approvals create tenant/acme --approver bob --key-file {world.tmp / 'nope.key'}".split()
     )
     assert f"key file {world.tmp / 'nope.key'} does not exist" in stderr
 

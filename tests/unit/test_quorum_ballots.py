@@ -24,17 +24,7 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 CREATED = "2026-06-01T11:00:00Z"
 DIGEST = "sha256:" + "ab" * 32
 TARGET = Target(kind="Tenant", name="acme", uid="uid-acme", generation=3)
-PENDING = {
-    "action": "DeleteTenant",
-    "policy": "two-person",
-    "policyGeneration": 1,
-    "target": {"kind": "Tenant", "name": "acme", "uid": "uid-acme", "generation": 3},
-    "changeDigest": DIGEST,
-    "state": "Pending",
-    "approvals": "0/2",
-    "message": "0/2 approvals; missing role security; missing role platform",
-    "signWith": "pvctl approvals create Tenant/acme --action DeleteTenant",
-}
+PENDING = builders.pending_action(digest=DIGEST)
 
 KEYS = {name: ApproverKeys.generate() for name in ("alice", "bob", "carol")}
 
