@@ -128,18 +128,34 @@ def _decide(ballots: Sequence[Ballot], requester: Requester = SOMEONE, spec: Quo
             "3/3 approvals (alice, bob, carol)",
         ),
         (
-            "approvals lapsed (notAfter) that would have met the rule",
+            "one approval lapsed (notAfter): pending, the lapsed approver named",
             [ballot("alice", left=-timedelta(seconds=1)), ballot("bob")],
             SOMEONE,
-            "Expired",
-            "1/2 approvals: approvals expired, sign again; missing role security; 1 more distinct region(s)",
+            "Pending",
+            "1/2 approvals; missing role security; 1 more distinct region(s); expired: alice (sign again)",
         ),
         (
             "ttl counts from the Approval's creation, whatever its notAfter",
             [ballot("alice", age=timedelta(hours=2), left=timedelta(days=1)), ballot("bob")],
             SOMEONE,
+            "Pending",
+            "1/2 approvals; missing role security; 1 more distinct region(s); expired: alice (sign again)",
+        ),
+        (
+            "every approval lapsed, though they would have met the rule",
+            [ballot("alice", left=-timedelta(seconds=1)), ballot("bob", age=timedelta(hours=3))],
+            SOMEONE,
             "Expired",
-            "1/2 approvals: approvals expired, sign again; missing role security; 1 more distinct region(s)",
+            "0/2 approvals: approvals expired, sign again; missing role security; missing role platform;"
+            " 2 more distinct region(s)",
+        ),
+        (
+            "every approval lapsed, and they would not have met it: pending",
+            [ballot("alice", left=-timedelta(seconds=1))],
+            SOMEONE,
+            "Pending",
+            "0/2 approvals; missing role security; missing role platform; 2 more distinct region(s);"
+            " expired: alice (sign again)",
         ),
         (
             "just inside the ttl",
