@@ -20,6 +20,8 @@ from .statement import Statement, Target
 
 #: How many hex digits of the change digest end an Approval's name.
 SHORT_DIGEST: Final = 8
+#: The longest object name the API server takes (a DNS subdomain).
+MAX_NAME: Final = 253
 
 
 def statement_for(pending: PendingAction, approver: str, not_after: datetime) -> Statement:
@@ -37,9 +39,14 @@ def statement_for(pending: PendingAction, approver: str, not_after: datetime) ->
 
 
 def approval_name(statement: Statement) -> str:
-    """``<target>-<action>-<approver>-<short digest>``: one Approval per approver and change."""
+    """``<target>-<action>-<approver>-<short digest>``: one Approval per approver and change.
+
+    A target name too long for that (object names go to 253 characters) is cut, the rest kept.
+    """
     short = statement.change_digest.removeprefix("sha256:")[:SHORT_DIGEST]
-    return f"{statement.target.name}-{statement.action.lower()}-{statement.approver}-{short}"
+    tail = f"-{statement.action.lower()}-{statement.approver}-{short}"
+    head = statement.target.name[: MAX_NAME - len(tail)].rstrip("-.")
+    return head + tail
 
 
 def approval_manifest(statement: Statement, envelope: dsse.Envelope, *, name: str | None = None) -> dict[str, Any]:
