@@ -104,7 +104,7 @@ def keygen(
             where = f"{path} (AES-256-GCM under a scrypt-derived key; keep the passphrase safe)"
     except KeyStoreError as exc:
         fail(str(exc))
-    errors.print(f"{name}'s private keys are in {where}.", highlight=False)
+    errors.print(f"{name}'s private keys are in {where}.", highlight=False, markup=False)
     snippet = {"name": name, "publicKeys": pairs.public_keys()}
     if fmt is Format.json:
         print(json.dumps(snippet, indent=2, sort_keys=True))
