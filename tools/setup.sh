@@ -43,3 +43,6 @@ fi
 
 say "control plane binaries (kube-apiserver, kube-controller-manager, kubectl, etcd)"
 tools/build-control-plane.sh
+
+say "litewitness (the independent witness of the interop tests)"
+tools/build-litewitness.sh

@@ -9,6 +9,11 @@
 //	    note.NewVerifier parses them) and prints the verified text. Signatures by keys not
 //	    given are ignored, as the signed-note spec requires.
 //
+//	noteverify cosig <witness key>... < cosigned-checkpoint
+//	    Opens the note with note.Open and a note.Verifier of the C2SP tlog-cosignature type
+//	    cosignature/v1 (key type 0x04) for each witness key; every one of them must have
+//	    cosigned. The log's own signatures are ignored.
+//
 //	noteverify merkle < request.json
 //	    Checks inclusion proofs with tlog.CheckRecord and consistency proofs with
 //	    tlog.CheckTree against one tree head. When the request lists the leaves, the tree
@@ -29,16 +34,18 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: noteverify note <verifier key>... < note | noteverify merkle < request.json")
+		fail("usage: noteverify note|cosig <verifier key>... < note | noteverify merkle < request.json")
 	}
 	var err error
 	switch os.Args[1] {
 	case "note":
 		err = openNote(os.Args[2:], os.Stdin, os.Stdout)
+	case "cosig":
+		err = openCosigned(os.Args[2:], os.Stdin, os.Stdout)
 	case "merkle":
 		err = checkMerkle(os.Stdin, os.Stdout)
 	default:
-		err = fmt.Errorf("unknown subcommand %q (want note or merkle)", os.Args[1])
+		err = fmt.Errorf("unknown subcommand %q (want note, cosig or merkle)", os.Args[1])
 	}
 	if err != nil {
 		fail(err.Error())

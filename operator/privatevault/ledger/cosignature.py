@@ -155,7 +155,7 @@ class CosignatureSigner:
     def from_private_key_string(cls, text: str, *, clock: Callable[[], float] | None = None) -> CosignatureSigner:
         if not text.startswith(PRIVATE_KEY_PREFIX):
             raise CheckpointError("not a witness key: it does not start with PRIVATE+KEY+")
-        name, hex_id, encoded = [*text.strip()[len(PRIVATE_KEY_PREFIX) :].split("+"), "", ""][:3]
+        name, hex_id, encoded = [*text.strip()[len(PRIVATE_KEY_PREFIX) :].split("+", 2), "", ""][:3]
         try:
             key = base64.b64decode(encoded, validate=True)
         except ValueError as exc:

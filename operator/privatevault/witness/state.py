@@ -64,7 +64,11 @@ class State:
         except BlockingIOError as exc:
             self._lock_file.close()
             raise WitnessStateError(f"another witness is using {path}: one state, one witness process") from exc
-        self._logs: dict[str, dict[str, Any]] = self._load()
+        try:
+            self._logs: dict[str, dict[str, Any]] = self._load()
+        except BaseException:
+            self._lock_file.close()
+            raise
 
     def _load(self) -> dict[str, dict[str, Any]]:
         try:
