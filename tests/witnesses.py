@@ -29,6 +29,7 @@ from privatevault.ledger import merkle
 from privatevault.ledger.cosignature import CosignatureVerifier
 from privatevault.testbench.ports import free_port
 from privatevault.testbench.process import ManagedProcess
+from privatevault.witness.state import load_or_create_key
 
 from .support import REPO
 
@@ -62,7 +63,7 @@ def _listening(url: str) -> bool:
 class Litewitness:
     """litewitness with its own ssh-agent, key and database, witnessing the given logs."""
 
-    def __init__(self, workdir: Path, name: str, logs: Mapping[str, Sequence[str]]) -> None:
+    def __init__(self, workdir: Path, name: str, logs: Mapping[str, Sequence[str]] | None = None) -> None:
         # An ssh-agent socket path must stay under ~100 bytes: pytest's tmp paths can be longer.
         self.home = Path(tempfile.mkdtemp(prefix="lw-", dir="/tmp"))
         self.name, self.port = name, free_port()
@@ -87,7 +88,7 @@ class Litewitness:
             ["ssh-add", "-q", str(key)], env={"SSH_AUTH_SOCK": str(self.socket)}, check=True, capture_output=True
         )
         key.unlink()  # the agent holds it now
-        self.fill(logs)
+        self.fill(logs or {})
         self.process = ManagedProcess(
             "litewitness",
             [
@@ -135,12 +136,18 @@ class Litewitness:
 
 
 class OurWitness:
-    """``pvctl witness run`` as a real process, with its key and state under ``workdir``."""
+    """``pvctl witness run`` as a real process, with its key and state under ``workdir``; its key
+    is made at once, so that a log can be configured with it before the witness runs."""
 
-    def __init__(self, workdir: Path, name: str, log_keys: Sequence[str]) -> None:
+    def __init__(self, workdir: Path, name: str, log_keys: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.key_file, self.state = workdir / f"witness-{self.port}.key", workdir / f"witness-{self.port}.json"
+        self.vkey = load_or_create_key(self.key_file, name).verifier_key
+        self.workdir, self.name = workdir, name
+        self.configure(log_keys)
+
+    def configure(self, log_keys: Sequence[str]) -> None:
         self.process = ManagedProcess(
             "pvctl-witness",
             [
@@ -149,13 +156,13 @@ class OurWitness:
                 "privatevault",
                 "witness",
                 "run",
-                f"--name={name}",
+                f"--name={self.name}",
                 f"--listen=127.0.0.1:{self.port}",
                 f"--key-file={self.key_file}",
                 f"--state={self.state}",
                 *(f"--log-key={key}" for key in log_keys),
             ],
-            workdir / f"witness-{self.port}.log",
+            self.workdir / f"witness-{self.port}.log",
         )
 
     def start(self) -> OurWitness:
@@ -163,8 +170,8 @@ class OurWitness:
         self.process.wait_ready(lambda: _listening(self.url + "/"), 30, "its HTTP port")
         return self
 
-    @property
-    def vkey(self) -> str:
+    def printed_vkey(self) -> str:
+        """What `pvctl witness key` prints."""
         done = subprocess.run(
             [sys.executable, "-m", "privatevault", "witness", "key", f"--key-file={self.key_file}"],
             capture_output=True,

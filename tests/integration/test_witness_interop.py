@@ -96,6 +96,7 @@ def test_litewitness_and_ours_cosign_our_checkpoints_and_verify_accepts_them(
 ) -> None:
     lite, ours = witnesses
     assert lite.logged_vkey() == lite.verifier.verifier_key  # the key ID is computed alike
+    assert ours.printed_vkey() == ours.vkey
     published, cosigners = Published(), client(lite, ours)
     checkpointer = Checkpointer(
         ledger, signers, origin=ORIGIN, publication=published, alarm=Alarm(), witnesses=cosigners
