@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client import CollectorRegistry, generate_latest
 
 from privatevault.ledger import merkle
 from privatevault.ledger.checkpoint import CheckpointError, LocalSigner, parse_and_verify, sign_checkpoint
@@ -27,7 +28,16 @@ from privatevault.ledger.cosignature import (
     parse_cosignature_key,
     signed_message,
 )
-from privatevault.ledger.witness import AddCheckpoint, Known, WitnessRefusal, add_checkpoint, parse_request
+from privatevault.ledger.witness import (
+    AddCheckpoint,
+    Known,
+    WitnessRefusal,
+    WitnessStatus,
+    add_checkpoint,
+    parse_request,
+)
+from privatevault.metrics import OperatorMetrics
+from privatevault.settings import Settings
 from privatevault.witness.client import Witness, Witnesses, http_post
 from privatevault.witness.server import WitnessService, serve
 from privatevault.witness.state import State, WitnessStateError, load_or_create_key
@@ -342,3 +352,52 @@ def test_go_verifies_our_witnesss_cosignature(service: WitnessService, noteverif
 def test_go_refuses_a_cosignature_moved_to_another_checkpoint(noteverify: Path) -> None:
     done = go_cosig(noteverify, note(10) + WITNESS.line(body_of(note(9))), WITNESS.verifier_key)
     assert done.returncode != 0 and b"invalid signature" in done.stderr, done.stderr
+
+
+def test_any_exception_of_a_witness_is_a_failure_not_a_crash() -> None:
+    def broken(url: str, body: bytes, timeout: float) -> tuple[int, bytes]:
+        raise ValueError("unknown url type")
+
+    witnesses = Witnesses([Witness("http://w.test", WITNESS.verifier, transport=broken)])
+    assert witnesses.cosign(note(3), 3, lambda old: proof(old, 3)) == b""
+    assert witnesses.status[WITNESS.name].reason == "Error"
+    witnesses.close()
+
+
+# -- configuration and metrics ----------------------------------------------------------------
+
+
+def test_witnesses_are_configured_as_url_and_key_pairs() -> None:
+    key = WITNESS.verifier_key
+    env = {
+        "PRIVATEVAULT_LEDGER_DSN": "postgresql://x",
+        "PRIVATEVAULT_WITNESSES": f"http://a.test {key},\n https://b.test/prefix {key}\n",
+        "PRIVATEVAULT_WITNESS_TIMEOUT": "2.5",
+    }
+    settings = Settings.from_env(env)
+    assert settings.witnesses == (
+        ("http://a.test", WITNESS.verifier_key),
+        ("https://b.test/prefix", WITNESS.verifier_key),
+    )
+    assert settings.witness_timeout == 2.5
+    for bad in ("a.test " + WITNESS.verifier_key, "http://a.test", "http://a.test k extra"):
+        with pytest.raises(ValueError, match="PRIVATEVAULT_WITNESSES"):
+            Settings.from_env({**env, "PRIVATEVAULT_WITNESSES": bad})
+
+
+def test_the_metrics_name_each_witness_and_its_reason() -> None:
+    status = {
+        "w1": WitnessStatus("w1", "http://a", ok=False, reason="Inconsistent", failures_total=2, cosigned_size=20),
+        "w2": WitnessStatus("w2", "http://b"),
+    }
+    text = generate_latest(registry_of(OperatorMetrics(witnesses=status))).decode()
+    assert 'privatevault_ledger_witness_ok{reason="Inconsistent",witness="w1"} 0.0' in text
+    assert 'privatevault_ledger_witness_ok{reason="",witness="w2"} 1.0' in text
+    assert 'privatevault_ledger_witness_failures_total{witness="w1"} 2.0' in text
+    assert 'privatevault_ledger_witness_cosigned_size{witness="w1"} 20.0' in text
+
+
+def registry_of(collector: OperatorMetrics) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return registry

@@ -129,6 +129,8 @@ class Witnesses:
                     lines += future.result()
                 except PrivateVaultError as exc:
                     self._failed(status, size, exc)
+                except Exception as exc:
+                    self._failed(status, size, WitnessFailed("Error", f"{type(exc).__name__}: {exc}"))
                 else:
                     status.ok, status.reason, status.message, status.cosigned_size = True, "", "", size
             return lines

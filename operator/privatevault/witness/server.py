@@ -78,6 +78,7 @@ class WitnessService:
 class Handler(BaseHTTPRequestHandler):
     service: WitnessService  # set on the subclass :func:`serve` makes
     protocol_version = "HTTP/1.1"  # keep-alive, as the spec recommends
+    timeout = 10  # seconds a client may take to send its request: a slow one holds one thread, not the witness
 
     def do_POST(self) -> None:
         if self.path != "/add-checkpoint":
