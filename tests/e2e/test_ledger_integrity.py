@@ -60,6 +60,16 @@ def metric(port: int, name: str) -> float | None:
     return float(found.group(1)) if found else None
 
 
+def note_size(note: str) -> int:
+    return int(note.split("\n")[1]) if note.count("\n") > 2 else 0
+
+
+def record_count(bench: Bench, database: Database) -> int:
+    with superuser(bench, database) as conn:
+        row = conn.execute("SELECT coalesce(max(seq), 0) FROM audit_records").fetchone()
+    return int(row[0]) if row else 0
+
+
 def test_a_rewrite_under_a_running_operator_is_never_signed_over(
     kubectl: Kubectl, bench: Bench, database: Database, operator_dsn_file: Path, tmp_path: Path
 ) -> None:
@@ -82,13 +92,10 @@ def test_a_rewrite_under_a_running_operator_is_never_signed_over(
         cm = kubectl.get("configmap", "privatevault-ledger-checkpoint", namespace)
         return str(((cm or {}).get("data") or {}).get("checkpoint", ""))
 
-    def size(note: str) -> int:
-        return int(note.split("\n")[1]) if note.count("\n") > 2 else 0
+    size = note_size
 
     def records() -> int:
-        with superuser(bench, database) as conn:
-            row = conn.execute("SELECT coalesce(max(seq), 0) FROM audit_records").fetchone()
-        return int(row[0]) if row else 0
+        return record_count(bench, database)
 
     def settled() -> str:
         """The published checkpoint once it covers every record (the operator is idle)."""
@@ -217,13 +224,10 @@ def test_witnesses_cosign_the_operators_checkpoints_and_never_a_rewrite(
     def configmap() -> dict[str, str]:
         return dict((kubectl.get("configmap", "privatevault-ledger-checkpoint", namespace) or {}).get("data") or {})
 
-    def size(note: str) -> int:
-        return int(note.split("\n")[1]) if note.count("\n") > 2 else 0
+    size = note_size
 
     def records() -> int:
-        with superuser(bench, database) as conn:
-            row = conn.execute("SELECT coalesce(max(seq), 0) FROM audit_records").fetchone()
-        return int(row[0]) if row else 0
+        return record_count(bench, database)
 
     def cosigned(note: str) -> bool:
         return ours.name in note and lite.name in note

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,29 @@ def ledger(database: Database) -> Iterator[Ledger]:
     opened.close()
 
 
+@dataclass
+class Scene:
+    """A ledger on PostgreSQL, its signers, both witnesses running, and where pvctl finds the ledger."""
+
+    ledger: Ledger
+    signers: list[LocalSigner]
+    lite: Litewitness
+    ours: OurWitness
+    dsn_file: Path
+    workdir: Path
+
+
+@pytest.fixture
+def scene(
+    ledger: Ledger,
+    signers: list[LocalSigner],
+    witnesses: tuple[Litewitness, OurWitness],
+    operator_dsn_file: Path,
+    tmp_path: Path,
+) -> Scene:
+    return Scene(ledger, signers, *witnesses, operator_dsn_file, tmp_path)
+
+
 def client(lite: Litewitness, ours: OurWitness) -> Witnesses:
     return Witnesses([Witness(lite.url, lite.verifier), Witness(ours.url, parse_cosignature_key(ours.vkey))])
 
@@ -87,14 +111,9 @@ def pvctl_verify(dsn_file: Path, published: bytes, tmp_path: Path, *extra: str) 
     return done.returncode, json.loads(done.stdout)
 
 
-def test_litewitness_and_ours_cosign_our_checkpoints_and_verify_accepts_them(
-    ledger: Ledger,
-    signers: list[LocalSigner],
-    witnesses: tuple[Litewitness, OurWitness],
-    operator_dsn_file: Path,
-    tmp_path: Path,
-) -> None:
-    lite, ours = witnesses
+def test_litewitness_and_ours_cosign_our_checkpoints_and_verify_accepts_them(scene: Scene) -> None:
+    ledger, signers, lite, ours = scene.ledger, scene.signers, scene.lite, scene.ours
+    operator_dsn_file, tmp_path = scene.dsn_file, scene.workdir
     assert lite.logged_vkey() == lite.verifier.verifier_key  # the key ID is computed alike
     assert ours.printed_vkey() == ours.vkey
     published, cosigners = Published(), client(lite, ours)
@@ -159,16 +178,9 @@ def test_both_witnesses_answer_the_protocol_alike(
     assert http_post(witnesses[0].url + "/add-checkpoint", AddCheckpoint(0, (), unknown).body(), 10)[0] == 403
 
 
-def test_a_rewrite_signed_after_a_rollback_is_never_cosigned(  # noqa: PLR0917 - pytest fixtures
-    bench: Bench,
-    database: Database,
-    ledger: Ledger,
-    signers: list[LocalSigner],
-    witnesses: tuple[Litewitness, OurWitness],
-    operator_dsn_file: Path,
-    tmp_path: Path,
-) -> None:
-    lite, ours = witnesses
+def test_a_rewrite_signed_after_a_rollback_is_never_cosigned(bench: Bench, database: Database, scene: Scene) -> None:
+    ledger, signers, lite, ours = scene.ledger, scene.signers, scene.lite, scene.ours
+    operator_dsn_file, tmp_path = scene.dsn_file, scene.workdir
     published = Published()
     first = Checkpointer(
         ledger, signers, origin=ORIGIN, publication=published, alarm=Alarm(), witnesses=client(lite, ours)

@@ -67,32 +67,18 @@ func newCosignatureVerifier(vkey string) (*cosignatureVerifier, error) {
 // openCosigned verifies a checkpoint's cosignatures by every given witness key with note.Open
 // (other signatures, the log's among them, are ignored) and writes the note text to out.
 func openCosigned(vkeys []string, in io.Reader, out io.Writer) error {
-	if len(vkeys) == 0 {
-		return fmt.Errorf("cosig: at least one witness key is needed")
-	}
-	verifiers := make([]note.Verifier, 0, len(vkeys))
-	for _, vkey := range vkeys {
-		v, err := newCosignatureVerifier(vkey)
-		if err != nil {
-			return fmt.Errorf("cosig: %w", err)
-		}
-		verifiers = append(verifiers, v)
-	}
-	msg, err := io.ReadAll(in)
+	parse := func(vkey string) (note.Verifier, error) { return newCosignatureVerifier(vkey) }
+	n, err := openWith("cosig", vkeys, parse, in)
 	if err != nil {
 		return err
-	}
-	n, err := note.Open(msg, note.VerifierList(verifiers...))
-	if err != nil {
-		return fmt.Errorf("cosig: %w", err)
 	}
 	signed := map[string]bool{}
 	for _, s := range n.Sigs {
 		signed[s.Name] = true
 	}
-	for _, v := range verifiers {
-		if !signed[v.Name()] {
-			return fmt.Errorf("cosig: no valid cosignature by %s", v.Name())
+	for _, vkey := range vkeys {
+		if name, _, _ := strings.Cut(vkey, "+"); !signed[name] {
+			return fmt.Errorf("cosig: no valid cosignature by %s", name)
 		}
 	}
 	fmt.Fprintf(os.Stderr, "noteverify: %d cosignature(s) verified, %d other signature(s) ignored\n",

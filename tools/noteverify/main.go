@@ -59,29 +59,38 @@ func fail(msg string) {
 
 // openNote verifies a signed note from in against the verifier keys and writes its text to out.
 func openNote(vkeys []string, in io.Reader, out io.Writer) error {
-	if len(vkeys) == 0 {
-		return fmt.Errorf("note: at least one verifier key is needed")
-	}
-	verifiers := make([]note.Verifier, 0, len(vkeys))
-	for _, vkey := range vkeys {
-		v, err := note.NewVerifier(vkey)
-		if err != nil {
-			return fmt.Errorf("note: verifier key %q: %w", vkey, err)
-		}
-		verifiers = append(verifiers, v)
-	}
-	msg, err := io.ReadAll(in)
+	n, err := openWith("note", vkeys, func(vkey string) (note.Verifier, error) { return note.NewVerifier(vkey) }, in)
 	if err != nil {
 		return err
-	}
-	n, err := note.Open(msg, note.VerifierList(verifiers...))
-	if err != nil {
-		return fmt.Errorf("note: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "noteverify: %d signature(s) verified, %d from unknown keys ignored\n",
 		len(n.Sigs), len(n.UnverifiedSigs))
 	_, err = io.WriteString(out, n.Text)
 	return err
+}
+
+// openWith parses the verifier keys with parse and opens the note read from in with note.Open.
+func openWith(cmd string, vkeys []string, parse func(string) (note.Verifier, error), in io.Reader) (*note.Note, error) {
+	if len(vkeys) == 0 {
+		return nil, fmt.Errorf("%s: at least one verifier key is needed", cmd)
+	}
+	verifiers := make([]note.Verifier, 0, len(vkeys))
+	for _, vkey := range vkeys {
+		v, err := parse(vkey)
+		if err != nil {
+			return nil, fmt.Errorf("%s: verifier key %q: %w", cmd, vkey, err)
+		}
+		verifiers = append(verifiers, v)
+	}
+	msg, err := io.ReadAll(in)
+	if err != nil {
+		return nil, err
+	}
+	n, err := note.Open(msg, note.VerifierList(verifiers...))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return n, nil
 }
 
 // merkleRequest is one tree head and the proofs to check against it. Byte fields are standard

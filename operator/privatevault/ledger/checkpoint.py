@@ -84,8 +84,8 @@ class Checkpoint:
         return "".join(line + "\n" for line in lines).encode()
 
 
-class NoteSigner(Protocol):
-    """A key that signs note text; the KMS adapters implement this."""
+class PublicKey(Protocol):
+    """A public key as notes name it: what a signer exposes of its verifier."""
 
     @property
     def name(self) -> str: ...
@@ -95,6 +95,10 @@ class NoteSigner(Protocol):
 
     @property
     def verifier_key(self) -> str: ...
+
+
+class NoteSigner(PublicKey, Protocol):
+    """A key that signs note text; the KMS adapters implement this."""
 
     def sign(self, message: bytes) -> bytes: ...
 
@@ -204,13 +208,10 @@ def parse_verifier_key(vkey: str) -> KeyVerifier:
     raise CheckpointError(f"verifier key {name!r}: unknown signature type 0x{key[:1].hex()}")
 
 
-class LocalSigner:
-    """A :class:`NoteSigner` over a private key held in this process (tests, the local KMS)."""
+class VerifierBacked:
+    """A signer's name, key ID and verifier key, read from its verifier (``self.verifier``)."""
 
-    def __init__(self, name: str, private_key: Ed25519PrivateKey | MLDSA65PrivateKey) -> None:
-        algorithm = ED25519 if isinstance(private_key, Ed25519PrivateKey) else MLDSA65
-        self.verifier = KeyVerifier(name, algorithm, private_key.public_key().public_bytes_raw())
-        self._private_key = private_key
+    verifier: PublicKey
 
     @property
     def name(self) -> str:
@@ -223,6 +224,15 @@ class LocalSigner:
     @property
     def verifier_key(self) -> str:
         return self.verifier.verifier_key
+
+
+class LocalSigner(VerifierBacked):
+    """A :class:`NoteSigner` over a private key held in this process (tests, the local KMS)."""
+
+    def __init__(self, name: str, private_key: Ed25519PrivateKey | MLDSA65PrivateKey) -> None:
+        algorithm = ED25519 if isinstance(private_key, Ed25519PrivateKey) else MLDSA65
+        self.verifier: KeyVerifier = KeyVerifier(name, algorithm, private_key.public_key().public_bytes_raw())
+        self._private_key = private_key
 
     def sign(self, message: bytes) -> bytes:
         return self._private_key.sign(message)

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from privatevault.ledger.checkpoint import (
     CheckpointError,
     NoteVerifier,
+    VerifierBacked,
     key_id,
     parse_and_verify,
 )
@@ -114,25 +115,13 @@ def parse_cosignature_key(vkey: str) -> CosignatureVerifier:
     return verifier
 
 
-class CosignatureSigner:
+class CosignatureSigner(VerifierBacked):
     """A witness's private key: signs ``cosignature/v1`` statements at the clock's time."""
 
     def __init__(self, name: str, private_key: Ed25519PrivateKey, *, clock: Callable[[], float] | None = None) -> None:
-        self.verifier = CosignatureVerifier(name, private_key.public_key().public_bytes_raw())
+        self.verifier: CosignatureVerifier = CosignatureVerifier(name, private_key.public_key().public_bytes_raw())
         self._private_key = private_key
         self._clock = clock
-
-    @property
-    def name(self) -> str:
-        return self.verifier.name
-
-    @property
-    def key_id(self) -> int:
-        return self.verifier.key_id
-
-    @property
-    def verifier_key(self) -> str:
-        return self.verifier.verifier_key
 
     def sign(self, message: bytes) -> bytes:
         """``timestamp ‖ signature`` over ``message``, the checkpoint's note text (never 0: the spec forbids it)."""
