@@ -232,8 +232,8 @@ def test_witnesses_cosign_the_operators_checkpoints_and_never_a_rewrite(
     def cosigned(note: str) -> bool:
         return ours.name in note and lite.name in note
 
-    def verify(*extra: str) -> tuple[int, dict[str, Any]]:
-        state = tmp_path / f"state-{time.monotonic_ns()}"
+    def verify(*extra: str, state: Path | None = None) -> tuple[int, dict[str, Any]]:
+        state = state or tmp_path / f"state-{time.monotonic_ns()}"  # a fresh verifier unless told
         done = pvctl("audit", "verify", *common, "--format", "json", "--state", str(state), *extra)
         assert done.returncode in (0, 1), done.stderr
         return done.returncode, json.loads(done.stdout)
@@ -276,7 +276,7 @@ def test_witnesses_cosign_the_operators_checkpoints_and_never_a_rewrite(
                 timeout=60,
             )
         )
-        code, result = verify(*witness_keys)
+        code, result = verify(*witness_keys, state=tmp_path / "remembering.state")
         assert code == 0 and result["cosignedBy"] == [ours.name, lite.name], result
         assert witness_metric(metrics_port, "privatevault_ledger_witness_ok", lite.name) == ("", 1.0)
 
@@ -309,6 +309,8 @@ def test_witnesses_cosign_the_operators_checkpoints_and_never_a_rewrite(
         code, result = verify(*witness_keys)
         assert code == 1 and "is cosigned by 0 of the 2 witness(es) required" in result["problem"], result
         assert f"{ours.name} ({parse_cosignature_key(ours.vkey).key_id:08x}): no cosignature" in result["problem"]
+        code, result = verify(state=tmp_path / "remembering.state")  # one that remembers sees the fork
+        assert code == 1 and "this verifier remembers: a fork" in result["problem"], result
     finally:
         kubectl.run(
             "delete", "tenant", "e2e-witness-a", "e2e-witness-b", "--wait=true", "--ignore-not-found", check=False
