@@ -265,9 +265,9 @@ def quorum_policy(
 # -- Approval --------------------------------------------------------------------------------------
 
 
-def approval_signature(algorithm: str = "Ed25519", *, key_id: str = "k1", value: str = "c2ln") -> dict[str, Any]:
-    """One signature of an Approval (by default a placeholder: base64 of ``sig``)."""
-    return {"algorithm": algorithm, "keyId": key_id, "signature": value}
+def envelope_signature(keyid: str = "ed25519:" + "0" * 64, sig: str = "c2ln") -> dict[str, Any]:
+    """One DSSE signature (by default a placeholder: base64 of ``sig``)."""
+    return {"keyid": keyid, "sig": sig}
 
 
 def approval(
@@ -276,10 +276,14 @@ def approval(
     verb: str = "DeleteTenant",
     target_kind: str = "Tenant",
     target: str = "acme",
-    target_uid: str | None = None,
+    target_uid: str = "uid-acme",
+    target_generation: int = 1,
     digest: str = "sha256:" + "0" * 64,
     approver: str = "approver-0",
+    policy: str = "two-person",
+    payload: str = "e30=",
     signatures: Sequence[Mapping[str, Any]] | None = None,
+    envelope: Mapping[str, Any] | None = None,
     expires: str = "2030-01-01T00:00:00Z",
     spec: Mapping[str, Any] | None = None,
     labels: Mapping[str, str] | None = None,
@@ -288,15 +292,26 @@ def approval(
     generation: int | None = None,
     status: Mapping[str, Any] | None = None,
 ) -> Manifest:
-    """An Approval by ``approver-0`` of deleting the tenant acme, with one placeholder signature.
+    """An Approval by ``approver-0`` of deleting the tenant acme, with a placeholder envelope.
 
-    ``target_kind``, ``target`` and ``target_uid`` name the object the approved action is on.
+    ``target_kind``, ``target``, ``target_uid`` and ``target_generation`` name the object the
+    approved action is on; ``envelope`` replaces the placeholder with a real one (see
+    ``tests.quorum_keys``).
     """
     fields = _fields(
-        action=_fields(verb=verb, kind=target_kind, name=target, uid=target_uid, digest=digest),
+        policy=policy,
         approver=approver,
-        signatures=[dict(s) for s in signatures] if signatures is not None else [approval_signature()],
+        action=_fields(
+            verb=verb, kind=target_kind, name=target, uid=target_uid, generation=target_generation, digest=digest
+        ),
         expires=expires,
+        envelope=dict(envelope)
+        if envelope is not None
+        else {
+            "payloadType": "application/vnd.in-toto+json",
+            "payload": payload,
+            "signatures": [dict(s) for s in signatures] if signatures is not None else [envelope_signature()],
+        },
     )
     return _resource(
         "Approval",

@@ -59,6 +59,8 @@ CACHED: tuple[Cached, ...] = (
     Cached("apps/v1", "Deployment", "deployments", "pv_deployments"),
     Cached("apps/v1", "StatefulSet", "statefulsets", "pv_statefulsets"),
     Cached("privatevault.io/v1alpha1", "Tenant", "tenants", "pv_tenants", namespaced=False),
+    Cached("privatevault.io/v1alpha1", "QuorumPolicy", "quorumpolicies", "pv_quorumpolicies", namespaced=False),
+    Cached("privatevault.io/v1alpha1", "Approval", "approvals", "pv_approvals", namespaced=False),
 )
 _BY_KIND = {(c.api_version, c.kind): c for c in CACHED}
 

@@ -40,6 +40,10 @@ class OperatorMetrics(Collector):
         self.inventories: dict[str, Inventory] = {}
         self.integrity = integrity if integrity is not None else Integrity()
         self.witnesses = witnesses if witnesses is not None else {}
+        #: Gated objects seen to disappear without a quorum decision, by kind.
+        self.bypassed: defaultdict[str, int] = defaultdict(int)
+        #: Decisions on gated actions, by action and state (Approved, Pending, Refused, Expired).
+        self.decisions: defaultdict[tuple[str, str], int] = defaultdict(int)
 
     def collect(self) -> Iterator[Metric]:
         grouped: defaultdict[str, list[tuple[dict[str, str], float]]] = defaultdict(list)
@@ -55,6 +59,23 @@ class OperatorMetrics(Collector):
             yield family
         yield from self._ledger()
         yield from self._witnesses()
+        yield from self._quorum()
+
+    def _quorum(self) -> Iterator[Metric]:
+        bypassed = CounterMetricFamily(
+            "privatevault_quorum_bypassed",
+            "Gated objects that disappeared without a quorum decision (a finalizer stripped by hand)",
+            labels=["kind"],
+        )
+        for kind, count in sorted(self.bypassed.items()):
+            bypassed.add_metric([kind], float(count))
+        yield bypassed
+        decisions = CounterMetricFamily(
+            "privatevault_quorum_decisions", "Quorum decisions taken on gated actions", labels=["action", "state"]
+        )
+        for (action, state), count in sorted(self.decisions.items()):
+            decisions.add_metric([action, state], float(count))
+        yield decisions
 
     def _ledger(self) -> Iterator[Metric]:
         integrity = self.integrity

@@ -497,6 +497,6 @@ def test_compliance_framework_exceptions_selectors_and_interval(kubectl: Kubectl
     same_refusal(kubectl, manifest, ComplianceFrameworkSpec, message)
 
 
-def test_an_approval_carries_one_signature_per_algorithm(kubectl: Kubectl) -> None:
-    twice = builders.approval("ap-twice", signatures=[builders.approval_signature()] * 2)
+def test_an_approval_carries_one_signature_per_key(kubectl: Kubectl) -> None:
+    twice = builders.approval("ap-twice", signatures=[builders.envelope_signature()] * 2)
     same_refusal(kubectl, twice, ApprovalSpec, "Duplicate value")

@@ -115,6 +115,11 @@ class FakeLedger:
         self.events.append(event)
         return record
 
+    def find(self, prefix: str, *, limit: int = 1000) -> list[Record]:
+        if self.down:
+            raise LedgerUnavailable("ledger is down (fake)")
+        return [r for r in self.records if r.idempotency_key.startswith(prefix)][-limit:]
+
 
 class FakeLevels:
     """MCS levels handed out in order, never reused; ``taken`` holds levels set aside for others."""

@@ -213,13 +213,14 @@ def test_namespace_of_previous_incarnation_is_waited_for() -> None:
 def test_finalize_follows_the_deletion_policy(policy: str, shredded: list[str], retained: list[str]) -> None:
     world = World()
     tenant, _ = world.reconcile(make_tenant(deletion_policy=policy))
-    decisions.finalize(tenant, ports=world.ports, actor="test")
+    decisions.finalize(tenant, ports=world.ports, actor="test", deletion_policy=policy, gate="NotGated")
     assert (world.keys.shredded, world.keys.retained) == (shredded, retained)
     assert world.levels.released == ["tenant-uid-1"]
     step = "crypto-shred-kek" if policy == "CryptoShred" else "retain-kek"
     assert world.actions()[-3:] == ["delete-tenant", step, "release-mcs-level"]
     recorded = list(world.ledger.records)
-    decisions.finalize(tenant, ports=world.ports, actor="test")  # a retried finalizer writes no new record
+    # a retried finalizer writes no new record
+    decisions.finalize(tenant, ports=world.ports, actor="test", deletion_policy=policy, gate="NotGated")
     assert len(world.ledger.records) == len(recorded)
     assert world.ledger.records == recorded
 

@@ -7,6 +7,8 @@ and rotations falling due; its interval is ``PRIVATEVAULT_PROTECTION_INTERVAL``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import kopf
 
 from privatevault.api.v1alpha1 import ProtectionPolicy
@@ -14,7 +16,8 @@ from privatevault.api.v1alpha1.protectionpolicy import ProtectionPolicyStatus
 from privatevault.app import App
 from privatevault.handlers import wiring
 from privatevault.reconcile import protectionpolicy as decisions
-from privatevault.reconcile import status
+from privatevault.reconcile import protectionpolicy_gate as gate
+from privatevault.reconcile import quorum, status
 from privatevault.reconcile.strength import effective
 
 
@@ -24,14 +27,21 @@ def kind(app: App) -> wiring.Kind[ProtectionPolicy]:
         weakened = decisions.weakening(policy, dict(context.old) if context.old else None, ports=ports, actor=actor)
         if weakened is not None and weakened[0]:
             context.logger.warning("policy weakened: %s", weakened[1])
+        force = gate.in_force(policy, context.body, ports=ports, actor=actor, now=context.now)
+        acting = policy.model_copy(update={"spec": force.spec})
         result = decisions.reconcile(
-            policy, ports=ports, actor=actor, kem_name=effective(policy.spec).kem, now=context.now
+            acting, ports=ports, actor=actor, kem_name=effective(force.spec).kem, now=context.now
         )
         if result.changed:
             context.logger.info(
                 "protection reconciled: %d change(s), %d workload(s)", result.changed, len(result.workloads)
             )
-        return decisions.done(policy, result, weakened)
+        done = decisions.done(acting, result, weakened)
+        done = replace(done, facts={**done.facts, "in_force_generation": force.generation})
+        if force.gate is not None:
+            app.metrics.decisions[(force.gate.held.change.action, force.gate.held.decision.state)] += 1
+            context.logger.info("weakening held: %s", force.gate.held.decision.message)
+        return quorum.with_gates(done, [force.gate] if force.gate is not None else [])
 
     return wiring.Kind(
         resource=ProtectionPolicy,

@@ -7,18 +7,19 @@ from the caches; the resync timer catches anything else.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
 from privatevault import failpoints
 from privatevault.api.v1alpha1 import API_VERSION, Tenant, TenantStatus
+from privatevault.api.v1alpha1.pending import PendingAction
 from privatevault.app import App
 from privatevault.cache import CACHED
-from privatevault.errors import PrivateVaultError
+from privatevault.errors import GateClosed, PrivateVaultError, SpecError
 from privatevault.handlers import wiring
 from privatevault.manifests import labels
-from privatevault.reconcile import status
+from privatevault.reconcile import quorum, status, tenant_gate
 from privatevault.reconcile import tenant as decisions
 
 #: The children whose changes reconcile their tenant (watched with the managed-by label).
@@ -37,7 +38,13 @@ def kind(app: App) -> wiring.Kind[Tenant]:
         app.metrics.inventories[str(tenant.metadata["name"])] = result.inventory
         if result.changed:
             context.logger.info("tenant reconciled: %d change(s) made", result.changed)
-        return decisions.done(tenant, result)
+        held = decisions.gates(
+            tenant, context.body, ports=app.tenant_ports(), actor=app.settings.actor, now=context.now
+        )
+        for gate in held:
+            app.metrics.decisions[(gate.held.change.action, gate.held.decision.state)] += 1
+            context.logger.info("%s held: %s", gate.held.change.action, gate.held.decision.message)
+        return quorum.with_gates(decisions.done(tenant, result), held)
 
     return wiring.Kind(resource=Tenant, status_model=TenantStatus, work=work, begin_message=decisions.BEGIN_MESSAGE)
 
@@ -46,18 +53,8 @@ def register(registry: kopf.OperatorRegistry, app: App) -> None:
     tenants = kind(app)
     wiring.register(registry, app, tenants, resync=app.settings.drift_interval)
 
-    @kopf.on.delete(*wiring.resource_of(Tenant), registry=registry, id="finalize")
-    def on_delete(body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
-        app.cluster.bind(kwargs)
-        tenant = Tenant.model_validate(dict(body))
-        with app.locks.hold(str(tenant.metadata["uid"])):
-            try:
-                decisions.finalize(tenant, ports=app.tenant_ports(), actor=app.settings.actor)
-            except PrivateVaultError as exc:
-                wiring.to_kopf(exc, retry_delay=app.settings.retry_delay, logger=logger, what="deletion")
-                return
-        app.metrics.inventories.pop(str(tenant.metadata["name"]), None)
-        logger.info("tenant finalized (%s): its namespaces go by garbage collection", tenant.spec.deletion_policy)
+    _deletion(registry, app)
+    _bypass(registry, app)
 
     def on_child(event: kopf.RawEvent, body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
         if event.get("type") in (None, "ADDED"):
@@ -88,3 +85,61 @@ def register(registry: kopf.OperatorRegistry, app: App) -> None:
             id=f"drift-{child.plural}",
             labels={labels.MANAGED_BY: labels.MANAGER},
         )(on_child)
+
+
+def _deletion(registry: kopf.OperatorRegistry, app: App) -> None:
+    """The finalizer: a deletion goes ahead only when its gate (the one in force) approves it."""
+
+    @kopf.on.delete(*wiring.resource_of(Tenant), registry=registry, id="finalize")
+    def on_delete(body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
+        app.cluster.bind(kwargs)
+        tenant = Tenant.model_validate(dict(body))
+        ports, actor = app.tenant_ports(), app.settings.actor
+        with app.locks.hold(str(tenant.metadata["uid"])):
+            try:
+                deletion = tenant_gate.deletion(tenant, dict(body), ports=ports, actor=actor, now=app.clock())
+                if deletion.gate is not None:
+                    app.metrics.decisions[("DeleteTenant", deletion.gate.held.decision.state)] += 1
+                if deletion.gate is not None and not deletion.gate.approved:
+                    _hold(tenant, deletion.gate.error(), [deletion.gate.held.pending])
+                decisions.finalize(
+                    tenant,
+                    ports=ports,
+                    actor=actor,
+                    deletion_policy=deletion.deletion_policy,
+                    gate="Approved" if deletion.gate is not None else "NotGated",
+                )
+            except (GateClosed, SpecError) as exc:
+                _hold(tenant, exc, [])
+            except PrivateVaultError as exc:
+                wiring.to_kopf(exc, retry_delay=app.settings.retry_delay, logger=logger, what="deletion")
+                return
+        app.metrics.inventories.pop(str(tenant.metadata["name"]), None)
+        logger.info("tenant finalized (%s): its namespaces go by garbage collection", deletion.deletion_policy)
+
+    def _hold(tenant: Tenant, error: GateClosed | SpecError, pending: list[PendingAction]) -> None:
+        """A deletion held or refused keeps its finalizer (an error never lets it through), and says why."""
+        facts = {"pending": pending} if pending else {}
+        after = status.failed(tenant, TenantStatus, error, now=app.clock(), facts=facts)
+        wiring.write_status(app, "Tenant", str(tenant.metadata["name"]), tenant.status, after)
+        raise kopf.TemporaryError(f"deletion waits: {error}", delay=app.settings.retry_delay) from error
+
+
+def _bypass(registry: kopf.OperatorRegistry, app: App) -> None:
+    """A Tenant gone without a decision (its finalizer stripped by hand) is recorded and raised."""
+
+    @kopf.on.event(*wiring.resource_of(Tenant), registry=registry, id="bypass")
+    def on_gone(event: kopf.RawEvent, body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
+        if event.get("type") != "DELETED":
+            return
+        app.cluster.bind(kwargs)
+        policy = tenant_gate.bypassed(dict(body), ledger=app.ledger, actor=app.settings.actor)
+        if policy is None:
+            return
+        name = body.get("metadata", {}).get("name")
+        app.metrics.bypassed["Tenant"] += 1
+        message = f"tenant {name} disappeared without a quorum decision: its finalizer was removed by hand"
+        logger.error("%s; the gate of QuorumPolicy %s was bypassed (recorded in the ledger)", message, policy)
+        found = app.cluster.get(API_VERSION, "QuorumPolicy", policy)
+        if found is not None:
+            kopf.warn(kopf.Body(cast(kopf.RawBody, found)), reason="BypassedQuorum", message=message)

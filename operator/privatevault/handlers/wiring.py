@@ -39,6 +39,8 @@ class Context:
     now: datetime
     logger: kopf.Logger | Any
     old: Mapping[str, Any] | None = None
+    #: The object as the API server stores it: gated changes are named by its exact spec.
+    body: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def run(app: App, kind: Kind[R], body: Mapping[str, Any], logger: Any, *, old: M
             write_status(app, kind.name, name, obj.status, begin)
             obj = obj.model_copy(update={"status": begin})
         try:
-            result = kind.work(obj, Context(now=now, logger=logger, old=old))
+            result = kind.work(obj, Context(now=now, logger=logger, old=old, body=dict(body)))
         except PrivateVaultError as exc:
             facts = kind.facts(obj) if status.stalls(exc) else None
             after = status.failed(obj, kind.status_model, exc, now=now, facts=facts)

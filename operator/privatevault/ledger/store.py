@@ -366,6 +366,20 @@ class Ledger:
                 return
             after = rows[-1].seq
 
+    def find(self, prefix: str, *, limit: int = 1000) -> list[Record]:
+        """Records whose idempotency key starts with ``prefix``, oldest first (at most ``limit``, newest kept)."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+        def query(cur: psycopg.Cursor[tuple[Any, ...]]) -> list[Record]:
+            cur.execute(
+                "SELECT seq, canonical, prev_hash, record_hash, idempotency_key FROM audit_records"
+                " WHERE idempotency_key LIKE %s ORDER BY seq DESC LIMIT %s",
+                (pattern, limit),
+            )
+            return [_record(row) for row in reversed(cur.fetchall())]
+
+        return self._read(query)
+
     @staticmethod
     def _by_keys(cur: psycopg.Cursor[tuple[Any, ...]], keys: list[str]) -> dict[str, Record]:
         cur.execute(

@@ -43,6 +43,10 @@ class ClusterPort(Protocol):
 class LedgerPort(Protocol):
     def append(self, event: Event) -> Record: ...
 
+    def find(self, prefix: str, *, limit: int = 1000) -> list[Record]:
+        """Records whose idempotency key starts with ``prefix``, oldest first."""
+        ...
+
 
 class LevelPort(Protocol):
     def allocate(

@@ -22,7 +22,7 @@ from privatevault.errors import SpecError
 from privatevault.ledger import ResourceRef
 from privatevault.manifests import labels
 from privatevault.manifests import protectionpolicy as manifests
-from privatevault.reconcile import gates, status
+from privatevault.reconcile import status
 from privatevault.reconcile.audit import Audit, ref
 from privatevault.reconcile.ports import ProtectionPolicyPorts
 from privatevault.reconcile.strength import effective, is_weakening, quantum_safe, security_level
@@ -254,9 +254,8 @@ def weakening(
 ) -> tuple[bool, str] | None:
     """Whether this spec change weakens the policy; a weakening is recorded in the ledger at once.
 
-    Returns None when there is no previous spec to compare with. The quorum gate for weakenings
-    (``gates.policy_weakening``) is open today; a later issue keeps the last approved generation
-    in force until enough approvals exist.
+    Returns None when there is no previous spec to compare with. Whether the weakening takes effect
+    is the quorum gate's to say (``protectionpolicy_gate``): until approved, the spec in force stays.
     """
     if not old:
         return None
@@ -266,7 +265,7 @@ def weakening(
             "weaken-protection-policy",
             ResourceRef(kind=KIND, name=str(policy.metadata["name"]), uid=str(policy.metadata["uid"])),
             str(policy.metadata.get("generation")),
-            {"reason": reason, "gate": gates.policy_weakening(policy).reason},
+            {"reason": reason, "quorumPolicyRef": policy.spec.quorum_policy_ref},
         )
     return weaker, reason
 

@@ -49,6 +49,9 @@ class Done:
     message: str
     facts: Mapping[str, Any] = field(default_factory=dict)
     marks: Sequence[Mark] = ()
+    #: A gated change the reconcile holds (the rest of the intent is real): the status shows the
+    #: facts, and the conditions this error gives (AwaitingQuorum, or Stalled when refused).
+    held: GateClosed | SpecError | None = None
 
 
 def stalls(error: BaseException) -> bool:
@@ -98,6 +101,9 @@ def waiting_message(previous: Sequence[Condition], error: TransientError, now: d
 def done(obj: Resource, model: type[S], result: Done, *, now: datetime) -> S:
     previous = _previous(obj, model)
     generation = obj.metadata.get("generation")
+    if result.held is not None:
+        held = failed(obj, model, result.held, now=now, facts=result.facts)
+        return held.model_copy(update={"observed_generation": generation})
     conds = conditions.ready(previous.conditions, message=result.message, generation=generation, now=now)
     for mark in result.marks:
         conds = conditions.set_condition(
@@ -140,6 +146,7 @@ def failed(
         update={
             "conditions": conditions.progressing(
                 previous.conditions, reason=reason, message=message, generation=generation, now=now
-            )
+            ),
+            **(facts or {}),
         }
     )

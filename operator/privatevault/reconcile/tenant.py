@@ -16,22 +16,23 @@ dropped from the spec are released.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from privatevault.api.v1alpha1 import Tenant, TenantStatus
 from privatevault.api.v1alpha1.tenant import ChildRef, InventorySummary, KeyStatus
-from privatevault.errors import ConflictError, GateClosed, SpecError, TransientError
+from privatevault.errors import ConflictError, SpecError, TransientError
 from privatevault.inventory import Inventory, inventory
 from privatevault.ledger import ResourceRef
 from privatevault.ledger.event import canonical
 from privatevault.manifests import labels
 from privatevault.manifests import tenant as manifests
-from privatevault.reconcile import gates, status
+from privatevault.reconcile import key_requests, status, tenant_gate
 from privatevault.reconcile.audit import Audit, digest
 from privatevault.reconcile.ports import ClusterPort, KeysPort, LevelPort, TenantPorts
+from privatevault.reconcile.quorum import Gate
 
 KIND = "Tenant"
 #: Stands in for the tenant's level while the children are only checked, before any level exists.
@@ -302,19 +303,17 @@ def reconcile(
     return Result(children=refs, changed=audit.changed, mcs_level=level, key=key, inventory=found)
 
 
-def finalize(tenant: Tenant, *, ports: TenantPorts, actor: str) -> None:
+def finalize(tenant: Tenant, *, ports: TenantPorts, actor: str, deletion_policy: str, gate: str) -> None:
     """Tear down what the children's owner references do not: the key (per deletion policy) and the level.
 
     The namespaces and everything in them go by garbage collection once the finalizer is removed.
-    Raises ``GateClosed`` while a gate (quorum) holds the deletion.
+    ``deletion_policy`` is the one in force (see ``tenant_gate``), ``gate`` how the deletion was let
+    through (``Approved`` after a recorded decision, or why it was not gated).
     """
-    decision = gates.tenant_deletion(tenant)
-    if not decision.allowed:
-        raise GateClosed(decision.message, reason=decision.reason)
     audit = audit_for(tenant, ports, actor, lambda: None)
     ref = _tenant_ref(tenant)
-    policy = tenant.spec.deletion_policy
-    audit.record("delete-tenant", ref, "delete", {"deletionPolicy": policy, "gate": decision.reason})
+    policy = deletion_policy
+    audit.record("delete-tenant", ref, "delete", {"deletionPolicy": policy, "gate": gate})
     provider = ports.keys.for_provider(tenant.spec.kms.provider)
     name = str(tenant.metadata["name"])
     if policy == "CryptoShred":
@@ -326,6 +325,14 @@ def finalize(tenant: Tenant, *, ports: TenantPorts, actor: str) -> None:
     if tenant.status and tenant.status.mcs_level:
         audit.record("release-mcs-level", ref, "release", {"mcsLevel": tenant.status.mcs_level})
     ports.levels.release(str(tenant.metadata["uid"]))
+
+
+def gates(tenant: Tenant, body: Mapping[str, Any], *, ports: TenantPorts, actor: str, now: datetime) -> list[Gate]:
+    """The tenant's gated changes, after its reconcile: its gate itself, then key requests (held ones returned)."""
+    gate = tenant_gate.change(tenant, body, ports=ports, actor=actor, now=now)
+    audit = audit_for(tenant, ports, actor, lambda: None)
+    requests = key_requests.answer(tenant, body, audit, ports=ports, actor=actor, now=now)
+    return ([gate] if gate is not None else []) + requests
 
 
 def _ref(obj: dict[str, Any]) -> ChildRef:

@@ -37,6 +37,7 @@ from pydantic import Field, field_validator, model_validator
 
 from privatevault.api.v1alpha1.common import (
     AGE,
+    DNS_LABEL,
     DURATION,
     LABEL_VALUE,
     Model,
@@ -49,6 +50,7 @@ from privatevault.api.v1alpha1.common import (
     ready_columns,
     validations,
 )
+from privatevault.api.v1alpha1.pending import PendingAction
 
 Mode = Literal["Classical", "PQC", "Hybrid"]
 ProfileName = Literal["hybrid-default", "cnsa-2.0", "classical-legacy"]
@@ -341,6 +343,13 @@ class ProtectionPolicySpec(Model):
         f" enforce) allows only {_either(RESTRICTED_SELINUX_TYPES)}; the tenant's MCS level carries the isolation.",
         json_schema_extra=validations(cel(f"self in {_cel_list(RESTRICTED_SELINUX_TYPES)}", SELINUX_TYPE_MESSAGE)),
     )
+    quorum_policy_ref: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS_LABEL,
+        description="The QuorumPolicy whose WeakenProtectionPolicy rule approves a weakening; until then the"
+        " last approved generation stays in force. Removing or changing it is gated the same way.",
+    )
 
     @property
     def effective_mode(self) -> Mode:
@@ -396,6 +405,12 @@ class ProtectionPolicyStatus(Status):
     )
     quantum_safe: bool | None = None
     workloads: int | None = None
+    in_force_generation: int | None = Field(
+        default=None, description="The generation in force: a weakening waits for approval under the quorum policy."
+    )
+    pending: list[PendingAction] = Field(
+        default_factory=list, max_length=4, description="Gated actions held until a quorum approves them."
+    )
 
 
 class ProtectionPolicy(Resource):

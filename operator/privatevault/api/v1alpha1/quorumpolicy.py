@@ -21,17 +21,8 @@ from .common import (
     ready_columns,
     validations,
 )
+from .pending import GatedAction, PendingAction
 from .protectionpolicy import duration_seconds
-
-GatedAction = Literal[
-    "DeleteTenant",
-    "CryptoShred",
-    "WeakenProtectionPolicy",
-    "CreateEvidenceExport",
-    "RotateKeyOutOfSchedule",
-    "DestroyKey",
-    "AddComplianceException",
-]
 
 #: Public key sizes in bytes, and so the length of their padded base64.
 ED25519_PUBLIC_KEY: Final = 32
@@ -133,6 +124,13 @@ class Approver(Model):
     name: str = Field(max_length=63, pattern=DNS_LABEL)
     roles: list[str] = Field(default_factory=list, max_length=16, json_schema_extra=_set_of(63))
     region: str | None = Field(default=None, max_length=32, pattern=REGION)
+    users: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="The Kubernetes user names this approver acts as: a request made by one of them is this"
+        " approver's own, which the rule may forbid them to approve.",
+        json_schema_extra=_set_of(253),
+    )
     public_keys: ApproverKeys
 
 
@@ -233,6 +231,19 @@ class QuorumPolicySpec(Model):
         return self
 
 
+class RuleSummary(Model):
+    action: GatedAction
+    needs: str = Field(max_length=512)
+
+
+class QuorumPolicyStatus(Status):
+    rules: list[RuleSummary] = Field(default_factory=list, max_length=16)
+    in_force_generation: int | None = Field(
+        default=None, description="The generation whose rules decide today: a weakening waits for approval."
+    )
+    pending: list[PendingAction] = Field(default_factory=list, max_length=4)
+
+
 class QuorumPolicy(Resource):
     kind: ClassVar[str] = "QuorumPolicy"
     plural: ClassVar[str] = "quorumpolicies"
@@ -241,4 +252,4 @@ class QuorumPolicy(Resource):
     columns: ClassVar[tuple[PrintColumn, ...]] = (*ready_columns(), AGE)
 
     spec: QuorumPolicySpec
-    status: Status | None = None
+    status: QuorumPolicyStatus | None = None

@@ -20,6 +20,7 @@ from .common import (
     ready_columns,
     validations,
 )
+from .pending import PendingAction
 from .resources import Quantity, cel_list, limit_names_rule, limit_order_rules, no_overcommit_rule, quota_rules
 
 LOCALE = r"^[a-z]{2,3}(-[A-Z]{2})?$"
@@ -308,6 +309,9 @@ class TenantStatus(Status):
     kms: KeyStatus | None = None
     crypto_inventory: InventorySummary | None = None
     children: list[ChildRef] = Field(default_factory=list, max_length=160)
+    pending: list[PendingAction] = Field(
+        default_factory=list, max_length=4, description="Gated actions held until a quorum approves them."
+    )
 
 
 class Tenant(Resource):

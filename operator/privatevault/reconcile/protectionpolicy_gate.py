@@ -1,0 +1,92 @@
+"""The quorum gate of a ProtectionPolicy: a weaker spec waits, the approved one stays in force.
+
+The spec in force is kept in the ledger (``protectionpolicy-in-force``). A new spec that is not
+weaker (``strength.is_weakening``) and keeps the policy's quorumPolicyRef is in force at once. A
+weaker one is ``WeakenProtectionPolicy``; removing or changing the quorumPolicyRef is
+``ChangeQuorumGate`` as well: both are decided under the QuorumPolicy named by the spec in force,
+and until approved the workloads stay protected as the spec in force says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from privatevault.api.v1alpha1 import ProtectionPolicy
+from privatevault.api.v1alpha1.protectionpolicy import ProtectionPolicySpec
+from privatevault.ledger import ResourceRef
+from privatevault.quorum import changes
+from privatevault.reconcile import quorum
+from privatevault.reconcile.audit import event
+from privatevault.reconcile.ports import ProtectionPolicyPorts
+from privatevault.reconcile.strength import is_weakening
+
+IN_FORCE = "protectionpolicy-in-force"
+
+
+@dataclass(frozen=True)
+class InForce:
+    spec: ProtectionPolicySpec
+    generation: int
+    gate: quorum.Gate | None = None
+
+
+def _record(ports: ProtectionPolicyPorts, actor: str, body: Mapping[str, Any], why: str) -> None:
+    meta = body["metadata"]
+    generation = int(meta.get("generation") or 0)
+    ports.ledger.append(
+        event(
+            kind="protectionpolicy",
+            uid=str(meta["uid"]),
+            tenant="",
+            actor=actor,
+            action=IN_FORCE,
+            resource=ResourceRef(kind="ProtectionPolicy", name=str(meta["name"]), uid=str(meta["uid"])),
+            change=str(generation),
+            details={"generation": generation, "spec": dict(body.get("spec") or {}), "why": why},
+        )
+    )
+
+
+def in_force(
+    policy: ProtectionPolicy, body: Mapping[str, Any], *, ports: ProtectionPolicyPorts, actor: str, now: datetime
+) -> InForce:
+    generation = int(policy.metadata.get("generation") or 0)
+    found = quorum.latest(ports.ledger, "protectionpolicy", str(policy.metadata["uid"]), IN_FORCE)
+    if found is None:
+        _record(ports, actor, body, "first seen")
+        return InForce(policy.spec, generation)
+    old = ProtectionPolicySpec.model_validate(found["spec"])
+    old_generation = int(found.get("generation") or 0)
+    if old == policy.spec:
+        return InForce(policy.spec, old_generation)
+    weaker, _ = is_weakening(old, policy.spec)
+    ref_moved = old.quorum_policy_ref is not None and old.quorum_policy_ref != policy.spec.quorum_policy_ref
+    state = quorum.policy(ports.ledger, old.quorum_policy_ref) if old.quorum_policy_ref else None
+    gate_policy = state.in_force if state is not None else None
+    rules = []
+    if gate_policy is not None and (weaker or ref_moved):
+        rules = gate_policy.rules("WeakenProtectionPolicy") if weaker else []
+        if ref_moved:
+            rules += gate_policy.rules("ChangeQuorumGate") or list(gate_policy.spec.rules)
+        rules = quorum.dedupe(rules)
+    if gate_policy is None or not rules:
+        _record(ports, actor, body, "not weaker" if not (weaker or ref_moved) else "no rule gates it")
+        return InForce(policy.spec, generation)
+    action = "WeakenProtectionPolicy" if weaker else "ChangeQuorumGate"
+    gate = quorum.decide(
+        changes.new_spec(action, body),
+        rules,
+        gate_policy,
+        cluster=ports.cluster,
+        ledger=ports.ledger,
+        actor=actor,
+        tenant="",
+        now=now,
+    )
+    if gate.approved:
+        _record(ports, actor, body, "approved")
+        return InForce(policy.spec, generation)
+    return InForce(old, old_generation, gate)
