@@ -32,6 +32,7 @@ from privatevault.testbench.ports import free_port
 from privatevault.testbench.process import ManagedProcess, log_tail, stop_recorded
 from privatevault.testbench.secretfile import write_secret
 
+from . import demo_quorum
 from .output import console, errors
 
 app = typer.Typer(
@@ -198,6 +199,8 @@ class _Demo:
             "SELINUX-TYPE:.spec.template.spec.securityContext.seLinuxOptions.type,"
             "KEY-VERSION:.spec.template.metadata.annotations.privatevault\\.io/key-version",
         )
+        if (examples / "quorum").is_dir():
+            demo_quorum.held_deletion(self.kubectl, self.workdir, examples / "quorum", self.timeout)
 
     def undo(self) -> None:
         if self.operator is not None:
