@@ -28,6 +28,21 @@ def ledger_dsn(env: dict[str, str] | None = None) -> str:
     return dsn
 
 
+def witnesses(text: str) -> tuple[tuple[str, str], ...]:
+    """PRIVATEVAULT_WITNESSES: ``<submission URL> <verifier key>`` entries, one per line or comma-separated."""
+    entries = []
+    for entry in text.replace(",", "\n").splitlines():
+        fields = entry.split()
+        if not fields:
+            continue
+        if len(fields) != 2 or not fields[0].startswith(("http://", "https://")):
+            raise ValueError(
+                f"{ENV_PREFIX}WITNESSES entry {entry.strip()[:80]!r} is not `<http(s) URL> <witness verifier key>`"
+            )
+        entries.append((fields[0], fields[1]))
+    return tuple(entries)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     ledger_dsn: str
@@ -40,6 +55,10 @@ class Settings:
     ledger_origin: str = "privatevault.io/ledger"
     checkpoint_every_records: int = 1000
     checkpoint_every_seconds: float = 60.0
+    #: Witnesses that cosign each new checkpoint: (submission URL prefix, cosignature verifier key).
+    witnesses: tuple[tuple[str, str], ...] = ()
+    #: Seconds to wait for one witness's answer; a late witness delays publishing, never appends.
+    witness_timeout: float = 5.0
     vault_addr: str | None = None
     metrics_port: int | None = None
     metrics_addr: str = "0.0.0.0"  # noqa: S104 - a pod's metrics port; NetworkPolicy narrows who scrapes
@@ -80,4 +99,6 @@ class Settings:
             checkpoint_every_seconds=float(
                 env.get(f"{ENV_PREFIX}CHECKPOINT_EVERY_SECONDS", cls.checkpoint_every_seconds)
             ),
+            witnesses=witnesses(env.get(f"{ENV_PREFIX}WITNESSES", "")),
+            witness_timeout=float(env.get(f"{ENV_PREFIX}WITNESS_TIMEOUT", cls.witness_timeout)),
         )

@@ -306,8 +306,8 @@ def build_noteverify() -> Path:
     if go is None:
         pytest.fail("Go is not on PATH: it is needed to build tools/noteverify for the interop tests")
     digest = hashlib.sha256()
-    for name in ("go.mod", "go.sum", "main.go"):
-        digest.update((NOTEVERIFY / name).read_bytes())
+    for path in sorted([NOTEVERIFY / "go.mod", NOTEVERIFY / "go.sum", *NOTEVERIFY.glob("*.go")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
     cache = Path(os.environ.get("PV_CACHE", Path.home() / ".cache" / "privatevault"))
     binary = cache / "bin" / f"noteverify-{digest.hexdigest()[:16]}" / "noteverify"
     if binary.is_file():
