@@ -42,6 +42,11 @@ def deletion(obj: Mapping[str, Any]) -> Change:
     return Change("DeleteTenant", target(obj), {"delete": dict(obj.get("spec") or {})})
 
 
+def quorum_policy_deletion(obj: Mapping[str, Any]) -> Change:
+    """Deleting a QuorumPolicy: the last weakening of all (nothing left to gate), bound to the spec deleted."""
+    return Change("WeakenQuorumPolicy", target(obj), {"delete": dict(obj.get("spec") or {})})
+
+
 def new_spec(action: str, obj: Mapping[str, Any]) -> Change:
     """A spec change held until approved (a weakening, a gate moved): bound to the new spec."""
     return Change(action, target(obj), {"spec": dict(obj.get("spec") or {})})
