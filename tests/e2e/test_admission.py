@@ -127,6 +127,9 @@ def test_the_webhook_records_who_asked_for_each_gated_change(
         assert (hook["failurePolicy"], hook["sideEffects"]) == ("Ignore", "NoneOnDryRun")
         assert hook["clientConfig"]["url"].startswith("https://127.0.0.1:")
         assert hook["clientConfig"]["caBundle"]
+    written = [json.loads(record.canonical) for record in ledger.records()]
+    (registration,) = [body for body in written if body["action"] == "register-admission-webhook"]
+    assert config["webhooks"][0]["clientConfig"]["url"].startswith(registration["details"]["url"] + "/requester-")
     kubectl.apply(builders.tenant("e2e-requested"))
     wait_for_condition(kubectl, "tenant", "e2e-requested", "Ready", current=True)
     webhook_in_force(kubectl, ledger, "e2e-requested")

@@ -84,6 +84,22 @@ def test_a_ledger_outage_lets_the_request_through_unrecorded(tmp_path: Path, cap
     assert "was not recorded" in caplog.text
 
 
+def test_the_registration_is_recorded_once_before_kopf_writes_it(tmp_path: Path) -> None:
+    app = enabled_app(tmp_path)
+    before_register = admission.registration(app)  # type: ignore[arg-type]
+    config: Any = {"url": "https://127.0.0.1:9443", "caBundle": "Y2E="}
+    asyncio.run(before_register(config))
+    asyncio.run(before_register(config))  # the operator restarted with the same certificate and port
+    (event,) = app.ledger.events
+    assert (event.action, event.resource.kind, event.resource.name) == (
+        "register-admission-webhook",
+        "ValidatingWebhookConfiguration",
+        "validating.privatevault.io",
+    )
+    assert event.details["url"] == "https://127.0.0.1:9443"
+    assert event.details["webhooks"] == [f"requester-{kind.lower()}" for kind in requesters.GATED]
+
+
 def test_webhook_settings_from_the_environment(tmp_path: Path) -> None:
     env = {
         "PRIVATEVAULT_LEDGER_DSN": "postgresql://x",

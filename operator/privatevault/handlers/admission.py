@@ -1,7 +1,9 @@
 """kopf wiring of the validating admission webhook that records who requests each gated action.
 
 kopf serves the webhook (``kopf.WebhookServer``, TLS) and keeps the ValidatingWebhookConfiguration
-named by the settings up to date, ``clientConfig.url`` and ``caBundle`` included. Every webhook
+named by the settings up to date, ``clientConfig.url`` and ``caBundle`` included; the operator
+records each configuration in the ledger before kopf writes it (``register-admission-webhook``),
+as it records every change it makes. Every webhook
 ignores failures (``failurePolicy: Ignore``) and declares ``sideEffects: NoneOnDryRun``: a dry run
 is let through unrecorded. The webhook never refuses: when the ledger does not take the record
 within ``record_timeout`` the request goes ahead unrecorded, and the gates, which never depend on
@@ -11,8 +13,9 @@ the webhook, then treat its requester as unknown (``reconcile.requesters``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -20,10 +23,12 @@ import kopf
 
 from privatevault import servingcert
 from privatevault.api.v1alpha1 import EvidenceExport, ProtectionPolicy, QuorumPolicy, Resource, Tenant
-from privatevault.app import App
+from privatevault.app import App, OperatorAudit
+from privatevault.errors import PrivateVaultError
 from privatevault.handlers import wiring
-from privatevault.ledger import Event
+from privatevault.ledger import Event, ResourceRef
 from privatevault.reconcile import requesters
+from privatevault.reconcile.audit import digest
 from privatevault.settings import Settings
 
 #: The uid of the admission request being served: kopf hands its handlers the user, the objects and
@@ -32,9 +37,18 @@ REQUEST_UID: ContextVar[str] = ContextVar("privatevault_admission_request_uid", 
 
 KINDS: tuple[type[Resource], ...] = (Tenant, ProtectionPolicy, QuorumPolicy, EvidenceExport)
 
+log = logging.getLogger("privatevault.admission")
+
 
 class Server(kopf.WebhookServer):
-    """kopf's webhook server, with each request's uid in :data:`REQUEST_UID` while it is served."""
+    """kopf's webhook server, with each request's uid in :data:`REQUEST_UID` while it is served,
+    and ``before_register`` called with each client config before kopf registers it."""
+
+    def __init__(
+        self, *, before_register: Callable[[kopf.WebhookClientConfig], Awaitable[None]] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.before_register = before_register
 
     async def __call__(self, fn: kopf.WebhookFn) -> AsyncIterator[kopf.WebhookClientConfig]:
         async def with_uid(
@@ -51,10 +65,14 @@ class Server(kopf.WebhookServer):
                 REQUEST_UID.reset(token)
 
         async for config in super().__call__(with_uid):
+            if self.before_register is not None:
+                await self.before_register(config)
             yield config
 
 
-def server(settings: Settings) -> Server:
+def server(
+    settings: Settings, before_register: Callable[[kopf.WebhookClientConfig], Awaitable[None]] | None = None
+) -> Server:
     """The TLS server: the configured certificate, else one generated for the advertised host."""
     hook = settings.webhook
     if hook.cert_file is not None and hook.key_file is not None:
@@ -62,7 +80,46 @@ def server(settings: Settings) -> Server:
     else:
         files = servingcert.ensure(settings.state_dir / settings.namespace / "webhook", hook.advertised_host)
         cert, key, ca = files.cert, files.key, hook.ca_file or files.ca
-    return Server(addr=hook.addr, port=hook.port, host=hook.advertised_host, certfile=cert, pkeyfile=key, cafile=ca)
+    return Server(
+        addr=hook.addr,
+        port=hook.port,
+        host=hook.advertised_host,
+        certfile=cert,
+        pkeyfile=key,
+        cafile=ca,
+        before_register=before_register,
+    )
+
+
+def registration(app: App) -> Callable[[kopf.WebhookClientConfig], Awaitable[None]]:
+    """Audits the webhook configuration before kopf writes it, like every change the operator makes;
+    while the ledger is down, kopf waits (and so does the webhook: no record, no registration)."""
+    audit = OperatorAudit(app.ledger, app.settings)
+    name = app.settings.webhook.configuration
+
+    def record(config: kopf.WebhookClientConfig) -> None:
+        details = {
+            "url": config.get("url"),
+            "caBundleSha256": digest({"caBundle": config.get("caBundle", "")}),
+            "webhooks": [f"requester-{model.kind.lower()}" for model in KINDS],
+        }
+        audit.record(
+            "register-admission-webhook",
+            ResourceRef(kind="ValidatingWebhookConfiguration", name=name),
+            change=digest(details),
+            details=details,
+        )
+
+    async def before_register(config: kopf.WebhookClientConfig) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(record, config)
+                return
+            except PrivateVaultError as exc:
+                log.warning("the admission webhook waits for its registration to be recorded: %s", exc)
+                await asyncio.sleep(app.settings.retry_delay)
+
+    return before_register
 
 
 def _append(app: App, events: Sequence[Event]) -> None:
@@ -77,7 +134,7 @@ def register(registry: kopf.OperatorRegistry, app: App) -> None:
 
     @kopf.on.startup(registry=registry)
     def serve(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.admission.server = server(app.settings)
+        settings.admission.server = server(app.settings, registration(app))
         settings.admission.managed = app.settings.webhook.configuration
 
     for model in KINDS:
