@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from privatevault.ledger import Record
-from privatevault.ledger.schema import Database
 from privatevault.ledger.store import Ledger
 from privatevault.quorum import Requester, changes
 from privatevault.reconcile import requesters
@@ -45,13 +44,6 @@ subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}
 """
-
-
-@pytest.fixture
-def ledger(database: Database) -> Iterator[Ledger]:
-    opened = Ledger(database.operator_dsn)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -57,23 +57,23 @@ def with_status(kubectl: Kubectl, name: str, *conditions: dict[str, Any], observ
     return obj
 
 
+HELD = (
+    condition("Ready", "False", "AwaitingQuorum", "deletion held", 1),
+    condition("Reconciling", "True", "AwaitingQuorum", "1/2 approvals; missing role platform", 1),
+)
+REFUSED = (
+    condition("Ready", "False", "QuorumRefused", "refused", 1),
+    condition("Stalled", "True", "QuorumRefused", "no approver holds role platform", 1),
+)
+
+
 def test_held_for_quorum_is_in_progress_and_refused_is_failed(kubectl: Kubectl) -> None:
     kubectl.apply(builders.tenant("e2e-kstatus-held"))
-    held = with_status(
-        kubectl,
-        "e2e-kstatus-held",
-        condition("Ready", "False", "AwaitingQuorum", "deletion held", 1),
-        condition("Reconciling", "True", "AwaitingQuorum", "1/2 approvals; missing role platform", 1),
-    )
-    assert kstatus(held) == ("InProgress", "1/2 approvals; missing role platform")
-
-    refused = with_status(
-        kubectl,
-        "e2e-kstatus-held",
-        condition("Ready", "False", "QuorumRefused", "refused", 1),
-        condition("Stalled", "True", "QuorumRefused", "no approver holds role platform", 1),
-    )
-    assert kstatus(refused) == ("Failed", "no approver holds role platform")
+    for conditions, expected in (
+        (HELD, ("InProgress", "1/2 approvals; missing role platform")),
+        (REFUSED, ("Failed", "no approver holds role platform")),
+    ):
+        assert kstatus(with_status(kubectl, "e2e-kstatus-held", *conditions)) == expected
 
     kubectl.run("patch", "tenant", "e2e-kstatus-held", "--type=merge", "-p", '{"spec":{"locale":"de-DE"}}')
     ready_but_old = with_status(kubectl, "e2e-kstatus-held", condition("Ready", "True", "Reconciled", "done", 1))

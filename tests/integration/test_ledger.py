@@ -5,7 +5,6 @@ unreachable database fails closed."""
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -29,13 +28,6 @@ def event(key: str, tenant: str = "acme") -> Event:
         idempotency_key=key,
         details={"digest": "sha256:" + "0" * 64},
     )
-
-
-@pytest.fixture
-def ledger(database: Database) -> Iterator[Ledger]:
-    opened = Ledger(database.operator_dsn)
-    yield opened
-    opened.close()
 
 
 def test_appends_chain_and_verify(ledger: Ledger) -> None:

@@ -45,56 +45,36 @@ def annotated(o: dict[str, Any]) -> dict[str, Any]:
     return new
 
 
+UNGATED = with_spec(TENANT, quorumPolicyRef=None)
+SHREDDING = with_spec(TENANT, deletionPolicy="CryptoShred")
+CLASSICAL = with_spec(POLICY, mode="Classical")
+REGATED = with_spec(POLICY, quorumPolicyRef="other")
+RULELESS = with_spec(QUORUM, rules=[])
+
+PP, QP, new = "ProtectionPolicy", "QuorumPolicy", changes.new_spec
+
 HELD = [
     ("tenant delete", "Tenant", "DELETE", TENANT, None, [changes.deletion(TENANT)]),
-    (
-        "tenant gate removed",
-        "Tenant",
-        "UPDATE",
-        TENANT,
-        t := with_spec(TENANT, quorumPolicyRef=None),
-        [changes.new_spec("ChangeQuorumGate", t)],
-    ),
-    (
-        "tenant to CryptoShred",
-        "Tenant",
-        "UPDATE",
-        TENANT,
-        t2 := with_spec(TENANT, deletionPolicy="CryptoShred"),
-        [changes.new_spec("ChangeQuorumGate", t2)],
-    ),
+    ("tenant gate removed", "Tenant", "UPDATE", TENANT, UNGATED, [new("ChangeQuorumGate", UNGATED)]),
+    ("tenant to CryptoShred", "Tenant", "UPDATE", TENANT, SHREDDING, [new("ChangeQuorumGate", SHREDDING)]),
     ("tenant other spec change", "Tenant", "UPDATE", TENANT, with_spec(TENANT, locale="de-DE"), []),
     ("tenant metadata only", "Tenant", "UPDATE", TENANT, annotated(TENANT), []),
     ("tenant create", "Tenant", "CREATE", None, TENANT, []),
-    (
-        "policy spec change",
-        "ProtectionPolicy",
-        "UPDATE",
-        POLICY,
-        p := with_spec(POLICY, mode="Classical"),
-        [changes.new_spec("WeakenProtectionPolicy", p)],
-    ),
+    ("policy spec change", PP, "UPDATE", POLICY, CLASSICAL, [new("WeakenProtectionPolicy", CLASSICAL)]),
     (
         "policy gate moved",
-        "ProtectionPolicy",
+        PP,
         "UPDATE",
         POLICY,
-        p2 := with_spec(POLICY, quorumPolicyRef="other"),
-        [changes.new_spec("WeakenProtectionPolicy", p2), changes.new_spec("ChangeQuorumGate", p2)],
+        REGATED,
+        [new("WeakenProtectionPolicy", REGATED), new("ChangeQuorumGate", REGATED)],
     ),
-    ("policy metadata only", "ProtectionPolicy", "UPDATE", POLICY, annotated(POLICY), []),
-    ("policy delete", "ProtectionPolicy", "DELETE", POLICY, None, []),
-    (
-        "quorum spec change",
-        "QuorumPolicy",
-        "UPDATE",
-        QUORUM,
-        q := with_spec(QUORUM, rules=[]),
-        [changes.new_spec("WeakenQuorumPolicy", q)],
-    ),
-    ("quorum delete", "QuorumPolicy", "DELETE", QUORUM, None, [changes.quorum_policy_deletion(QUORUM)]),
-    ("quorum metadata only", "QuorumPolicy", "UPDATE", QUORUM, annotated(QUORUM), []),
-    ("export create", "EvidenceExport", "CREATE", None, EXPORT, [changes.new_spec("CreateEvidenceExport", EXPORT)]),
+    ("policy metadata only", PP, "UPDATE", POLICY, annotated(POLICY), []),
+    ("policy delete", PP, "DELETE", POLICY, None, []),
+    ("quorum spec change", QP, "UPDATE", QUORUM, RULELESS, [new("WeakenQuorumPolicy", RULELESS)]),
+    ("quorum delete", QP, "DELETE", QUORUM, None, [changes.quorum_policy_deletion(QUORUM)]),
+    ("quorum metadata only", QP, "UPDATE", QUORUM, annotated(QUORUM), []),
+    ("export create", "EvidenceExport", "CREATE", None, EXPORT, [new("CreateEvidenceExport", EXPORT)]),
     ("export update", "EvidenceExport", "UPDATE", EXPORT, annotated(EXPORT), []),
     ("approval create", "Approval", "CREATE", None, obj("Approval", {}), []),
 ]
