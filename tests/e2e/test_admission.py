@@ -1,8 +1,9 @@
 """The requester webhook end to end: the operator serves it over TLS and registers it with the real
-API server; a delete by alice (impersonated), a gate moved, a QuorumPolicy deleted and an
-EvidenceExport created each leave one ledger record naming the requester and the digest of the
-exact change, computed from the object as read before; a dry run leaves none; and with the
-webhook's port closed the API server still accepts a delete (failurePolicy Ignore)."""
+API server; a delete by alice (impersonated), a gate moved, a key rotation asked for by annotation,
+a QuorumPolicy deleted and an EvidenceExport created each leave one ledger record naming the
+requester and the digest of the exact change, computed from the object as read before; a dry run
+leaves none; and with the webhook's port closed the API server still accepts a delete
+(failurePolicy Ignore)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pytest
 from privatevault.ledger import Record
 from privatevault.ledger.store import Ledger
 from privatevault.quorum import Requester, changes
-from privatevault.reconcile import requesters
+from privatevault.reconcile import key_requests, requesters
 from privatevault.testbench.ports import free_port
 from tests import builders
 from tests.support import Kubectl, Operator, eventually, wait_for_condition
@@ -111,6 +112,12 @@ def registered(kubectl: Kubectl, configuration: str) -> dict[str, Any]:
     return config
 
 
+def before_delete(kubectl: Kubectl) -> dict[str, Any]:
+    found = kubectl.get("tenant", "e2e-requested")
+    assert found is not None
+    return found
+
+
 def test_the_webhook_records_who_asked_for_each_gated_change(
     kubectl: Kubectl, webhook_operator: Operator, ledger: Ledger, configuration: str
 ) -> None:
@@ -126,8 +133,11 @@ def test_the_webhook_records_who_asked_for_each_gated_change(
     wait_for_condition(kubectl, "tenant", "e2e-requested", "Ready", current=True)
     webhook_in_force(kubectl, ledger, "e2e-requested")
 
-    before = kubectl.get("tenant", "e2e-requested")
-    assert before is not None
+    kubectl.run("annotate", "tenant", "e2e-requested", f"{key_requests.ROTATE}=token-1", "--as", "alice")
+    rotation = changes.key_request("RotateKeyOutOfSchedule", before_delete(kubectl), key_requests.ROTATE, "token-1")
+    assert requesters.requester(ledger, rotation) == Requester.of("alice")
+
+    before = before_delete(kubectl)
     deletion = changes.deletion(before)
     kubectl.run("delete", "tenant", "e2e-requested", "--as", "alice", "--dry-run=server")
     assert kubectl.get("tenant", "e2e-requested") is not None

@@ -53,6 +53,20 @@ RULELESS = with_spec(QUORUM, rules=[])
 
 PP, QP, new = "ProtectionPolicy", "QuorumPolicy", changes.new_spec
 
+
+def key(action: str, o: dict[str, Any], token: str, verb: str = "rotate") -> changes.Change:
+    return changes.key_request(action, o, f"privatevault.io/{verb}-kek", token)
+
+
+def annotated_with(o: dict[str, Any], **annotations: str) -> dict[str, Any]:
+    found = copy.deepcopy(o)
+    found["metadata"]["annotations"] = {f"privatevault.io/{key.replace('_', '-')}": v for key, v in annotations.items()}
+    return found
+
+
+ROTATE = annotated_with(TENANT, rotate_kek="t1")
+ROTATE_AGAIN = annotated_with(TENANT, rotate_kek="t2", destroy_kek="d1")
+
 HELD = [
     ("tenant delete", "Tenant", "DELETE", TENANT, None, [changes.deletion(TENANT)]),
     ("tenant gate removed", "Tenant", "UPDATE", TENANT, UNGATED, [new("ChangeQuorumGate", UNGATED)]),
@@ -60,6 +74,16 @@ HELD = [
     ("tenant other spec change", "Tenant", "UPDATE", TENANT, with_spec(TENANT, locale="de-DE"), []),
     ("tenant metadata only", "Tenant", "UPDATE", TENANT, annotated(TENANT), []),
     ("tenant create", "Tenant", "CREATE", None, TENANT, []),
+    ("tenant rotate-kek token", "Tenant", "UPDATE", TENANT, ROTATE, [key("RotateKeyOutOfSchedule", ROTATE, "t1")]),
+    ("tenant same token", "Tenant", "UPDATE", ROTATE, with_spec(ROTATE, locale="de-DE"), []),
+    (
+        "tenant new tokens",
+        "Tenant",
+        "UPDATE",
+        ROTATE,
+        ROTATE_AGAIN,
+        [key("RotateKeyOutOfSchedule", ROTATE_AGAIN, "t2"), key("DestroyKey", ROTATE_AGAIN, "d1", "destroy")],
+    ),
     ("policy spec change", PP, "UPDATE", POLICY, CLASSICAL, [new("WeakenProtectionPolicy", CLASSICAL)]),
     (
         "policy gate moved",

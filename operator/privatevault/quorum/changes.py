@@ -47,6 +47,11 @@ def quorum_policy_deletion(obj: Mapping[str, Any]) -> Change:
     return Change("WeakenQuorumPolicy", target(obj), {"delete": dict(obj.get("spec") or {})})
 
 
+def key_request(action: str, obj: Mapping[str, Any], annotation: str, token: str) -> Change:
+    """A key action out of schedule asked for by an annotation: bound to the annotation and its token."""
+    return Change(action, target(obj), {"annotation": annotation, "token": token})
+
+
 def new_spec(action: str, obj: Mapping[str, Any]) -> Change:
     """A spec change held until approved (a weakening, a gate moved): bound to the new spec."""
     return Change(action, target(obj), {"spec": dict(obj.get("spec") or {})})

@@ -27,6 +27,7 @@ from privatevault.ledger import Event, Record
 from privatevault.quorum import changes
 from privatevault.quorum.changes import Change
 from privatevault.quorum.decision import Requester
+from privatevault.reconcile import key_requests
 from privatevault.reconcile.audit import event, ref
 from privatevault.reconcile.ports import LedgerPort
 
@@ -66,15 +67,18 @@ def held(kind: str, operation: str, old: Mapping[str, Any] | None, new: Mapping[
     """The gated changes a request for ``operation`` on ``kind`` asks for (none for most requests).
 
     The operator decides whether a spec change is in fact a weakening; the webhook records the
-    requester of every spec change that might be one, so the record is there when it is.
+    requester of every spec change that might be one, so the record is there when it is. On a
+    Tenant, a new token in a key-request annotation asks for a key action out of schedule.
     """
     deleted = old if operation == "DELETE" else None
     updated = new if operation == "UPDATE" and old is not None else None
     if kind == "Tenant":
         if deleted is not None:
             return [changes.deletion(deleted)]
-        if updated is not None and changes.gate_fields(_spec(old)) != changes.gate_fields(_spec(updated)):
-            return [changes.new_spec("ChangeQuorumGate", updated)]
+        if updated is not None:
+            moved = changes.gate_fields(_spec(old)) != changes.gate_fields(_spec(updated))
+            gate = [changes.new_spec("ChangeQuorumGate", updated)] if moved else []
+            return gate + _key_requests(old, updated)
     elif kind == "ProtectionPolicy":
         if updated is not None and _spec(old) != _spec(updated):
             weaken = changes.new_spec("WeakenProtectionPolicy", updated)
@@ -89,6 +93,19 @@ def held(kind: str, operation: str, old: Mapping[str, Any] | None, new: Mapping[
     elif kind == "EvidenceExport" and operation == "CREATE" and new is not None:
         return [changes.new_spec("CreateEvidenceExport", new)]
     return []
+
+
+def _annotations(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return ((obj or {}).get("metadata") or {}).get("annotations") or {}
+
+
+def _key_requests(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Change]:
+    """Key actions out of schedule asked for by setting a new token (``reconcile.key_requests``)."""
+    return [
+        changes.key_request(request.action, new, request.annotation, str(token))
+        for request in key_requests.REQUESTS
+        if (token := _annotations(new).get(request.annotation)) and token != _annotations(old).get(request.annotation)
+    ]
 
 
 def prefix(change: Change) -> str:
