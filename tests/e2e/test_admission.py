@@ -2,7 +2,8 @@
 API server; a delete by alice (impersonated), a gate moved, a key rotation asked for by annotation,
 a QuorumPolicy deleted and an EvidenceExport created each leave one ledger record naming the
 requester and the digest of the exact change, computed from the object as read before; a dry run
-leaves none; and with the webhook's port closed the API server still accepts a delete
+leaves none; with the requester known, a rule needs its minimum and the requester's own approval
+does not count; and with the webhook's port closed the API server still accepts a delete
 (failurePolicy Ignore)."""
 
 from __future__ import annotations
@@ -12,17 +13,19 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from privatevault.ledger import Record
 from privatevault.ledger.store import Ledger
 from privatevault.quorum import Requester, changes
 from privatevault.reconcile import key_requests, requesters
 from privatevault.testbench.ports import free_port
 from tests import builders
+from tests.e2e.test_quorum import Keys, pending_of, sign, waiting
+from tests.kstatus import kstatus
 from tests.support import Kubectl, Operator, eventually, wait_for_condition
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
@@ -79,28 +82,19 @@ def requests_of(ledger: Ledger, change: changes.Change) -> list[dict[str, Any]]:
     return [json.loads(record.canonical) for record in ledger.find(requesters.prefix(change))]
 
 
-def webhook_in_force(kubectl: Kubectl, ledger: Ledger, tenant: str) -> None:
-    """Flip the tenant's deletionPolicy (a gate moved) until the API server calls the webhook, and
-    leave it Retain: proves UPDATE is recorded with the admin as requester."""
-    recorded: list[Record] = []
+def webhook_in_force(kubectl: Kubectl, ledger: Ledger) -> None:
+    """Create EvidenceExports until the API server calls the webhook for one (it picks up a new
+    configuration within moments); each probe is deleted again."""
 
-    def flipped() -> bool:
-        for policy in ("CryptoShred", "Retain"):
-            kubectl.run(
-                "patch", "tenant", tenant, "--type=merge", "-p", json.dumps({"spec": {"deletionPolicy": policy}})
-            )
-            obj = kubectl.get("tenant", tenant)
-            assert obj is not None
-            recorded[:] = ledger.find(requesters.prefix(changes.new_spec("ChangeQuorumGate", obj)))
-            if recorded and policy == "Retain":
-                return True
-        return False
+    def probed() -> bool:
+        name = f"e2e-probe-{uuid.uuid4().hex[:8]}"
+        kubectl.run("create", "-f", "-", stdin=json.dumps(builders.evidence_export(name)))
+        probe = kubectl.get("evidenceexport", name)
+        kubectl.run("delete", "evidenceexport", name, "--wait=false")
+        assert probe is not None
+        return requesters.requester(ledger, changes.new_spec("CreateEvidenceExport", probe)).known
 
-    eventually(flipped, timeout=60, what="the webhook to record a changed deletionPolicy")
-    (body,) = [json.loads(r.canonical) for r in recorded]
-    assert body["details"]["user"] == ADMIN
-    assert body["details"]["operation"] == "UPDATE"
-    assert body["actor"] == "admission-webhook"
+    eventually(probed, timeout=60, what="the webhook to record an EvidenceExport's creation")
 
 
 def registered(kubectl: Kubectl, configuration: str) -> dict[str, Any]:
@@ -131,8 +125,11 @@ def test_the_webhook_records_who_asked_for_each_gated_change(
     assert config["webhooks"][0]["clientConfig"]["url"].startswith(registration["details"]["url"] + "/requester-")
     kubectl.apply(builders.tenant("e2e-requested"))
     wait_for_condition(kubectl, "tenant", "e2e-requested", "Ready", current=True)
-    webhook_in_force(kubectl, ledger, "e2e-requested")
+    webhook_in_force(kubectl, ledger)
 
+    kubectl.run("patch", "tenant", "e2e-requested", "--type=merge", "-p", '{"spec":{"deletionPolicy":"CryptoShred"}}')
+    shredding = changes.new_spec("ChangeQuorumGate", before_delete(kubectl))
+    assert requesters.requester(ledger, shredding) == Requester.of(ADMIN)
     kubectl.run("annotate", "tenant", "e2e-requested", f"{key_requests.ROTATE}=token-1", "--as", "alice")
     rotation = changes.key_request("RotateKeyOutOfSchedule", before_delete(kubectl), key_requests.ROTATE, "token-1")
     assert requesters.requester(ledger, rotation) == Requester.of("alice")
@@ -176,7 +173,7 @@ def test_a_closed_webhook_port_lets_requests_through(
     kubectl.apply(builders.tenant("e2e-unheard"))
     wait_for_condition(kubectl, "tenant", "e2e-unheard", "Ready", current=True)
     config = registered(kubectl, configuration)
-    webhook_in_force(kubectl, ledger, "e2e-unheard")
+    webhook_in_force(kubectl, ledger)
     before = kubectl.get("tenant", "e2e-unheard")
     assert before is not None
 
@@ -192,3 +189,49 @@ def test_a_closed_webhook_port_lets_requests_through(
     assert after is not None and after["metadata"].get("deletionTimestamp")  # held by the finalizer, not refused
     assert requesters.requester(ledger, changes.deletion(before)) == Requester.unknown()
     kubectl.run("patch", "tenant", "e2e-unheard", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+
+
+def test_a_known_requester_cannot_approve_alone(kubectl: Kubectl, webhook_operator: Operator, ledger: Ledger) -> None:
+    """With the webhook, the requester is known: the rule needs its minimum (not one more), and the
+    requester's own approval does not count; the held Tenant reads InProgress to kstatus."""
+    people = {name: Keys.make(name) for name in ("alice", "bob")}
+    approvers = [people["alice"].approver(["security"], "eu-west-1"), people["bob"].approver(["platform"], "us-east-1")]
+    for approver in approvers:
+        approver["users"] = [approver["name"]]
+    qp, name = f"e2e-self-{uuid.uuid4().hex[:6]}", f"e2e-self-{uuid.uuid4().hex[:6]}"
+    kubectl.apply(builders.quorum_policy(qp, approvers=approvers, rules=[builders.rule("DeleteTenant")]))
+    wait_for_condition(kubectl, "quorumpolicy", qp, "Ready", current=True)
+    kubectl.apply(builders.tenant(name, quorum_policy_ref=qp))
+    uid = wait_for_condition(kubectl, "tenant", name, "Ready", current=True)["metadata"]["uid"]
+    webhook_in_force(kubectl, ledger)
+
+    # A held spec change reads InProgress to kstatus (Flux waits); undone, the tenant is Ready again.
+    shred = '{"spec":{"deletionPolicy":"CryptoShred"}}'
+    kubectl.run("patch", "tenant", name, "--as", "alice", "--type=merge", "-p", shred)
+    moved = pending_of(kubectl, "tenant", name, "ChangeQuorumGate")
+    assert (moved["approvals"], moved["requester"]) == ("0/1", "alice")
+    held = waiting(kubectl, "tenant", name, "0/1 approvals")
+    assert kstatus(kubectl.get("tenant", name) or {}) == ("InProgress", held["message"])
+    kubectl.run("patch", "tenant", name, "--type=merge", "-p", '{"spec":{"deletionPolicy":"Retain"}}')
+    wait_for_condition(kubectl, "tenant", name, "Ready", current=True)
+
+    kubectl.run("delete", "tenant", name, "--as", "alice", "--wait=false")
+    pending = pending_of(kubectl, "tenant", name, "DeleteTenant")
+    assert (pending["approvals"], pending["requester"]) == ("0/1", "alice")
+    waiting(kubectl, "tenant", name, "0/1 approvals")
+    # kstatus reads any object with a deletionTimestamp as Terminating, whatever its conditions say.
+    assert kstatus(kubectl.get("tenant", name) or {})[0] == "Terminating"
+
+    later = datetime.now(UTC) + timedelta(hours=1)
+    own = sign(people["alice"], pending, not_after=later)
+    kubectl.apply(own)
+    wait_for_condition(kubectl, "approval", own["metadata"]["name"], "Ready")
+    time.sleep(3)  # the Approval reconciles its target at once: give it the time to (wrongly) let it go
+    assert kubectl.get("tenant", name) is not None
+    waiting(kubectl, "tenant", name, "0/1 approvals")
+
+    kubectl.apply(sign(people["bob"], pending, not_after=later))
+    eventually(lambda: kubectl.get("tenant", name) is None, timeout=90, what=f"tenant {name} deleted")
+    (decision,) = [json.loads(r.canonical) for r in ledger.find(f"tenant/{uid}/quorum-decision/")]
+    assert decision["details"]["requester"] == "alice"
+    assert [a["approver"] for a in decision["details"]["approvals"]] == ["bob"]
