@@ -173,7 +173,13 @@ def _register_kind(registry: kopf.OperatorRegistry, app: App, model: type[Resour
         try:
             await asyncio.wait_for(asyncio.to_thread(_append, app, events), app.settings.webhook.record_timeout)
         except Exception as exc:  # never refuse: the gates hold without the record
-            logger.warning("the requester %s of %s %s was not recorded: %r", request.user, operation, kind, exc)
+            logger.warning(
+                "the requester %s of %s %s was not recorded in time (let through): %r",
+                request.user,
+                operation,
+                kind,
+                exc,
+            )
             return
         for event in events:
             logger.info("recorded %s as requester of %s", request.user, event.details["action"])
