@@ -3,11 +3,12 @@
 kopf serves the webhook (``kopf.WebhookServer``, TLS) and keeps the ValidatingWebhookConfiguration
 named by the settings up to date, ``clientConfig.url`` and ``caBundle`` included; the operator
 records each configuration in the ledger before kopf writes it (``register-admission-webhook``),
-as it records every change it makes. Every webhook
-ignores failures (``failurePolicy: Ignore``) and declares ``sideEffects: NoneOnDryRun``: a dry run
-is let through unrecorded. The webhook never refuses: when the ledger does not take the record
-within ``record_timeout`` the request goes ahead unrecorded, and the gates, which never depend on
-the webhook, then treat its requester as unknown (``reconcile.requesters``).
+as it records every change it makes. Every webhook ignores failures (``failurePolicy: Ignore``)
+and declares ``sideEffects: NoneOnDryRun``: a dry run is let through unrecorded. The webhook never
+refuses: when the ledger does not take the record within ``record_timeout`` the request goes ahead
+unrecorded, and the gates, which never depend on the webhook, then treat its requester as unknown
+(``reconcile.requesters``). kopf 1.45 writes ``timeoutSeconds: 30`` (fixed in its
+``build_webhooks``); a closed port fails at once, so that matters only for a hung process.
 """
 
 from __future__ import annotations
