@@ -13,7 +13,6 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,9 @@ from privatevault.quorum import Requester, changes
 from privatevault.reconcile import key_requests, requesters
 from privatevault.testbench.ports import free_port
 from tests import builders
-from tests.e2e.test_quorum import Keys, pending_of, sign, waiting
+from tests.e2e.test_quorum import pending_of, waiting
 from tests.kstatus import kstatus
+from tests.quorum_keys import ApproverKeys, approver, signed_approval
 from tests.support import Kubectl, Operator, eventually, wait_for_condition
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
@@ -194,10 +194,11 @@ def test_a_closed_webhook_port_lets_requests_through(
 def test_a_known_requester_cannot_approve_alone(kubectl: Kubectl, webhook_operator: Operator, ledger: Ledger) -> None:
     """With the webhook, the requester is known: the rule needs its minimum (not one more), and the
     requester's own approval does not count; the held Tenant reads InProgress to kstatus."""
-    people = {name: Keys.make(name) for name in ("alice", "bob")}
-    approvers = [people["alice"].approver(["security"], "eu-west-1"), people["bob"].approver(["platform"], "us-east-1")]
-    for approver in approvers:
-        approver["users"] = [approver["name"]]
+    people = {name: ApproverKeys.generate() for name in ("alice", "bob")}
+    approvers = [
+        approver("alice", people["alice"], roles=["security"], region="eu-west-1", users=["alice"]),
+        approver("bob", people["bob"], roles=["platform"], region="us-east-1", users=["bob"]),
+    ]
     qp, name = f"e2e-self-{uuid.uuid4().hex[:6]}", f"e2e-self-{uuid.uuid4().hex[:6]}"
     kubectl.apply(builders.quorum_policy(qp, approvers=approvers, rules=[builders.rule("DeleteTenant")]))
     wait_for_condition(kubectl, "quorumpolicy", qp, "Ready", current=True)
@@ -222,15 +223,14 @@ def test_a_known_requester_cannot_approve_alone(kubectl: Kubectl, webhook_operat
     # kstatus reads any object with a deletionTimestamp as Terminating, whatever its conditions say.
     assert kstatus(kubectl.get("tenant", name) or {})[0] == "Terminating"
 
-    later = datetime.now(UTC) + timedelta(hours=1)
-    own = sign(people["alice"], pending, not_after=later)
+    own = signed_approval(None, pending, "alice", people["alice"])
     kubectl.apply(own)
     wait_for_condition(kubectl, "approval", own["metadata"]["name"], "Ready")
     time.sleep(3)  # the Approval reconciles its target at once: give it the time to (wrongly) let it go
     assert kubectl.get("tenant", name) is not None
     waiting(kubectl, "tenant", name, "0/1 approvals")
 
-    kubectl.apply(sign(people["bob"], pending, not_after=later))
+    kubectl.apply(signed_approval(None, pending, "bob", people["bob"]))
     eventually(lambda: kubectl.get("tenant", name) is None, timeout=90, what=f"tenant {name} deleted")
     (decision,) = [json.loads(r.canonical) for r in ledger.find(f"tenant/{uid}/quorum-decision/")]
     assert decision["details"]["requester"] == "alice"
