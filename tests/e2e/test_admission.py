@@ -20,13 +20,15 @@ import pytest
 
 from privatevault.ledger.store import Ledger
 from privatevault.quorum import Requester, changes
-from privatevault.reconcile import key_requests, requesters
+from privatevault.reconcile import requesters
 from privatevault.testbench.ports import free_port
 from tests import builders
 from tests.e2e.test_quorum import pending_of, waiting
 from tests.kstatus import kstatus
 from tests.quorum_keys import ApproverKeys, approver, signed_approval
 from tests.support import Kubectl, Operator, eventually, wait_for_condition
+
+ROTATE = changes.KEY_REQUESTS[0].annotation
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
 
@@ -130,8 +132,8 @@ def test_the_webhook_records_who_asked_for_each_gated_change(
     kubectl.run("patch", "tenant", "e2e-requested", "--type=merge", "-p", '{"spec":{"deletionPolicy":"CryptoShred"}}')
     shredding = changes.new_spec("ChangeQuorumGate", before_delete(kubectl))
     assert requesters.requester(ledger, shredding) == Requester.of(ADMIN)
-    kubectl.run("annotate", "tenant", "e2e-requested", f"{key_requests.ROTATE}=token-1", "--as", "alice")
-    rotation = changes.key_request("RotateKeyOutOfSchedule", before_delete(kubectl), key_requests.ROTATE, "token-1")
+    kubectl.run("annotate", "tenant", "e2e-requested", f"{ROTATE}=token-1", "--as", "alice")
+    rotation = changes.key_request("RotateKeyOutOfSchedule", before_delete(kubectl), ROTATE, "token-1")
     assert requesters.requester(ledger, rotation) == Requester.of("alice")
 
     before = before_delete(kubectl)

@@ -15,7 +15,6 @@ self-approval asks for one approval more.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,21 +25,7 @@ from privatevault.reconcile import quorum, tenant_gate
 from privatevault.reconcile.audit import Audit
 from privatevault.reconcile.ports import TenantPorts
 
-ROTATE = "privatevault.io/rotate-kek"
-DESTROY = "privatevault.io/destroy-kek"
-
-
-@dataclass(frozen=True)
-class Request:
-    annotation: str
-    action: str
-    record: str
-
-
-REQUESTS = (
-    Request(ROTATE, "RotateKeyOutOfSchedule", "rotate-kek-on-request"),
-    Request(DESTROY, "DestroyKey", "destroy-kek-on-request"),
-)
+REQUESTS = changes.KEY_REQUESTS
 
 
 def answer(

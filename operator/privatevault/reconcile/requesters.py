@@ -27,7 +27,6 @@ from privatevault.ledger import Event, Record
 from privatevault.quorum import changes
 from privatevault.quorum.changes import Change
 from privatevault.quorum.decision import Requester
-from privatevault.reconcile import key_requests
 from privatevault.reconcile.audit import event, ref
 from privatevault.reconcile.ports import LedgerPort
 
@@ -103,7 +102,7 @@ def _key_requests(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list
     """Key actions out of schedule asked for by setting a new token (``reconcile.key_requests``)."""
     return [
         changes.key_request(request.action, new, request.annotation, str(token))
-        for request in key_requests.REQUESTS
+        for request in changes.KEY_REQUESTS
         if (token := _annotations(new).get(request.annotation)) and token != _annotations(old).get(request.annotation)
     ]
 
