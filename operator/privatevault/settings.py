@@ -113,6 +113,13 @@ class Settings:
     metrics_port: int | None = None
     metrics_addr: str = "0.0.0.0"  # noqa: S104 - a pod's metrics port; NetworkPolicy narrows who scrapes
     vault_token_file: Path | None = None
+    #: Without a token file, the operator logs in to Vault through Kubernetes auth as this role.
+    vault_auth_role: str | None = None
+    vault_auth_mount: str = "kubernetes"
+    #: The ServiceAccount token it logs in with (a projected, kubelet-rotated token in the chart).
+    vault_jwt_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    #: CA bundle of Vault's TLS certificate; default: the system's.
+    vault_ca_file: Path | None = None
     vault_kubernetes_host: str | None = None
     #: How long an unchanged vault tenant's key, policy and role count as checked (OpenBao drift is repaired after).
     vault_recheck_seconds: float = 600.0
@@ -142,6 +149,10 @@ class Settings:
             vault_token_file=Path(env[f"{ENV_PREFIX}VAULT_TOKEN_FILE"])
             if env.get(f"{ENV_PREFIX}VAULT_TOKEN_FILE")
             else None,
+            vault_auth_role=env.get(f"{ENV_PREFIX}VAULT_AUTH_ROLE") or None,
+            vault_auth_mount=env.get(f"{ENV_PREFIX}VAULT_AUTH_MOUNT") or cls.vault_auth_mount,
+            vault_jwt_file=Path(env.get(f"{ENV_PREFIX}VAULT_JWT_FILE") or cls.vault_jwt_file),
+            vault_ca_file=Path(ca) if (ca := env.get(f"{ENV_PREFIX}VAULT_CA_FILE")) else None,
             vault_kubernetes_host=env.get(f"{ENV_PREFIX}VAULT_KUBERNETES_HOST") or None,
             vault_recheck_seconds=float(env.get(f"{ENV_PREFIX}VAULT_RECHECK_SECONDS", cls.vault_recheck_seconds)),
             database_connections=int(env.get(f"{ENV_PREFIX}DATABASE_CONNECTIONS", cls.database_connections)),
