@@ -1,0 +1,424 @@
+"""The Helm chart on the real API server: `helm install` into the bench's control plane, the ledger
+migrated by the migration Job's own command, then the operator run with the Deployment's own
+arguments and environment and **the token of the chart's ServiceAccount** (no scheduler or kubelet
+runs here, so the Deployment's pod never starts: the process runs beside it with its identity).
+A Tenant, a ProtectionPolicy with a protected workload and keys in OpenBao (the operator logged in
+through Kubernetes auth, no static token), and a quorum-gated deletion all reconcile without one
+refusal by RBAC: the ClusterRole is enough. /metrics answers every name the alerts and dashboard
+read. `helm upgrade` and `helm uninstall` keep the ledger, the CRDs and the tenants."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from privatevault.kms.vault import operator_policy, vault_client
+from privatevault.ledger.schema import Database
+from privatevault.testbench import Bench
+from privatevault.testbench.ports import free_port
+from tests import builders
+from tests.charts import CHART, exported_names, helm, of_kind, set_args
+from tests.e2e.test_quorum import Keys, pending_of, policy, sign
+from tests.integration.test_chart import EXPORTED
+from tests.support import Kubectl, Operator, eventually, wait_for_condition
+
+pytestmark = [pytest.mark.e2e]
+
+SUFFIX = uuid.uuid4().hex[:6]
+RELEASE = "pv"
+#: The operator's own values for the test: fast resyncs, a checkpoint every second.
+VALUES = {
+    "operator.driftInterval": "2",
+    "operator.protectionInterval": "2",
+    "operator.retryDelay": "1",
+    "ledger.checkpointEverySeconds": "1",
+    "vault.enabled": "true",
+}
+
+
+@dataclass
+class Release:
+    namespace: str
+    kubectl: Kubectl
+    bench: Bench
+    database: Database
+    workdir: Path
+    values: dict[str, str]
+
+    @property
+    def account(self) -> str:
+        return f"{RELEASE}-privatevault"
+
+    def manifest(self) -> list[dict[str, Any]]:
+        done = helm("get", "manifest", RELEASE, "-n", self.namespace, kubeconfig=self.kubectl.kubeconfig)
+        return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+    def hooks(self) -> list[dict[str, Any]]:
+        done = helm("get", "hooks", RELEASE, "-n", self.namespace, kubeconfig=self.kubectl.kubeconfig)
+        return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+    def secret_file(self, name: str, key: str, into: Path) -> Path:
+        """A Secret's key as the pod sees it mounted."""
+        secret = self.kubectl.get("secret", name, self.namespace)
+        assert secret is not None, f"Secret {name} missing"
+        into.parent.mkdir(parents=True, exist_ok=True)
+        into.write_bytes(base64.b64decode(secret["data"][key]))
+        into.chmod(0o600)
+        return into
+
+    def migrate(self) -> dict[str, Any]:
+        """The migration hook Job's container, run here: its command and arguments, its Secret."""
+        job = next(h for h in self.hooks() if h["kind"] == "Job")
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        mount = self.workdir / "ledger-owner"
+        volume = job["spec"]["template"]["spec"]["volumes"][0]["secret"]
+        self.secret_file(volume["secretName"], volume["items"][0]["key"], mount / "dsn")
+        args = [a.replace("/var/run/secrets/privatevault/ledger-owner", str(mount)) for a in container["args"]]
+        assert container["command"] == ["pvctl", "ledger", "migrate"]
+        done = subprocess.run(
+            [sys.executable, "-m", "privatevault", "ledger", "migrate", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    def kubeconfig(self) -> Path:
+        """The chart's ServiceAccount as the operator's only credential (a TokenRequest token)."""
+        token = self.kubectl.run("create", "token", self.account, "-n", self.namespace, "--duration=2h").stdout.strip()
+        cp = self.bench.control_plane
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "bench",
+                    "cluster": {
+                        "server": cp.server,
+                        "certificate-authority-data": base64.b64encode(cp.ca_file.read_bytes()).decode(),
+                    },
+                }
+            ],
+            "users": [{"name": self.account, "user": {"token": token}}],
+            "contexts": [
+                {
+                    "name": "chart",
+                    "context": {"cluster": "bench", "user": self.account, "namespace": self.namespace},
+                }
+            ],
+            "current-context": "chart",
+        }
+        path = self.workdir / f"kubeconfig-{time.monotonic_ns()}"
+        path.write_text(json.dumps(config))
+        path.chmod(0o600)
+        return path
+
+    def operator(self) -> tuple[Operator, int, str]:
+        """The Deployment's container as a local process: its env and args, files where it mounts them."""
+        deployment = of_kind(self.manifest(), "Deployment")[0]
+        pod = deployment["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert pod["serviceAccountName"] == self.account
+        assert container["command"] == ["pvctl", "operator", "run"]
+        mounts = {"/var/run/secrets/privatevault/ledger/dsn": self.workdir / "ledger" / "dsn"}
+        ledger = {v["name"]: v for v in pod["volumes"]}["ledger-dsn"]["secret"]
+        self.secret_file(
+            ledger["secretName"], ledger["items"][0]["key"], mounts["/var/run/secrets/privatevault/ledger/dsn"]
+        )
+        jwt = self.workdir / "vault" / "token"
+        jwt.parent.mkdir(exist_ok=True)
+        jwt.write_text(
+            self.kubectl.run("create", "token", self.account, "-n", self.namespace, "--duration=1h").stdout.strip()
+        )
+        mounts["/var/run/secrets/privatevault/vault/token"] = jwt
+        env: dict[str, str] = {}
+        for item in container["env"]:
+            if "valueFrom" in item:
+                assert item["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+                env[item["name"]] = self.namespace
+            else:
+                env[item["name"]] = str(mounts.get(item["value"], item["value"]))
+        metrics, health = free_port(), free_port()
+        env |= {"PRIVATEVAULT_METRICS_PORT": str(metrics), "PRIVATEVAULT_METRICS_ADDR": "127.0.0.1"}
+        # Everything here listens on the loopback: the chart's own address and port, moved.
+        liveness = container["args"][0].removeprefix("--liveness=").replace("0.0.0.0:8080", f"127.0.0.1:{health}")
+        # The operator's only OpenBao address: the bench's (the chart's points at a Service).
+        env["PRIVATEVAULT_VAULT_ADDR"] = self.bench.openbao.address
+        env["PRIVATEVAULT_VAULT_KUBERNETES_HOST"] = self.bench.control_plane.server
+        running = Operator(
+            self.workdir, self.kubeconfig(), Path(env.pop("PRIVATEVAULT_LEDGER_DSN_FILE")), liveness=liveness, **env
+        )
+        return running.start(), metrics, liveness
+
+
+def admin_grants_openbao_login(bench: Bench, kubectl: Kubectl, namespace: str, account: str, mount: str) -> None:
+    """What a platform team does once: Kubernetes auth for the operator's ServiceAccount, bound to
+    the operator's policy; the reviewer is a ServiceAccount of its own with system:auth-delegator."""
+    reviewer_ns = f"openbao-{SUFFIX}"
+    kubectl.run("create", "namespace", reviewer_ns)
+    kubectl.run("create", "serviceaccount", "reviewer", "-n", reviewer_ns)
+    kubectl.run(
+        "create",
+        "clusterrolebinding",
+        f"openbao-reviewer-{SUFFIX}",
+        "--clusterrole=system:auth-delegator",
+        f"--serviceaccount={reviewer_ns}:reviewer",
+    )
+    reviewer = kubectl.run("create", "token", "reviewer", "-n", reviewer_ns, "--duration=2h").stdout.strip()
+    root = vault_client(bench.openbao.address, token=bench.openbao.root_token)
+    root.sys.create_or_update_policy("privatevault-operator", operator_policy())
+    root.sys.enable_auth_method("kubernetes", path=mount)
+    root.write_data(
+        f"auth/{mount}/config",
+        data={
+            "kubernetes_host": bench.control_plane.server,
+            "kubernetes_ca_cert": bench.control_plane.ca_file.read_text(),
+            "token_reviewer_jwt": reviewer,
+        },
+    )
+    root.write_data(
+        f"auth/{mount}/role/privatevault-operator",
+        data={
+            "bound_service_account_names": [account],
+            "bound_service_account_namespaces": [namespace],
+            "token_policies": ["privatevault-operator"],
+            "token_ttl": "1h",
+        },
+    )
+
+
+@pytest.fixture
+def release(kubectl: Kubectl, bench: Bench, database: Database, tmp_path: Path) -> Iterator[Release]:
+    namespace = f"pv-chart-{SUFFIX}"
+    mount = f"operators-{SUFFIX}"
+    kubectl.run("create", "namespace", namespace)
+    for name, dsn in (
+        ("privatevault-ledger", database.operator_dsn),
+        ("privatevault-ledger-owner", database.owner_dsn),
+    ):
+        kubectl.run("create", "secret", "generic", name, "-n", namespace, f"--from-literal=dsn={dsn}")
+    admin_grants_openbao_login(bench, kubectl, namespace, f"{RELEASE}-privatevault", mount)
+    role = psycopg.conninfo.conninfo_to_dict(database.operator_dsn)["user"]
+    values = VALUES | {
+        "vault.address": "https://openbao.openbao.svc:8200",
+        "vault.auth.mount": mount,
+        "ledger.migration.operatorRole": str(role),
+    }
+    yield Release(namespace, kubectl, bench, database, tmp_path, values)
+    helm("uninstall", RELEASE, "-n", namespace, kubeconfig=kubectl.kubeconfig, check=False)
+    kubectl.run("delete", "namespace", namespace, f"openbao-{SUFFIX}", "--wait=false", "--ignore-not-found")
+    kubectl.run("delete", "clusterrolebinding", f"openbao-reviewer-{SUFFIX}", "--ignore-not-found")
+
+
+def tls_secret(name: str, namespace: str, days: int) -> dict[str, Any]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name}.{namespace}.svc")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {"tls.crt": base64.b64encode(pem).decode(), "tls.key": base64.b64encode(private).decode()},
+    }
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        return str(answer.read().decode())
+
+
+def records(database: Database) -> int:
+    with psycopg.connect(database.operator_dsn) as conn:
+        found = conn.execute("SELECT count(*) FROM audit_records").fetchone()
+    return int(found[0]) if found else 0
+
+
+def verify(release: Release) -> dict[str, Any]:
+    dsn = release.workdir / "ledger" / "dsn"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "privatevault",
+            "audit",
+            "verify",
+            "--dsn-file",
+            str(dsn),
+            "--format",
+            "json",
+            "--kubeconfig",
+            str(release.kubectl.kubeconfig),
+            "--namespace",
+            release.namespace,
+            "--state",
+            str(release.workdir / "verify-state"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_the_chart_installs_and_its_service_account_runs_every_scenario(
+    release: Release, kubectl: Kubectl, record_property: Any
+) -> None:
+    figures: dict[str, Any] = {}
+    started = time.monotonic()
+    helm(
+        "install",
+        RELEASE,
+        str(CHART),
+        "-n",
+        release.namespace,
+        "--no-hooks",
+        *set_args(release.values),
+        kubeconfig=kubectl.kubeconfig,
+    )
+    figures["chart install (s)"] = round(time.monotonic() - started, 2)
+    assert kubectl.get("crd", "tenants.privatevault.io") is not None
+    assert release.migrate()["operatorRole"] == release.values["ledger.migration.operatorRole"]
+
+    operator, metrics_port, probe = release.operator()
+    people = {name: Keys.make(name) for name in ("alice", "bob", "carol")}
+    qp, pp = f"chart-qp-{SUFFIX}", f"chart-pp-{SUFFIX}"
+    gated, kept = f"chart-a-{SUFFIX}", f"chart-b-{SUFFIX}"
+    try:
+        # A QuorumPolicy, a ProtectionPolicy and two Tenants: one gated and with keys in OpenBao.
+        kubectl.apply(policy(qp, people, allow_self_approval=True))
+        kubectl.apply(builders.protection_policy(pp, profile="hybrid-default", workload_selector={"protect": "yes"}))
+        kubectl.apply(
+            builders.tenant(
+                gated, kms="vault", protection_policy_ref=pp, quorum_policy_ref=qp, deletion_policy="CryptoShred"
+            )
+        )
+        kubectl.apply(builders.tenant(kept, owners=[builders.user("ops")]))
+        for kind, name in (("quorumpolicy", qp), ("tenant", gated), ("tenant", kept)):
+            wait_for_condition(kubectl, kind, name, "Ready", current=True, timeout=90)
+        for kind in ("resourcequota", "limitrange", "networkpolicy", "rolebinding"):
+            found = json.loads(kubectl.run("get", kind, "-n", gated, "-o", "json").stdout)["items"]
+            assert found, f"no {kind} in {gated}"
+
+        # A protected workload: keys made and wrapped under the tenant's OpenBao key, template patched.
+        kubectl.apply(builders.deployment("web", gated, labels={"app": "web", "protect": "yes"}, run_as_user=10001))
+        eventually(
+            lambda: (
+                (
+                    (kubectl.get("deployment", "web", gated) or {})
+                    .get("spec", {})
+                    .get("template", {})
+                    .get("metadata", {})
+                    .get("annotations", {})
+                    .get("privatevault.io/key-version")
+                )
+                == "1"
+            ),
+            timeout=90,
+            what="the protected workload's key version 1",
+        )
+        assert kubectl.get("secret", "web-privatevault-keys", gated) is not None
+        wait_for_condition(kubectl, "protectionpolicy", pp, "Ready", current=True, timeout=60)
+        # A TLS certificate for the crypto inventory (and its expiry metrics).
+        kubectl.apply(tls_secret("web-tls", gated, days=10))
+
+        # Every metric the alerts and the dashboard read is exported by this operator.
+        def exported() -> set[str] | None:
+            names = exported_names(scrape(metrics_port))
+            return names if names >= EXPORTED else None
+
+        names = eventually(exported, timeout=60, what=lambda: f"{EXPORTED} in /metrics")
+        assert "privatevault_crypto_asset_expiration_timestamp_seconds" in names
+        # The readiness probe's URL answers 200 while the ledger's integrity holds.
+        with urllib.request.urlopen(probe, timeout=5) as ready:  # noqa: S310 - loopback
+            assert ready.status == 200
+
+        # The quorum-gated deletion: held, then let through by two approvers of two roles and regions.
+        kubectl.run("delete", "tenant", gated, "--wait=false")
+        pending = pending_of(kubectl, "tenant", gated, "DeleteTenant")
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        for approver in ("alice", "bob"):
+            kubectl.apply(sign(people[approver], pending, not_after=later))
+        eventually(lambda: kubectl.get("tenant", gated) is None, timeout=120, what=f"tenant {gated} deleted")
+
+        log = operator.log()
+        assert "forbidden" not in log.lower(), [line for line in log.splitlines() if "orbidden" in line][:5]
+    finally:
+        operator.stop()
+    figures["records after the scenarios"] = records(release.database)
+    before = verify(release)
+    assert before["ok"] is True
+
+    # An upgrade: the migration again (pre-upgrade), a changed value, the same tenants and ledger.
+    helm(
+        "upgrade",
+        RELEASE,
+        str(CHART),
+        "-n",
+        release.namespace,
+        "--no-hooks",
+        *set_args(release.values | {"operator.workers": "8"}),
+        kubeconfig=kubectl.kubeconfig,
+    )
+    release.migrate()
+    upgraded, _, _ = release.operator()
+    try:
+        wait_for_condition(kubectl, "tenant", kept, "Ready", current=True, timeout=60)
+        assert "forbidden" not in upgraded.log().lower()
+    finally:
+        upgraded.stop()
+    assert verify(release)["records"] >= before["records"]
+
+    # Uninstall: the CRDs stay (Helm never deletes crds/), so do the tenants and the ledger.
+    kept_records = records(release.database)
+    helm("uninstall", RELEASE, "-n", release.namespace, kubeconfig=kubectl.kubeconfig)
+    assert kubectl.get("crd", "tenants.privatevault.io") is not None
+    assert kubectl.get("tenant", kept) is not None and kubectl.get("namespace", kept) is not None
+    assert kubectl.get("clusterrole", f"{RELEASE}-privatevault") is None
+    assert records(release.database) == kept_records
+    # Cleanup without an operator: the finalizer goes by hand (no gate on this tenant).
+    kubectl.run("patch", "tenant", kept, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    kubectl.run("delete", "tenant", kept, "--wait=false")
+    kubectl.run("delete", "quorumpolicy", qp, "--wait=false", check=False)
+    kubectl.run("delete", "protectionpolicy", pp, "--wait=false", check=False)
+    for name, value in figures.items():
+        record_property(name, value)
+    print(f"\nchart figures: {json.dumps(figures)}")
