@@ -3,9 +3,10 @@ migrated by the migration Job's own command, then the operator run with the Depl
 arguments and environment and **the token of the chart's ServiceAccount** (no scheduler or kubelet
 runs here, so the Deployment's pod never starts: the process runs beside it with its identity).
 A Tenant, a ProtectionPolicy with a protected workload and keys in OpenBao (the operator logged in
-through Kubernetes auth, no static token), and a quorum-gated deletion all reconcile without one
-refusal by RBAC: the ClusterRole is enough. /metrics answers every name the alerts and dashboard
-read. `helm upgrade` and `helm uninstall` keep the ledger, the CRDs and the tenants."""
+through Kubernetes auth, no static token), a quorum-gated deletion and a bypassed gate all
+reconcile without one refusal by RBAC: the ClusterRole is enough. /metrics answers every name the
+alerts and dashboard read, and a real Prometheus scraping the operator answers every panel of the
+dashboard with data. `helm upgrade` and `helm uninstall` keep the ledger, the CRDs and the tenants."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -34,6 +36,7 @@ from privatevault.kms.vault import operator_policy, vault_client
 from privatevault.ledger.schema import Database
 from privatevault.testbench import Bench
 from privatevault.testbench.ports import free_port
+from privatevault.testbench.process import ManagedProcess
 from tests import builders
 from tests.charts import CHART, exported_names, helm, of_kind, set_args
 from tests.e2e.test_quorum import Keys, pending_of, policy, sign
@@ -258,6 +261,62 @@ def tls_secret(name: str, namespace: str, days: int) -> dict[str, Any]:
     }
 
 
+class Prometheus:
+    """Debian's Prometheus scraping the operator every second, as a ServiceMonitor would label it."""
+
+    def __init__(self, workdir: Path, target: int, *, namespace: str, job: str) -> None:
+        self.port = free_port()
+        config = workdir / "prometheus.yml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "scrape_configs": [
+                        {
+                            "job_name": job,
+                            "static_configs": [
+                                {"targets": [f"127.0.0.1:{target}"], "labels": {"namespace": namespace, "pod": "pv-0"}}
+                            ],
+                        }
+                    ],
+                }
+            )
+        )
+        self.process = ManagedProcess(
+            "prometheus",
+            [
+                "prometheus",
+                f"--config.file={config}",
+                f"--storage.tsdb.path={workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            workdir / "prometheus.log",
+        )
+
+    def start(self) -> Prometheus:
+        self.process.start()
+        self.process.wait_ready(self._ready, timeout=60, waiting_for="/-/ready")
+        return self
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=2) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    def query(self, expr: str) -> list[Any]:
+        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            body = json.loads(answer.read())
+        assert body["status"] == "success", body
+        result: list[Any] = body["data"]["result"]
+        return result
+
+    def stop(self) -> None:
+        self.process.stop(grace=5)
+
+
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
         return str(answer.read().decode())
@@ -319,9 +378,10 @@ def test_the_chart_installs_and_its_service_account_runs_every_scenario(
     assert release.migrate()["operatorRole"] == release.values["ledger.migration.operatorRole"]
 
     operator, metrics_port, probe = release.operator()
+    prometheus = Prometheus(release.workdir, metrics_port, namespace=release.namespace, job=release.account).start()
     people = {name: Keys.make(name) for name in ("alice", "bob", "carol")}
     qp, pp = f"chart-qp-{SUFFIX}", f"chart-pp-{SUFFIX}"
-    gated, kept = f"chart-a-{SUFFIX}", f"chart-b-{SUFFIX}"
+    gated, kept, bypassed = f"chart-a-{SUFFIX}", f"chart-b-{SUFFIX}", f"chart-c-{SUFFIX}"
     try:
         # A QuorumPolicy, a ProtectionPolicy and two Tenants: one gated and with keys in OpenBao.
         kubectl.apply(policy(qp, people, allow_self_approval=True))
@@ -357,8 +417,8 @@ def test_the_chart_installs_and_its_service_account_runs_every_scenario(
         )
         assert kubectl.get("secret", "web-privatevault-keys", gated) is not None
         wait_for_condition(kubectl, "protectionpolicy", pp, "Ready", current=True, timeout=60)
-        # A TLS certificate for the crypto inventory (and its expiry metrics).
-        kubectl.apply(tls_secret("web-tls", gated, days=10))
+        # A TLS certificate for the crypto inventory (and its expiry metrics), in the tenant that stays.
+        kubectl.apply(tls_secret("web-tls", kept, days=10))
 
         # Every metric the alerts and the dashboard read is exported by this operator.
         def exported() -> set[str] | None:
@@ -378,10 +438,34 @@ def test_the_chart_installs_and_its_service_account_runs_every_scenario(
         for approver in ("alice", "bob"):
             kubectl.apply(sign(people[approver], pending, not_after=later))
         eventually(lambda: kubectl.get("tenant", gated) is None, timeout=120, what=f"tenant {gated} deleted")
+        # A gate bypassed: a gated tenant's finalizer stripped by hand (recorded, raised, counted).
+        kubectl.apply(builders.tenant(bypassed, quorum_policy_ref=qp))
+        wait_for_condition(kubectl, "tenant", bypassed, "Ready", current=True, timeout=60)
+        kubectl.run("delete", "tenant", bypassed, "--wait=false")
+        pending_of(kubectl, "tenant", bypassed, "DeleteTenant")
+        kubectl.run("patch", "tenant", bypassed, "--type=json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
+        eventually(lambda: kubectl.get("tenant", bypassed) is None, timeout=30, what=f"tenant {bypassed} gone")
+
+        # Every panel of the dashboard has data in a real Prometheus scraping this operator.
+        dashboard = json.loads((CHART / "files" / "dashboard.json").read_text())
+        queries = {
+            f"{panel['title']} [{target['refId']}]": target["expr"].replace("$namespace", release.namespace)
+            for panel in dashboard["panels"]
+            for target in panel["targets"]
+        }
+        empty: list[str] = []
+
+        def every_panel_answers() -> bool:
+            empty[:] = [title for title, expr in queries.items() if not prometheus.query(expr)]
+            return not empty
+
+        eventually(every_panel_answers, timeout=90, what=lambda: f"data for the panels {empty}")
+        figures["dashboard queries answered"] = len(queries)
 
         log = operator.log()
         assert "forbidden" not in log.lower(), [line for line in log.splitlines() if "orbidden" in line][:5]
     finally:
+        prometheus.stop()
         operator.stop()
     figures["records after the scenarios"] = records(release.database)
     before = verify(release)
