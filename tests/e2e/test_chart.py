@@ -70,6 +70,19 @@ class Release:
     def account(self) -> str:
         return f"{RELEASE}-privatevault"
 
+    def deploy(self, verb: str, values: dict[str, str]) -> None:
+        """`helm install` or `upgrade` without hooks: no kubelet runs the hook Job (see :meth:`migrate`)."""
+        helm(
+            verb,
+            RELEASE,
+            str(CHART),
+            "-n",
+            self.namespace,
+            "--no-hooks",
+            *set_args(values),
+            kubeconfig=self.kubectl.kubeconfig,
+        )
+
     def manifest(self) -> list[dict[str, Any]]:
         done = helm("get", "manifest", RELEASE, "-n", self.namespace, kubeconfig=self.kubectl.kubeconfig)
         return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
@@ -363,16 +376,7 @@ def test_the_chart_installs_and_its_service_account_runs_every_scenario(
 ) -> None:
     figures: dict[str, Any] = {}
     started = time.monotonic()
-    helm(
-        "install",
-        RELEASE,
-        str(CHART),
-        "-n",
-        release.namespace,
-        "--no-hooks",
-        *set_args(release.values),
-        kubeconfig=kubectl.kubeconfig,
-    )
+    release.deploy("install", release.values)
     figures["chart install (s)"] = round(time.monotonic() - started, 2)
     assert kubectl.get("crd", "tenants.privatevault.io") is not None
     assert release.migrate()["operatorRole"] == release.values["ledger.migration.operatorRole"]
@@ -472,16 +476,7 @@ def test_the_chart_installs_and_its_service_account_runs_every_scenario(
     assert before["ok"] is True
 
     # An upgrade: the migration again (pre-upgrade), a changed value, the same tenants and ledger.
-    helm(
-        "upgrade",
-        RELEASE,
-        str(CHART),
-        "-n",
-        release.namespace,
-        "--no-hooks",
-        *set_args(release.values | {"operator.workers": "8"}),
-        kubeconfig=kubectl.kubeconfig,
-    )
+    release.deploy("upgrade", release.values | {"operator.workers": "8"})
     release.migrate()
     upgraded, _, _ = release.operator()
     try:

@@ -28,6 +28,8 @@ def test_every_kind_has_a_health_check_laid_out_as_argo_keeps_them() -> None:
     for kind in kinds:
         folder = HEALTH / GROUP / kind
         assert (folder / "health.lua").is_file() and (folder / "health_test.yaml").is_file(), kind
+        # One script for every kind: each health.lua is a link to it.
+        assert (folder / "health.lua").resolve() == (HEALTH / GROUP / "kstatus.lua").resolve(), kind
         tests = yaml.safe_load((folder / "health_test.yaml").read_text())["tests"]
         for case in tests:
             assert (folder / case["inputPath"]).is_file(), case
