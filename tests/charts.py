@@ -60,6 +60,24 @@ def of_kind(objects: list[Any], kind: str) -> list[dict[str, Any]]:
     return [obj for obj in objects if obj.get("kind") == kind]
 
 
+#: What the operator exports (operator/privatevault/metrics.py, inventory/metrics.py); the e2e
+#: test of the chart checks this list against a live scrape of a running operator.
+EXPORTED = {
+    "privatevault_ledger_integrity_ok",
+    "privatevault_ledger_checkpoints_refused_total",
+    "privatevault_ledger_checkpoint_size",
+    "privatevault_quorum_bypassed_total",
+    "privatevault_quorum_decisions_total",
+    "privatevault_objects",
+    "privatevault_crypto_assets",
+    "privatevault_crypto_assets_expired",
+    "privatevault_crypto_assets_expiring",
+    "privatevault_crypto_risk_score_max",
+    "privatevault_crypto_asset_risk_score",
+    "privatevault_crypto_asset_expiration_timestamp_seconds",
+}
+
+
 # -- PromQL: the metric names an expression reads ---------------------------------------------------
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')

@@ -17,7 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.charts import CHART, EVERYTHING, helm, metric_names, of_kind, render, set_args
+from tests.charts import CHART, EVERYTHING, EXPORTED, helm, metric_names, of_kind, render, set_args
 from tests.support import REPO
 
 pytestmark = pytest.mark.integration
@@ -224,22 +224,6 @@ def test_every_rule_says_what_needs_it() -> None:
 # -- alerts and the dashboard -----------------------------------------------------------------------
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
-#: What the operator exports (operator/privatevault/metrics.py, inventory/metrics.py); the e2e
-#: test of the chart checks this list against a live scrape of a running operator.
-EXPORTED = {
-    "privatevault_ledger_integrity_ok",
-    "privatevault_ledger_checkpoints_refused_total",
-    "privatevault_ledger_checkpoint_size",
-    "privatevault_quorum_bypassed_total",
-    "privatevault_quorum_decisions_total",
-    "privatevault_objects",
-    "privatevault_crypto_assets",
-    "privatevault_crypto_assets_expired",
-    "privatevault_crypto_assets_expiring",
-    "privatevault_crypto_risk_score_max",
-    "privatevault_crypto_asset_risk_score",
-    "privatevault_crypto_asset_expiration_timestamp_seconds",
-}
 #: Series Prometheus itself makes for every target.
 PROMETHEUS_OWN = {"up"}
 
