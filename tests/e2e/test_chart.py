@@ -246,6 +246,57 @@ def release(kubectl: Kubectl, bench: Bench, database: Database, tmp_path: Path) 
     kubectl.run("delete", "clusterrolebinding", f"openbao-reviewer-{SUFFIX}", "--ignore-not-found")
 
 
+Permission = tuple[str, str, str]  # API group, resource[/subresource], verb
+
+#: Granted permissions no request of the operator shows in the audit log, and why they are needed.
+UNSEEN: dict[Permission, str] = {
+    # Server-side apply that makes an object is one PATCH request, authorised as create as well.
+    ("", "namespaces", "create"): "apply of a tenant namespace that does not exist yet",
+    ("", "resourcequotas", "create"): "apply of a new tenant namespace's ResourceQuota",
+    ("", "limitranges", "create"): "apply of a new tenant namespace's LimitRange",
+    ("networking.k8s.io", "networkpolicies", "create"): "apply of a new tenant namespace's NetworkPolicy",
+    ("rbac.authorization.k8s.io", "rolebindings", "create"): "apply of a new tenant namespace's RoleBinding",
+    ("", "configmaps", "create"): "apply of the checkpoint and integrity ConfigMaps the first time",
+    ("", "serviceaccounts", "create"): "apply of the TokenReviewer ServiceAccount the first time",
+    ("rbac.authorization.k8s.io", "clusterrolebindings", "create"): "apply of the TokenReviewer's binding",
+    # Code paths these scenarios do not take.
+    ("privatevault.io", "protectionpolicies", "get"): "an Approval of a ProtectionPolicy weakening reads its target",
+    # Checked by the API server on the objects the operator writes, not requested by it.
+    ("rbac.authorization.k8s.io", "clusterroles", "bind"): "RoleBindings to admin, the binding to auth-delegator",
+    (
+        "privatevault.io",
+        "tenants/finalizers",
+        "update",
+    ): "children's blockOwnerDeletion (OwnerReferencesPermissionEnforcement)",
+}
+
+
+def grants(manifest: list[dict[str, Any]]) -> set[Permission]:
+    return {
+        (group, resource, verb)
+        for role in manifest
+        if role["kind"] in ("ClusterRole", "Role")
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def requests(audit_log: Path, user: str) -> tuple[set[Permission], set[Permission]]:
+    """What ``user`` asked the API server for (audit log), and what RBAC refused it."""
+    used, refused = set(), set()
+    for line in audit_log.read_text().splitlines():
+        event = json.loads(line)
+        ref = event.get("objectRef")
+        if event["user"]["username"] != user or not ref:
+            continue  # another identity, or discovery (non-resource URLs every identity may read)
+        resource = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+        permission = (ref.get("apiGroup", ""), resource, event["verb"])
+        (refused if event.get("responseStatus", {}).get("code") == 403 else used).add(permission)
+    return used, refused
+
+
 def two_person(name: str, people: dict[str, ApproverKeys]) -> dict[str, Any]:
     """Deleting (and crypto-shredding) a tenant needs security and platform from two regions."""
     rule = {"min_approvals": 2, "required_roles": ["security", "platform"], "min_distinct_regions": 2}
@@ -420,7 +471,8 @@ def test_the_chart_installs_and_its_service_account_runs_every_scenario(
                 gated, kms="vault", protection_policy_ref=pp, quorum_policy_ref=qp, deletion_policy="CryptoShred"
             )
         )
-        kubectl.apply(builders.tenant(kept, owners=[builders.user("ops")]))
+        extra = f"{kept}-extra"
+        kubectl.apply(builders.tenant(kept, owners=[builders.user("ops")], namespaces=[kept, extra]))
         for kind, name in (("quorumpolicy", qp), ("tenant", gated), ("tenant", kept)):
             wait_for_condition(kubectl, kind, name, "Ready", current=True, timeout=90)
         for kind in ("resourcequota", "limitrange", "networkpolicy", "rolebinding"):
@@ -445,7 +497,25 @@ def test_the_chart_installs_and_its_service_account_runs_every_scenario(
             what="the protected workload's key version 1",
         )
         assert kubectl.get("secret", "web-privatevault-keys", gated) is not None
+        # A StatefulSet is protected the same way.
+        database_set = builders.deployment("db", gated, labels={"app": "db", "protect": "yes"}, run_as_user=10001)
+        database_set["kind"], database_set["spec"]["serviceName"] = "StatefulSet", "db"
+        kubectl.apply(database_set)
+        eventually(
+            lambda: kubectl.get("secret", "db-privatevault-keys", gated), timeout=90, what="the StatefulSet's keys"
+        )
         wait_for_condition(kubectl, "protectionpolicy", pp, "Ready", current=True, timeout=60)
+        # The workload released (unlabelled): its key Secret goes, its template is restored.
+        kubectl.run("label", "deployment", "web", "-n", gated, "protect-")
+        eventually(lambda: kubectl.get("secret", "web-privatevault-keys", gated) is None, what="key Secret removed")
+        # A namespace dropped from the tenant's spec goes (it is empty).
+        kubectl.run("patch", "tenant", kept, "--type=merge", "-p", json.dumps({"spec": {"namespaces": [kept]}}))
+        eventually(
+            lambda: (kubectl.get("namespace", extra) or {"metadata": {"deletionTimestamp": "gone"}})["metadata"].get(
+                "deletionTimestamp"
+            ),
+            what=f"namespace {extra} deleted",
+        )
         # A TLS certificate for the crypto inventory (and its expiry metrics), in the tenant that stays.
         kubectl.apply(tls_secret("web-tls", kept, days=10))
 
@@ -496,6 +566,20 @@ def test_the_chart_installs_and_its_service_account_runs_every_scenario(
         prometheus.stop()
         operator.stop()
     figures["records after the scenarios"] = records(release.database)
+    # Not more than needed: every permission granted was used by the operator in the scenarios,
+    # or is one the API server checks without a request of its own (explained in UNSEEN).
+    granted = grants(release.manifest())
+    used, refused = requests(
+        release.bench.control_plane.audit_log, f"system:serviceaccount:{release.namespace}:{release.account}"
+    )
+    assert not refused, f"requests refused by RBAC: {sorted(refused)}"
+    assert used <= granted
+    unused, unseen = granted - used, set(UNSEEN)
+    assert unused == unseen, (
+        f"granted, never used: {sorted(unused - unseen)}; used after all: {sorted(unseen - unused)}"
+    )
+    figures["RBAC rules"] = sum(len(o["rules"]) for o in release.manifest() if o["kind"] in ("ClusterRole", "Role"))
+    figures["permissions used"] = len(used)
     before = verify(release)
     assert before["ok"] is True
 

@@ -131,10 +131,10 @@ def test_the_readme_values_table_is_generated_from_the_schema() -> None:
 #: Every (API group, resource, verb) the ClusterRole and Role may grant, with the code that needs it.
 #: The e2e test proves these are enough; this one that nothing else creeps in.
 NEEDED: dict[tuple[str, str], set[str]] = {
-    ("privatevault.io", "tenants"): {"get", "list", "watch", "patch"},  # kopf watches, finalizer, annotations
-    ("privatevault.io", "protectionpolicies"): {"get", "list", "watch", "patch"},
-    ("privatevault.io", "quorumpolicies"): {"get", "list", "watch", "patch"},
-    ("privatevault.io", "approvals"): {"get", "list", "watch", "patch"},
+    ("privatevault.io", "tenants"): {"list", "watch", "patch"},  # kopf watches, finalizer, annotations
+    ("privatevault.io", "protectionpolicies"): {"get", "list", "watch", "patch"},  # get: an Approval's target
+    ("privatevault.io", "quorumpolicies"): {"list", "watch", "patch"},
+    ("privatevault.io", "approvals"): {"list", "watch", "patch"},
     ("privatevault.io", "tenants/status"): {"patch"},  # handlers/wiring.write_status
     ("privatevault.io", "protectionpolicies/status"): {"patch"},
     ("privatevault.io", "quorumpolicies/status"): {"patch"},
@@ -142,16 +142,18 @@ NEEDED: dict[tuple[str, str], set[str]] = {
     ("privatevault.io", "tenants/finalizers"): {"update"},  # blockOwnerDeletion on children
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},  # kopf's observation
     ("", "namespaces"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("", "resourcequotas"): {"get", "list", "watch", "create", "patch"},
-    ("", "limitranges"): {"get", "list", "watch", "create", "patch"},
-    ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch", "create", "patch"},
+    ("", "resourcequotas"): {"list", "watch", "create", "patch"},
+    ("", "limitranges"): {"list", "watch", "create", "patch"},
+    ("networking.k8s.io", "networkpolicies"): {"list", "watch", "create", "patch"},
     ("networking.k8s.io", "ingresses"): {"list", "watch"},  # crypto inventory exposure
-    ("rbac.authorization.k8s.io", "rolebindings"): {"get", "list", "watch", "create", "patch"},
+    ("rbac.authorization.k8s.io", "rolebindings"): {"list", "watch", "create", "patch"},
     ("rbac.authorization.k8s.io", "clusterroles"): {"bind"},  # only admin (and auth-delegator with Vault)
     ("", "secrets"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "services"): {"list", "watch"},
-    ("apps", "deployments"): {"get", "list", "watch", "patch"},
-    ("apps", "statefulsets"): {"get", "list", "watch", "patch"},
+    ("", "pods"): {"list"},  # a namespace dropped from a tenant goes only when empty
+    ("", "persistentvolumeclaims"): {"list"},
+    ("apps", "deployments"): {"list", "watch", "patch"},
+    ("apps", "statefulsets"): {"list", "watch", "patch"},
     ("", "events"): {"create"},
     ("", "configmaps"): {"get", "create", "patch"},  # Role: the two ledger ConfigMaps only
     # With vault.enabled: the TokenReviewer ServiceAccount, its token and binding (by name).
