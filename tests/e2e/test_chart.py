@@ -53,6 +53,8 @@ VALUES = {
     "operator.retryDelay": "1",
     "ledger.checkpointEverySeconds": "1",
     "vault.enabled": "true",
+    "webhook.enabled": "true",
+    "webhook.configuration": f"validating-chart-{SUFFIX}.privatevault.io",
 }
 
 
@@ -181,6 +183,14 @@ class Release:
         # The operator's only OpenBao address: the bench's (the chart's points at a Service).
         env["PRIVATEVAULT_VAULT_ADDR"] = self.bench.openbao.address
         env["PRIVATEVAULT_VAULT_KUBERNETES_HOST"] = self.bench.control_plane.server
+        # The webhook: served here on the loopback, where the bench's API server calls it (the
+        # chart advertises the Service's name), its generated certificate in a state directory.
+        env |= {
+            "PRIVATEVAULT_WEBHOOK_ADDR": "127.0.0.1",
+            "PRIVATEVAULT_WEBHOOK_HOST": "127.0.0.1",
+            "PRIVATEVAULT_WEBHOOK_PORT": str(free_port()),
+            "PRIVATEVAULT_STATE_DIR": str(self.workdir / "state"),
+        }
         running = Operator(
             self.workdir, self.kubeconfig(), Path(env.pop("PRIVATEVAULT_LEDGER_DSN_FILE")), liveness=liveness, **env
         )
@@ -244,6 +254,7 @@ def release(kubectl: Kubectl, bench: Bench, database: Database, tmp_path: Path) 
     helm("uninstall", RELEASE, "-n", namespace, kubeconfig=kubectl.kubeconfig, check=False)
     kubectl.run("delete", "namespace", namespace, f"openbao-{SUFFIX}", "--wait=false", "--ignore-not-found")
     kubectl.run("delete", "clusterrolebinding", f"openbao-reviewer-{SUFFIX}", "--ignore-not-found")
+    kubectl.run("delete", "validatingwebhookconfiguration", VALUES["webhook.configuration"], "--ignore-not-found")
 
 
 Permission = tuple[str, str, str]  # API group, resource[/subresource], verb
@@ -529,6 +540,13 @@ def test_the_chart_installs_and_its_service_account_runs_every_scenario(
         # The readiness probe's URL answers 200 while the ledger's integrity holds.
         with urllib.request.urlopen(probe, timeout=5) as ready:  # noqa: S310 - loopback
             assert ready.status == 200
+
+        # The webhook is registered by the operator (kopf) under the chart's name.
+        hook = eventually(
+            lambda: kubectl.get("validatingwebhookconfiguration", VALUES["webhook.configuration"]),
+            what="the webhook configuration",
+        )
+        assert hook["webhooks"] and hook["webhooks"][0]["clientConfig"]["url"].startswith("https://127.0.0.1:")
 
         # The quorum-gated deletion: held, then let through by two approvers of two roles and regions.
         kubectl.run("delete", "tenant", gated, "--wait=false")

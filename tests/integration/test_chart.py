@@ -162,6 +162,7 @@ NEEDED: dict[tuple[str, str], set[str]] = {
     ("rbac.authorization.k8s.io", "clusterrolebindings"): {"create", "patch"},
     # With webhook.enabled: kopf's managed ValidatingWebhookConfiguration.
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): {"create", "patch"},
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): {"create", "patch"},  # kopf keeps both
 }
 #: Grants that must be limited to named objects.
 BY_NAME = {
@@ -170,6 +171,8 @@ BY_NAME = {
     ("", "serviceaccounts"): {"privatevault-token-reviewer"},
     ("", "serviceaccounts/token"): {"privatevault-token-reviewer"},
     ("rbac.authorization.k8s.io", "clusterrolebindings"): {"privatevault-token-reviewer-privatevault"},
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): {"validating.privatevault.io"},
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): {"validating.privatevault.io"},
 }
 
 
