@@ -9,7 +9,7 @@ DEMO_DIR ?= .demo
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-setup: ## Install what a fresh machine lacks (PostgreSQL, promtool, .venv, control plane, helm); idempotent
+setup: ## Install what a fresh machine lacks (PostgreSQL, Prometheus, .venv, control plane, helm); idempotent
 	@tools/setup.sh
 
 demo: setup ## Start a local control plane, PostgreSQL, OpenBao and the operator; apply examples/

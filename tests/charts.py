@@ -14,7 +14,7 @@ import yaml
 from .support import REPO
 
 CHART = REPO / "charts" / "privatevault"
-GO_TOOLS = REPO / "tools" / "build-go-tools.sh"
+BUILD_HELM = REPO / "tools" / "build-helm.sh"
 #: Values that turn on every optional template (the Vault address is required with Vault).
 EVERYTHING = {
     "vault.enabled": "true",
@@ -28,18 +28,18 @@ EVERYTHING = {
 
 
 @cache
-def go_tool(name: str) -> Path:
-    """The path of a Go tool of tools/build-go-tools.sh, built first when the cache lacks it."""
-    done = subprocess.run([str(GO_TOOLS), "--print", name], capture_output=True, text=True, check=False, timeout=1800)
+def helm_binary() -> Path:
+    """helm, built by tools/build-helm.sh first when the cache lacks it."""
+    done = subprocess.run([str(BUILD_HELM), "--print"], capture_output=True, text=True, check=False, timeout=1800)
     if done.returncode != 0:
-        raise AssertionError(f"tools/build-go-tools.sh {name} failed:\n{done.stderr}")
+        raise AssertionError(f"tools/build-helm.sh failed:\n{done.stderr}")
     return Path(done.stdout.strip().splitlines()[-1])
 
 
 def helm(*args: str, kubeconfig: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     env_args = ["--kubeconfig", str(kubeconfig)] if kubeconfig is not None else []
     done = subprocess.run(
-        [str(go_tool("helm")), *args, *env_args], capture_output=True, text=True, check=False, timeout=300
+        [str(helm_binary()), *args, *env_args], capture_output=True, text=True, check=False, timeout=300
     )
     if check and done.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed:\n{done.stderr}")

@@ -68,5 +68,5 @@ fi
 say "litewitness (the independent witness of the interop tests)"
 tools/build-litewitness.sh
 
-say "Go tools (helm, the Argo CD health-check runner)"
-tools/build-go-tools.sh
+say "helm (the chart's tests)"
+tools/build-helm.sh

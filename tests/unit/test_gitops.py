@@ -1,7 +1,7 @@
 """GitOps: the Argo CD health checks of all six kinds pass their tests in Argo CD's own Lua engine
-(gopher-lua, standard libraries off as Argo runs custom checks: tools/argo-health), are laid out as
-Argo keeps its built-ins, and are the ones the argocd-cm snippet installs; the Argo CD and Flux
-examples point at the chart."""
+(gopher-lua, standard libraries off as Argo runs custom checks: tools/argo-health, built by
+tests.gotools), are laid out as Argo keeps its built-ins, and are the ones the argocd-cm snippet
+installs; the Argo CD and Flux examples point at the chart."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from privatevault.api.v1alpha1 import GROUP
-from tests.charts import go_tool
+from tests.gotools import build
 from tests.support import REPO
 
 GITOPS = REPO / "gitops"
@@ -40,7 +40,7 @@ def test_every_kind_has_a_health_check_laid_out_as_argo_keeps_them() -> None:
 
 
 def test_the_health_checks_pass_their_tests_in_argo_cds_lua_engine() -> None:
-    done = subprocess.run([str(go_tool("argo-health")), str(HEALTH)], capture_output=True, text=True, check=False)
+    done = subprocess.run([str(build("argo-health")), str(HEALTH)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     cases = sum(len(yaml.safe_load(p.read_text())["tests"]) for p in HEALTH.glob("*/*/health_test.yaml"))
     assert f"{cases} passed, 0 failed" in done.stdout
@@ -55,7 +55,7 @@ def test_the_engine_refuses_what_argo_refuses(tmp_path: Path) -> None:
         "tests:\n- healthStatus: {status: Healthy, message: a}\n  inputPath: testdata/t.yaml\n"
     )
     (folder / "health.lua").write_text('return { status = "Healthy", message = string.lower("A") }\n')
-    done = subprocess.run([str(go_tool("argo-health")), str(tmp_path)], capture_output=True, text=True, check=False)
+    done = subprocess.run([str(build("argo-health")), str(tmp_path)], capture_output=True, text=True, check=False)
     assert done.returncode == 1 and "string" in done.stdout, done.stdout
 
 
