@@ -72,6 +72,7 @@ EXPORTED = {
     "privatevault_quorum_bypassed_total",
     "privatevault_quorum_decisions_total",
     "privatevault_objects",
+    "privatevault_objects_stalled",
     "privatevault_crypto_assets",
     "privatevault_crypto_assets_expired",
     "privatevault_crypto_assets_expiring",

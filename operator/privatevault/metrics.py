@@ -24,7 +24,9 @@ Stalled, AwaitingQuorum, Reconciling):
 - ``privatevault_objects{kind,state}``: counted from the last status each reconcile wrote or kept.
   Every object is reconciled at least once per resync interval, so an object not seen for
   ``forget_after`` seconds is gone (deleted) and no longer counted; every state of every kind
-  is exported, 0 included, so that an alert on Stalled has a series before anything stalls.
+  is exported, 0 included, so that an alert on Stalled has a series before anything stalls;
+- ``privatevault_objects_stalled{kind,reason}``: the Stalled ones by reason (``KMSUnavailable``,
+  ``NamespaceConflict``, …), only reasons that some object has.
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ class OperatorMetrics(Collector):
         forget_after: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        #: (kind, name) -> (state, when last seen)
-        self._objects: dict[tuple[str, str], tuple[str, float]] = {}
+        #: (kind, name) -> (state, stalled reason, when last seen)
+        self._objects: dict[tuple[str, str], tuple[str, str, float]] = {}
         self._forget_after, self._clock = forget_after, clock
         self.inventories: dict[str, Inventory] = {}
         self.integrity = integrity if integrity is not None else Integrity()
@@ -67,9 +69,9 @@ class OperatorMetrics(Collector):
         #: Decisions on gated actions, by action and state (Approved, Pending, Refused, Expired).
         self.decisions: defaultdict[tuple[str, str], int] = defaultdict(int)
 
-    def observe(self, kind: str, name: str, state: str) -> None:
-        """The state of an object as its reconcile just left it."""
-        self._objects[(kind, name)] = (state, self._clock())
+    def observe(self, kind: str, name: str, state: str, reason: str = "") -> None:
+        """The state of an object as its reconcile just left it (``reason``: why it is Stalled)."""
+        self._objects[(kind, name)] = (state, reason, self._clock())
 
     def forget(self, kind: str, name: str) -> None:
         self._objects.pop((kind, name), None)
@@ -89,23 +91,32 @@ class OperatorMetrics(Collector):
         yield from self._ledger()
         yield from self._witnesses()
         yield from self._quorum()
-        yield self._states()
+        yield from self._states()
 
-    def _states(self) -> Metric:
+    def _states(self) -> Iterator[Metric]:
         cutoff = self._clock() - self._forget_after
         counts: defaultdict[tuple[str, str], int] = defaultdict(int)
-        for key, (state, seen) in list(self._objects.items()):
+        stalled: defaultdict[tuple[str, str], int] = defaultdict(int)
+        for key, (state, reason, seen) in list(self._objects.items()):
             if seen < cutoff:
                 self._objects.pop(key, None)
                 continue
             counts[(key[0], state)] += 1
+            if state == "Stalled":
+                stalled[(key[0], reason)] += 1
         family = GaugeMetricFamily(
             "privatevault_objects", "Objects the operator reconciles, by kind and state", labels=["kind", "state"]
         )
         for kind in sorted({*KINDS, *(k for k, _ in counts)}):
             for state in STATES:
                 family.add_metric([kind, state], float(counts.get((kind, state), 0)))
-        return family
+        yield family
+        reasons = GaugeMetricFamily(
+            "privatevault_objects_stalled", "Stalled objects by kind and reason", labels=["kind", "reason"]
+        )
+        for (kind, reason), count in sorted(stalled.items()):
+            reasons.add_metric([kind, reason], float(count))
+        yield reasons
 
     def _quorum(self) -> Iterator[Metric]:
         bypassed = CounterMetricFamily(

@@ -554,6 +554,11 @@ def test_the_chart_installs_and_its_service_account_runs_every_scenario(
             ),
             what=f"namespace {extra} deleted",
         )
+        # A tenant whose namespace someone else holds is Stalled (NamespaceConflict), and counted so.
+        orphan = f"chart-d-{SUFFIX}"
+        kubectl.run("create", "namespace", orphan)
+        kubectl.apply(builders.tenant(orphan))
+        wait_for_condition(kubectl, "tenant", orphan, "Stalled", timeout=60)
         # A TLS certificate for the crypto inventory (and its expiry metrics), in the tenant that stays.
         kubectl.apply(tls_secret("web-tls", kept, days=10))
 
@@ -649,6 +654,9 @@ def test_the_chart_installs_and_its_service_account_runs_every_scenario(
     # Cleanup without an operator: the finalizer goes by hand (no gate on this tenant).
     kubectl.run("patch", "tenant", kept, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
     kubectl.run("delete", "tenant", kept, "--wait=false")
+    kubectl.run("patch", "tenant", orphan, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
+    kubectl.run("delete", "tenant", orphan, "--wait=false", check=False)
+    kubectl.run("delete", "namespace", orphan, "--wait=false", check=False)
     kubectl.run("delete", "quorumpolicy", qp, "--wait=false", check=False)
     kubectl.run("delete", "protectionpolicy", pp, "--wait=false", check=False)
     for name, value in figures.items():

@@ -39,6 +39,11 @@ def test_state_of_a_status(given: dict[str, Any], state: str) -> None:
     assert status.state(conditions(**given)) == state
 
 
+def test_the_stalled_reason() -> None:
+    assert status.stalled_reason(conditions(Stalled=("True", "KMSUnavailable"))) == "KMSUnavailable"
+    assert status.stalled_reason(conditions(Stalled=("False", "Reconciled"), Ready=("True", "Reconciled"))) == ""
+
+
 def test_the_metric_names_the_same_states() -> None:
     assert metrics.STATES == status.STATES
 
@@ -52,13 +57,17 @@ def test_objects_by_kind_and_state_and_deleted_ones_forgotten() -> None:
     collector.observe("Tenant", "b", "Stalled")
     collector.observe("Tenant", "b", "Ready")
     collector.observe("QuorumPolicy", "q", "AwaitingQuorum")
+    collector.observe("Tenant", "k", "Stalled", "KMSUnavailable")
 
     def value(kind: str, state: str) -> float | None:
         return registry.get_sample_value("privatevault_objects", {"kind": kind, "state": state})
 
-    assert value("Tenant", "Ready") == 2 and value("Tenant", "Stalled") == 0
+    assert value("Tenant", "Ready") == 2 and value("Tenant", "Stalled") == 1
     assert value("QuorumPolicy", "AwaitingQuorum") == 1 and value("Approval", "Stalled") == 0
+    stalled = {"kind": "Tenant", "reason": "KMSUnavailable"}
+    assert registry.get_sample_value("privatevault_objects_stalled", stalled) == 1
     collector.forget("Tenant", "a")
+    collector.forget("Tenant", "k")
     now[0] += 30
     collector.observe("Tenant", "c", "Stalled")
     now[0] += 40  # b and q unseen for 70 s: gone

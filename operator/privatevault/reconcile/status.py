@@ -171,3 +171,11 @@ def state(status: Status) -> str:
     if (ready := found.get("Ready")) is not None and ready.status == "True":
         return "Ready"
     return "Reconciling"
+
+
+def stalled_reason(status: Status) -> str:
+    """The reason of ``Stalled=True`` (``KMSUnavailable``, ``NamespaceConflict``, …); empty otherwise."""
+    for condition in status.conditions or []:
+        if condition.type == "Stalled" and condition.status == "True":
+            return condition.reason
+    return ""
