@@ -125,9 +125,9 @@ class Release:
         volume = job["spec"]["template"]["spec"]["volumes"][0]["secret"]
         self.secret_file(volume["secretName"], volume["items"][0]["key"], mount / "dsn")
         args = [a.replace("/var/run/secrets/privatevault/ledger-owner", str(mount)) for a in container["args"]]
-        assert container["command"] == ["pvctl", "ledger", "migrate"]
+        assert args[:2] == ["ledger", "migrate"]
         done = subprocess.run(
-            [sys.executable, "-m", "privatevault", "ledger", "migrate", *args],
+            [sys.executable, "-m", "privatevault", *args],  # the image's entrypoint, then the Job's args
             capture_output=True,
             text=True,
             check=False,
@@ -173,7 +173,7 @@ class Release:
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
         assert pod["serviceAccountName"] == self.account
-        assert container["command"] == ["pvctl", "operator", "run"]
+        assert container["args"][:2] == ["operator", "run"]
         mounts = {"/var/run/secrets/privatevault/ledger/dsn": self.workdir / "ledger" / "dsn"}
         ledger = {v["name"]: v for v in pod["volumes"]}["ledger-dsn"]["secret"]
         self.secret_file(
@@ -195,7 +195,8 @@ class Release:
         metrics, health = free_port(), free_port()
         env |= {"PRIVATEVAULT_METRICS_PORT": str(metrics), "PRIVATEVAULT_METRICS_ADDR": "127.0.0.1"}
         # Everything here listens on the loopback: the chart's own address and port, moved.
-        liveness = container["args"][0].removeprefix("--liveness=").replace("0.0.0.0:8080", f"127.0.0.1:{health}")
+        (flag,) = [arg for arg in container["args"] if arg.startswith("--liveness=")]
+        liveness = flag.removeprefix("--liveness=").replace("0.0.0.0:8080", f"127.0.0.1:{health}")
         # The operator's only OpenBao address: the bench's (the chart's points at a Service).
         env["PRIVATEVAULT_VAULT_ADDR"] = self.bench.openbao.address
         env["PRIVATEVAULT_VAULT_KUBERNETES_HOST"] = self.bench.control_plane.server

@@ -63,7 +63,8 @@ def test_the_deployment_is_locked_down() -> None:
     projected = {v["name"]: v for v in operator["volumes"]}["vault-token"]["projected"]["sources"][0]
     assert projected["serviceAccountToken"]["path"] == "token"
     assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert container["args"][0] == f"--liveness=http://0.0.0.0:{container['ports'][1]['containerPort']}/healthz"
+    assert container["args"][:2] == ["operator", "run"] and "command" not in container  # the image's entrypoint
+    assert f"--liveness=http://0.0.0.0:{container['ports'][1]['containerPort']}/healthz" in container["args"]
     assert container["resources"]["limits"]["memory"]
 
 
@@ -73,8 +74,8 @@ def test_the_migration_job_runs_as_the_owner_before_install_and_upgrade() -> Non
     pod = job["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
     container = pod["containers"][0]
-    assert container["command"] == ["pvctl", "ledger", "migrate"]
-    assert container["args"][0] == "--owner-dsn-file=/var/run/secrets/privatevault/ledger-owner/dsn"
+    assert container["args"][:2] == ["ledger", "migrate"] and "command" not in container
+    assert container["args"][2] == "--owner-dsn-file=/var/run/secrets/privatevault/ledger-owner/dsn"
     assert pod["volumes"][0]["secret"]["secretName"] == "privatevault-ledger-owner"
 
 
