@@ -31,6 +31,7 @@ Stalled, AwaitingQuorum, Reconciling):
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -61,6 +62,7 @@ class OperatorMetrics(Collector):
         #: (kind, name) -> (state, stalled reason, when last seen)
         self._objects: dict[tuple[str, str], tuple[str, str, float]] = {}
         self._forget_after, self._clock = forget_after, clock
+        self._objects_lock = threading.Lock()  # reconcile threads observe, the scrape thread forgets
         self.inventories: dict[str, Inventory] = {}
         self.integrity = integrity if integrity is not None else Integrity()
         self.witnesses = witnesses if witnesses is not None else {}
@@ -71,10 +73,12 @@ class OperatorMetrics(Collector):
 
     def observe(self, kind: str, name: str, state: str, reason: str = "") -> None:
         """The state of an object as its reconcile just left it (``reason``: why it is Stalled)."""
-        self._objects[(kind, name)] = (state, reason, self._clock())
+        with self._objects_lock:
+            self._objects[(kind, name)] = (state, reason, self._clock())
 
     def forget(self, kind: str, name: str) -> None:
-        self._objects.pop((kind, name), None)
+        with self._objects_lock:
+            self._objects.pop((kind, name), None)
 
     def collect(self) -> Iterator[Metric]:
         grouped: defaultdict[str, list[tuple[dict[str, str], float]]] = defaultdict(list)
@@ -97,10 +101,11 @@ class OperatorMetrics(Collector):
         cutoff = self._clock() - self._forget_after
         counts: defaultdict[tuple[str, str], int] = defaultdict(int)
         stalled: defaultdict[tuple[str, str], int] = defaultdict(int)
-        for key, (state, reason, seen) in list(self._objects.items()):
-            if seen < cutoff:
-                self._objects.pop(key, None)
-                continue
+        with self._objects_lock:
+            for key in [key for key, (_, _, seen) in self._objects.items() if seen < cutoff]:
+                del self._objects[key]
+            current = list(self._objects.items())
+        for key, (state, reason, _) in current:
             counts[(key[0], state)] += 1
             if state == "Stalled":
                 stalled[(key[0], reason)] += 1
