@@ -72,6 +72,9 @@ class WebhookSettings:
     configuration: str = "validating.privatevault.io"
     #: Seconds a request waits for its record before it is let through unrecorded.
     record_timeout: float = 3.0
+    #: ``namespace/name`` of a Service in front of the webhook: the API server is then told to call
+    #: the Service (``clientConfig.service``), which works where it cannot resolve cluster DNS.
+    service: str | None = None
 
     @property
     def advertised_host(self) -> str:
@@ -90,6 +93,7 @@ class WebhookSettings:
             ca_file=_path(env.get(f"{prefix}CA_FILE")),
             configuration=env.get(f"{prefix}CONFIGURATION", cls.configuration),
             record_timeout=float(env.get(f"{prefix}RECORD_TIMEOUT", cls.record_timeout)),
+            service=env.get(f"{prefix}SERVICE") or None,
         )
 
 

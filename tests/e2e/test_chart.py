@@ -201,7 +201,9 @@ class Release:
         env["PRIVATEVAULT_VAULT_ADDR"] = self.bench.openbao.address
         env["PRIVATEVAULT_VAULT_KUBERNETES_HOST"] = self.bench.control_plane.server
         # The webhook: served here on the loopback, where the bench's API server calls it (the
-        # chart advertises the Service's name), its generated certificate in a state directory.
+        # chart points the API server at its Service, which has no pods here: no kubelet runs),
+        # its generated certificate in a state directory.
+        assert env.pop("PRIVATEVAULT_WEBHOOK_SERVICE") == f"{self.namespace}/{RELEASE}-privatevault"
         env |= {
             "PRIVATEVAULT_WEBHOOK_ADDR": "127.0.0.1",
             "PRIVATEVAULT_WEBHOOK_HOST": "127.0.0.1",
