@@ -106,6 +106,10 @@ class Settings:
     drift_interval: float = 60.0
     protection_interval: float = 30.0
     retry_delay: float = 5.0
+    #: Run only while holding the Lease ``privatevault-operator`` in ``namespace`` (several replicas).
+    leader_election: bool = False
+    #: Seconds a Lease not renewed stays with its holder; renewals come every ~duration/7.5.
+    lease_seconds: float = 15.0
     ledger_origin: str = "privatevault.io/ledger"
     checkpoint_every_records: int = 1000
     checkpoint_every_seconds: float = 60.0
@@ -146,6 +150,8 @@ class Settings:
             drift_interval=float(env.get(f"{ENV_PREFIX}DRIFT_INTERVAL", cls.drift_interval)),
             protection_interval=float(env.get(f"{ENV_PREFIX}PROTECTION_INTERVAL", cls.protection_interval)),
             retry_delay=float(env.get(f"{ENV_PREFIX}RETRY_DELAY", cls.retry_delay)),
+            leader_election=_flag(env.get(f"{ENV_PREFIX}LEADER_ELECTION")),
+            lease_seconds=float(env.get(f"{ENV_PREFIX}LEASE_SECONDS", cls.lease_seconds)),
             ledger_origin=env.get(f"{ENV_PREFIX}LEDGER_ORIGIN", cls.ledger_origin),
             metrics_port=int(port) if (port := env.get(f"{ENV_PREFIX}METRICS_PORT")) else None,
             metrics_addr=env.get(f"{ENV_PREFIX}METRICS_ADDR", cls.metrics_addr),

@@ -86,7 +86,7 @@ def test_the_migration_job_runs_as_the_owner_before_install_and_upgrade() -> Non
         ({"vault.token": "s.abc"}, "additional properties 'token' not allowed"),
         ({"image.pullPolicy": "Sometimes"}, "pullPolicy"),
         ({"securityContext.seLinuxType": "spc"}, "seLinuxType"),
-        ({"replicaCount": "2"}, "replicaCount"),
+        ({"replicaCount": "6"}, "replicaCount"),
     ],
 )
 def test_values_outside_the_schema_are_refused(values: dict[str, str], refusal: str) -> None:
@@ -157,6 +157,7 @@ NEEDED: dict[tuple[str, str], set[str]] = {
     ("apps", "statefulsets"): {"list", "watch", "patch"},
     ("", "events"): {"create"},
     ("", "configmaps"): {"get", "create", "patch"},  # Role: the two ledger ConfigMaps only
+    ("coordination.k8s.io", "leases"): {"create", "get", "update"},  # Role: the leader's Lease
     # With vault.enabled: the TokenReviewer ServiceAccount, its token and binding (by name).
     ("", "serviceaccounts"): {"create", "patch"},
     ("", "serviceaccounts/token"): {"create"},
@@ -169,6 +170,7 @@ NEEDED: dict[tuple[str, str], set[str]] = {
 BY_NAME = {
     ("rbac.authorization.k8s.io", "clusterroles"): {"admin", "system:auth-delegator"},
     ("", "configmaps"): {"privatevault-ledger-checkpoint", "privatevault-ledger-integrity"},
+    ("coordination.k8s.io", "leases"): {"privatevault-operator"},
     ("", "serviceaccounts"): {"privatevault-token-reviewer"},
     ("", "serviceaccounts/token"): {"privatevault-token-reviewer"},
     ("rbac.authorization.k8s.io", "clusterrolebindings"): {"privatevault-token-reviewer-privatevault"},
@@ -199,7 +201,7 @@ def test_the_roles_grant_nothing_the_operator_does_not_call(values: dict[str, st
                 assert "*" not in rule.get(field, []), f"a wildcard in {role['kind']} {rule}"
             assert not {"escalate", "impersonate", "deletecollection", "update"} & set(rule["verbs"]) or rule[
                 "resources"
-            ] == ["tenants/finalizers"], rule
+            ] in (["tenants/finalizers"], ["leases"]), rule
     found = grants([rule for role in roles for rule in role["rules"]])
     for group, resource, verb, names in found:
         assert verb in NEEDED.get((group, resource), set()), f"{verb} {group or 'core'}/{resource} is not needed"
