@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -111,12 +112,10 @@ def test_sbom_names_what_is_inside(build: dict[str, Any], bundle: Path) -> None:
     assert "libpython3.11-stdlib" in debs and "bash" not in debs and "dpkg" not in debs
     assert {purl.split("@")[0].removeprefix("pkg:deb/debian/") for purl in purls if purl.startswith("pkg:deb/")} == debs
     site = next((rootfs / "usr/local/lib").glob("python3.*/dist-packages"))
-    installed = {
-        dist.name.rsplit("-", 1)[0].replace("_", "-").lower()
-        + "@"
-        + dist.name.rsplit("-", 1)[1].removesuffix(".dist-info")
-        for dist in site.glob("*.dist-info")
-    }
+    installed = set()
+    for dist in site.glob("*.dist-info"):
+        name, version = dist.name.removesuffix(".dist-info").rsplit("-", 1)
+        installed.add(f"{re.sub(r'[-_.]+', '-', name).lower()}@{version}")
     in_sbom = {
         purl.removeprefix("pkg:pypi/").replace("_", "-").lower() for purl in purls if purl.startswith("pkg:pypi/")
     }

@@ -36,6 +36,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from collections.abc import Iterable, Iterator
@@ -266,13 +267,27 @@ def python_version(runtime: Path) -> str:
     return found[0].removeprefix("python")
 
 
+def locked_paragraph(lock: str, name: str) -> str:
+    """One package's pin with its hashes, as written in a lock file."""
+    found = re.search(rf"^{re.escape(name)}==.*?(?=^\S|\Z)", (REPO / lock).read_text(), re.MULTILINE | re.DOTALL)
+    if found is None:
+        raise RuntimeError(f"{name} is not pinned in {lock}: run `make lock`")
+    return found.group(0)
+
+
 def install_python(runtime: Path, work: Path, epoch: int) -> tuple[Path, str]:
     version = python_version(runtime)
     site = runtime / f"usr/local/lib/python{version}/dist-packages"
     wheels = work / "wheels"
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     pip = (sys.executable, "-m", "pip")
-    run(*pip, "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", wheels, REPO, env=env)
+    # The project's build backend, pinned with its hashes in the dev lock, in a folder of its own.
+    backend = work / "build-backend"
+    (work / "build-backend.txt").write_text(locked_paragraph("requirements-dev.lock", "setuptools"))
+    run(*pip, "install", "--quiet", "--no-deps", "--require-hashes", "--target", backend,
+        "-r", work / "build-backend.txt", env=env)  # fmt: skip
+    wheel_env = {**env, "PYTHONPATH": str(backend)}
+    run(*pip, "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", wheels, REPO, env=wheel_env)
     (wheel,) = wheels.glob("privatevault-*.whl")
     target = ("--target", site, "--no-compile", "--only-binary=:all:", "--python-version", version)
     run(*pip, "install", "--quiet", "--no-deps", "--require-hashes", *target, "-r", REPO / "requirements.lock", env=env)
@@ -470,6 +485,28 @@ def tree_size(root: Path) -> int:
     return sum(p.lstat().st_size for p in walk(root) if p.is_file() and not p.is_symlink())
 
 
+def assemble(build_dir: Path, runtime: Path, work: Path, epoch: int) -> dict[str, object]:
+    """Steps 2 to 4 but the layout: the runtime root from ``build_dir``'s packages, the Python
+    packages, byte code, SBOM, clamped times. The Containerfile runs this with ``/`` as the build root."""
+    say("runtime root: " + ", ".join(RUNTIME_ROOTS) + " and what they need at run time")
+    runtime.mkdir(parents=True)
+    debs = runtime_root(build_dir, runtime)
+    say("Python packages from requirements.lock (hashes checked) and the project's wheel")
+    site, py_version = install_python(runtime, work, epoch)
+    byte_compile(runtime, py_version)
+    document = sbom(debs, site, epoch, project_version())
+    (runtime / SBOM_IN_IMAGE).parent.mkdir(parents=True, exist_ok=True)
+    (runtime / SBOM_IN_IMAGE).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    clamp_times(runtime, epoch)
+    return document
+
+
+def count(document: dict[str, object], purl_prefix: str) -> int:
+    packages = document["packages"]
+    assert isinstance(packages, list)
+    return sum(ref["referenceLocator"].startswith(purl_prefix) for p in packages for ref in p["externalRefs"])
+
+
 def build(out: Path, *, force: bool) -> dict[str, object]:
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_EPOCH))
     digest = inputs_digest(epoch)
@@ -488,19 +525,9 @@ def build(out: Path, *, force: bool) -> dict[str, object]:
     build_dir, runtime = work / "build-root", work / "rootfs"
     say(f"build root: mmdebstrap {SUITE} essential + {', '.join(BUILD_INCLUDE)} (debs cached in {DEB_CACHE})")
     build_root(build_dir, epoch)
-    say("runtime root: " + ", ".join(RUNTIME_ROOTS) + " and what they need at run time")
-    runtime.mkdir()
-    debs = runtime_root(build_dir, runtime)
+    document = assemble(build_dir, runtime, work, epoch)
     shutil.rmtree(build_dir)
-    say("Python packages from requirements.lock (hashes checked) and the project's wheel")
-    site, py_version = install_python(runtime, work, epoch)
-    byte_compile(runtime, py_version)
-    document = sbom(debs, site, epoch, version)
-    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
-    (runtime / SBOM_IN_IMAGE).parent.mkdir(parents=True, exist_ok=True)
-    (runtime / SBOM_IN_IMAGE).write_text(text)
-    (out / "sbom.spdx.json").write_text(text)
-    clamp_times(runtime, epoch)
+    (out / "sbom.spdx.json").write_text((runtime / SBOM_IN_IMAGE).read_text())
     say(f"OCI layout: {out / 'oci'} ({IMAGE_NAME}:{version})")
     oci_layout(runtime, out / "oci", version, epoch)
     result: dict[str, object] = {
@@ -510,8 +537,8 @@ def build(out: Path, *, force: bool) -> dict[str, object]:
         "tag": version,
         "rootfs_bytes": tree_size(runtime),
         "layout_bytes": tree_size(out / "oci"),
-        "debian_packages": len(debs),
-        "python_packages": len(document["packages"]) - 1 - len(debs),  # type: ignore[arg-type]
+        "debian_packages": count(document, "pkg:deb/"),
+        "python_packages": count(document, "pkg:pypi/"),
         "build_seconds": round(time.monotonic() - started, 1),
         "source_date_epoch": epoch,
     }
@@ -546,10 +573,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / ".image")
     parser.add_argument("--force", action="store_true", help="build even when the inputs are unchanged")
     parser.add_argument("--check-reproducible", action="store_true", help="then build again and compare the digests")
+    parser.add_argument(
+        "--rootfs-from", type=Path, metavar="ROOT",
+        help="only assemble the runtime root into --out from the packages installed in ROOT (the Containerfile: /)",
+    )  # fmt: skip
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("building the image needs root (mmdebstrap --mode=root, chroot, file owners in the layer)")
     out = args.out.resolve()
+    if args.rootfs_from:
+        epoch = int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_EPOCH))
+        work = Path(tempfile.mkdtemp(prefix="privatevault-image-"))
+        assemble(args.rootfs_from, out, work, epoch)
+        shutil.rmtree(work)
+        return
     result = build(out, force=args.force)
     if args.check_reproducible:
         check_reproducible(out, result)
