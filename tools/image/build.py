@@ -47,11 +47,11 @@ IMAGE_NAME = "privatevault/operator"
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 SECURITY_MIRROR = "http://deb.debian.org/debian-security"
-# The build root: what it takes to have python3 installed by dpkg.
-BUILD_INCLUDE = ("python3",)
 # The runtime root: the interpreter with its standard library, and the few data packages that
-# name this system (os-release), its services and protocols, and time zones.
+# name this system (os-release), its services and protocols, time zones and media types.
 RUNTIME_ROOTS = ("python3", "base-files", "netbase", "tzdata", "media-types")
+# The build root: the essential set, and the runtime packages installed by dpkg.
+BUILD_INCLUDE = RUNTIME_ROOTS
 # In the closure of RUNTIME_ROOTS only through maintainer scripts and package management.
 NOT_AT_RUN_TIME = frozenset(
     {
@@ -181,6 +181,8 @@ def depends(fields: dict[str, str]) -> Iterator[str]:
 def runtime_packages(status: dict[str, dict[str, str]]) -> list[str]:
     wanted: set[str] = set()
     todo = list(RUNTIME_ROOTS)
+    if missing := [name for name in RUNTIME_ROOTS if name not in status]:
+        raise RuntimeError(f"the build root lacks {', '.join(missing)}: install them there first")
     while todo:
         name = todo.pop()
         if name in wanted or name in NOT_AT_RUN_TIME:
@@ -291,6 +293,7 @@ def install_python(runtime: Path, work: Path, epoch: int) -> tuple[Path, str]:
     (wheel,) = wheels.glob("privatevault-*.whl")
     target = ("--target", site, "--no-compile", "--only-binary=:all:", "--python-version", version)
     run(*pip, "install", "--quiet", "--no-deps", "--require-hashes", *target, "-r", REPO / "requirements.lock", env=env)
+    shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts: see below
     run(*pip, "install", "--quiet", "--no-deps", *target, wheel, env=env)
     # Console scripts carry the host interpreter's path, and direct_url.json the build folder:
     # neither belongs in the image (the entrypoint is `python3 -m privatevault`).
