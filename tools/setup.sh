@@ -52,6 +52,7 @@ for tool in mmdebstrap:mmdebstrap umoci:umoci checkmodule:checkpolicy semodule_p
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
 [[ -f /usr/share/selinux/devel/Makefile ]] || missing+=(selinux-policy-dev)
+[[ -x /usr/libexec/selinux/hll/pp ]] || missing+=(policycoreutils)  # reads a .pp back as CIL (the test)
 if (( ${#missing[@]} )); then
   say "installing ${missing[*]} (Debian packages)"
   if [[ $(id -u) -ne 0 ]]; then echo "${missing[*]} missing and installing needs root (apt-get)" >&2; exit 1; fi
