@@ -71,7 +71,6 @@ NOT_AT_RUN_TIME = frozenset(
         "util-linux",
         "init-system-helpers",
         "libc-bin",
-        "python3-minimal-tools",
         "readline-common",
         "libreadline8",
         "libncursesw6",
@@ -90,8 +89,12 @@ def say(message: str) -> None:
     print(f"\033[1m==> {message}\033[0m", flush=True)
 
 
-def run(*argv: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(a) for a in argv], check=True, text=True, **kwargs)  # type: ignore[call-overload,no-any-return]
+def run(
+    *argv: str | Path, env: dict[str, str] | None = None, input: str | None = None, capture_output: bool = False
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in argv], check=True, text=True, env=env, input=input, capture_output=capture_output
+    )
 
 
 def project_version() -> str:
@@ -171,7 +174,7 @@ def dpkg_status(root: Path) -> dict[str, dict[str, str]]:
 def depends(fields: dict[str, str]) -> Iterator[str]:
     for key in ("Pre-Depends", "Depends"):
         for clause in fields.get(key, "").split(","):
-            # An alternative "a | b": the first one that is installed is the one in use.
+            # An alternative "a | b": whichever of them is installed is kept (the others are skipped).
             for alternative in clause.split("|"):
                 name = re.sub(r"[:\s(].*", "", alternative.strip())
                 if name:
