@@ -28,9 +28,10 @@ from typing import Any
 
 API_VERSION = "privatevault.io/v1alpha1"
 
-#: Public keys of the sizes the schema asks for (32 and 1952 zero bytes, in base64); tests that
-#: verify signatures pass real keys.
-PLACEHOLDER_KEY = "A" * 43 + "="
+#: Public keys of the sizes the schema asks for; tests that verify signatures pass real keys. The
+#: Ed25519 one is the key of the all-zero seed: the all-zero key is of small order, which the
+#: QuorumPolicy controller reports (no signature counts under it). The ML-DSA-65 one is 1952 zero bytes.
+PLACEHOLDER_KEY = "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
 PLACEHOLDER_ML_DSA_65_KEY = "A" * 2603 + "="
 
 Manifest = dict[str, Any]
@@ -198,12 +199,18 @@ def approver(
     ml_dsa65: str | None = None,
     roles: Sequence[str] | None = None,
     region: str | None = None,
+    users: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """An approver of a QuorumPolicy with an Ed25519 key (a placeholder unless given)."""
+    """An approver of a QuorumPolicy with an Ed25519 key (a placeholder unless given).
+
+    ``users`` are the Kubernetes user names the approver acts as (a request by one is their own).
+    Tests that verify signatures pass real keys (``tests.quorum_keys``).
+    """
     return _fields(
         name=name,
         roles=list(roles) if roles is not None else None,
         region=region,
+        users=list(users) if users is not None else None,
         publicKeys=_fields(ed25519=ed25519, mlDsa65=ml_dsa65),
     )
 
@@ -323,6 +330,36 @@ def approval(
         uid=uid,
         generation=generation,
         status=status,
+    )
+
+
+def pending_action(
+    action: str = "DeleteTenant",
+    *,
+    policy: str = "two-person",
+    policy_generation: int = 1,
+    target_kind: str = "Tenant",
+    target: str = "acme",
+    target_uid: str = "uid-acme",
+    target_generation: int = 3,
+    digest: str = "sha256:" + "ab" * 32,
+    state: str = "Pending",
+    approvals: str = "0/2",
+    message: str = "0/2 approvals; missing role security; missing role platform",
+    requester: str | None = None,
+) -> dict[str, Any]:
+    """One entry of a gated object's ``status.pending``, as the API returns it: deleting acme, 0/2."""
+    return _fields(
+        action=action,
+        policy=policy,
+        policyGeneration=policy_generation,
+        target={"kind": target_kind, "name": target, "uid": target_uid, "generation": target_generation},
+        changeDigest=digest,
+        state=state,
+        approvals=approvals,
+        message=message,
+        requester=requester,
+        signWith=f"pvctl approvals create {target_kind}/{target} --action {action}",
     )
 
 

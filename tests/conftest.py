@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from privatevault.ledger.schema import Database, bootstrap
+from privatevault.ledger.store import Ledger
 from privatevault.testbench import Bench
 from privatevault.testbench.secretfile import write_secret
 
@@ -46,3 +47,11 @@ def database(bench: Bench) -> Database:
 @pytest.fixture
 def operator_dsn_file(database: Database, tmp_path: Path) -> Path:
     return write_secret(tmp_path / "operator.dsn", database.operator_dsn)
+
+
+@pytest.fixture
+def ledger(database: Database) -> Iterator[Ledger]:
+    """The operator's view of that database: appends, reads and finds."""
+    opened = Ledger(database.operator_dsn)
+    yield opened
+    opened.close()

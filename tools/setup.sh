@@ -63,3 +63,14 @@ fi
 
 say "control plane binaries (kube-apiserver, kube-controller-manager, kubectl, etcd)"
 tools/build-control-plane.sh
+
+# litewitness keeps its key in an ssh-agent: the witness interop tests need OpenSSH's client tools.
+if ! command -v ssh-agent >/dev/null || ! command -v ssh-add >/dev/null || ! command -v ssh-keygen >/dev/null; then
+  say "installing openssh-client (ssh-agent for litewitness)"
+  if [[ $(id -u) -ne 0 ]]; then echo "ssh-agent is missing and installing it needs root (apt-get)" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq openssh-client >/dev/null
+fi
+say "litewitness (the independent witness of the interop tests)"
+tools/build-litewitness.sh

@@ -34,7 +34,9 @@ from privatevault.kms import LocalKms
 from privatevault.kms.tenants import LocalTenantKeys, Providers, VaultTenantKeys
 from privatevault.kms.vault import VaultAdmin, vault_client
 from privatevault.ledger import ResourceRef
+from privatevault.ledger.checkpoint import CheckpointError
 from privatevault.ledger.checkpointer import Checkpointer, CheckpointRefused, Policy
+from privatevault.ledger.cosignature import parse_cosignature_key
 from privatevault.ledger.integrity import Anchor, Incident, Integrity, Published, Refusal
 from privatevault.ledger.keyring import load_signers
 from privatevault.ledger.store import Ledger, StoredCheckpoint
@@ -44,6 +46,7 @@ from privatevault.metrics import OperatorMetrics
 from privatevault.reconcile.audit import event
 from privatevault.reconcile.ports import ProtectionPolicyPorts, TenantPorts
 from privatevault.settings import Settings
+from privatevault.witness.client import Witness, Witnesses
 
 log = logging.getLogger("privatevault.app")
 
@@ -99,6 +102,7 @@ class App:
     metrics: OperatorMetrics
     #: The checkpointer's latest finding, read by the readiness probe and the metrics.
     integrity: Integrity
+    witnesses: Witnesses | None = None
     locks: Locks = field(default_factory=Locks)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -144,6 +148,8 @@ class App:
             self.checkpointer.issue()  # the records of this run end under a signed head
         except Exception as exc:
             log.warning("final checkpoint not issued: %s", exc)
+        if self.witnesses is not None:
+            self.witnesses.close()
         self.ledger.close()
         self.pool.close()
         self.cluster.live.close()
@@ -311,6 +317,21 @@ def _vault(settings: Settings, cluster: ClusterView, audit: OperatorAudit) -> Va
     return VaultTenantKeys(admin, setup=setup, recheck_seconds=settings.vault_recheck_seconds)
 
 
+def _witnesses(settings: Settings) -> Witnesses | None:
+    """The configured witnesses; a malformed verifier key stops the start (it is configuration)."""
+    if not settings.witnesses:
+        return None
+    try:
+        return Witnesses(
+            [
+                Witness(url, parse_cosignature_key(vkey), timeout=settings.witness_timeout)
+                for url, vkey in settings.witnesses
+            ]
+        )
+    except CheckpointError as exc:
+        raise PrivateVaultError(f"PRIVATEVAULT_WITNESSES: {exc}") from exc
+
+
 def build(settings: Settings, *, cluster: Cluster | None = None) -> App:
     """Connect every adapter; the operator's namespace, master key and signing keys exist afterwards."""
     view = ClusterView(cluster or Cluster.connect(settings.kubeconfig, pool_size=settings.workers + 4))
@@ -328,6 +349,7 @@ def build(settings: Settings, *, cluster: Cluster | None = None) -> App:
         local=LocalTenantKeys(local_kms, SecretStore(view, namespace)), vault=_vault(settings, view, audit)
     )
     signers = load_signers(own, local_kms, origin=settings.ledger_origin)
+    witnesses = _witnesses(settings)
     checkpointer = Checkpointer(
         ledger,
         signers,
@@ -335,6 +357,7 @@ def build(settings: Settings, *, cluster: Cluster | None = None) -> App:
         publication=_Publisher(view, namespace, [signer.verifier_key for signer in signers]),
         alarm=_IntegrityAlarm(view, namespace, audit),
         policy=Policy(settings.checkpoint_every_records, settings.checkpoint_every_seconds),
+        witnesses=witnesses,
     )
     return App(
         settings=settings,
@@ -344,6 +367,7 @@ def build(settings: Settings, *, cluster: Cluster | None = None) -> App:
         levels=LevelStore(pool),
         providers=providers,
         checkpointer=checkpointer,
-        metrics=OperatorMetrics(checkpointer.integrity),
+        metrics=OperatorMetrics(checkpointer.integrity, {} if witnesses is None else witnesses.status),
         integrity=checkpointer.integrity,
+        witnesses=witnesses,
     )

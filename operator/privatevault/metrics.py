@@ -10,12 +10,19 @@ The ledger's integrity, from the checkpointer (``ledger.integrity.Integrity``):
 - ``privatevault_ledger_checkpoints_refused_total``: refused signing attempts since start;
 - ``privatevault_ledger_checkpoint_size``: the size of the last checkpoint this process signed or
   published.
+
+The witnesses, from their client (``ledger.witness.WitnessStatus``), labelled ``witness`` (its name):
+
+- ``privatevault_ledger_witness_ok``: 1 while the witness cosigned the last checkpoint submitted
+  to it, 0 after it failed (``reason`` label: ``Unreachable``, ``Inconsistent``, ``UnknownLog``, …);
+- ``privatevault_ledger_witness_failures_total``: checkpoints it did not cosign since start;
+- ``privatevault_ledger_witness_cosigned_size``: the size it cosigned last.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -23,12 +30,16 @@ from prometheus_client.registry import Collector
 from privatevault.inventory import Inventory, samples
 from privatevault.inventory.metrics import METRICS
 from privatevault.ledger.integrity import Integrity
+from privatevault.ledger.witness import WitnessStatus
 
 
 class OperatorMetrics(Collector):
-    def __init__(self, integrity: Integrity | None = None) -> None:
+    def __init__(
+        self, integrity: Integrity | None = None, witnesses: Mapping[str, WitnessStatus] | None = None
+    ) -> None:
         self.inventories: dict[str, Inventory] = {}
         self.integrity = integrity if integrity is not None else Integrity()
+        self.witnesses = witnesses if witnesses is not None else {}
         #: Gated objects seen to disappear without a quorum decision, by kind.
         self.bypassed: defaultdict[str, int] = defaultdict(int)
         #: Decisions on gated actions, by action and state (Approved, Pending, Refused, Expired).
@@ -47,6 +58,7 @@ class OperatorMetrics(Collector):
                 family.add_metric([labels[key] for key in label_names], value)
             yield family
         yield from self._ledger()
+        yield from self._witnesses()
         yield from self._quorum()
 
     def _quorum(self) -> Iterator[Metric]:
@@ -83,3 +95,24 @@ class OperatorMetrics(Collector):
                 "Tree size of the last checkpoint this process signed or published",
                 value=float(integrity.checkpoint_size),
             )
+
+    def _witnesses(self) -> Iterator[Metric]:
+        ok = GaugeMetricFamily(
+            "privatevault_ledger_witness_ok",
+            "1 while the witness cosigned the last checkpoint submitted to it; 0 after it failed (reason label)",
+            labels=["witness", "reason"],
+        )
+        failures = CounterMetricFamily(
+            "privatevault_ledger_witness_failures",
+            "Checkpoints the witness did not cosign (unreachable, refused, bad answer)",
+            labels=["witness"],
+        )
+        size = GaugeMetricFamily(
+            "privatevault_ledger_witness_cosigned_size", "Tree size the witness cosigned last", labels=["witness"]
+        )
+        for status in list(self.witnesses.values()):
+            ok.add_metric([status.name, status.reason], 1.0 if status.ok else 0.0)
+            failures.add_metric([status.name], float(status.failures_total))
+            if status.cosigned_size is not None:
+                size.add_metric([status.name], float(status.cosigned_size))
+        yield from (ok, failures, size)

@@ -7,7 +7,7 @@ environment or from a file whose path is given.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ENV_PREFIX = "PRIVATEVAULT_"
@@ -28,6 +28,71 @@ def ledger_dsn(env: dict[str, str] | None = None) -> str:
     return dsn
 
 
+def witnesses(text: str) -> tuple[tuple[str, str], ...]:
+    """PRIVATEVAULT_WITNESSES: ``<submission URL> <verifier key>`` entries, one per line or comma-separated."""
+    entries = []
+    for entry in text.replace(",", "\n").splitlines():
+        fields = entry.split()
+        if not fields:
+            continue
+        if len(fields) != 2 or not fields[0].startswith(("http://", "https://")):
+            raise ValueError(
+                f"{ENV_PREFIX}WITNESSES entry {entry.strip()[:80]!r} is not `<http(s) URL> <witness verifier key>`"
+            )
+        entries.append((fields[0], fields[1]))
+    return tuple(entries)
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookSettings:
+    """The validating admission webhook that records who requests each gated action (off by default).
+
+    It listens on ``addr:port`` over TLS; the API server reaches it at ``https://host:port/...``
+    (``host`` defaults to ``addr``). Without ``cert_file``/``key_file`` a CA and a certificate for
+    ``host`` are generated into the state directory; ``ca_file`` is the bundle the API server is
+    given (default: the CA that signed the certificate, else the certificate itself).
+    """
+
+    enabled: bool = False
+    addr: str = "127.0.0.1"
+    port: int = 9443
+    host: str | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    ca_file: Path | None = None
+    #: The ValidatingWebhookConfiguration kopf keeps up to date (one per operator installation).
+    configuration: str = "validating.privatevault.io"
+    #: Seconds a request waits for its record before it is let through unrecorded.
+    record_timeout: float = 3.0
+
+    @property
+    def advertised_host(self) -> str:
+        return self.host or ("127.0.0.1" if self.addr in {"0.0.0.0", ""} else self.addr)  # noqa: S104
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> WebhookSettings:
+        prefix = f"{ENV_PREFIX}WEBHOOK_"
+        return cls(
+            enabled=_flag(env.get(f"{prefix}ENABLED")),
+            addr=env.get(f"{prefix}ADDR", cls.addr),
+            port=int(env.get(f"{prefix}PORT", cls.port)),
+            host=env.get(f"{prefix}HOST") or None,
+            cert_file=_path(env.get(f"{prefix}CERT_FILE")),
+            key_file=_path(env.get(f"{prefix}KEY_FILE")),
+            ca_file=_path(env.get(f"{prefix}CA_FILE")),
+            configuration=env.get(f"{prefix}CONFIGURATION", cls.configuration),
+            record_timeout=float(env.get(f"{prefix}RECORD_TIMEOUT", cls.record_timeout)),
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     ledger_dsn: str
@@ -40,6 +105,10 @@ class Settings:
     ledger_origin: str = "privatevault.io/ledger"
     checkpoint_every_records: int = 1000
     checkpoint_every_seconds: float = 60.0
+    #: Witnesses that cosign each new checkpoint: (submission URL prefix, cosignature verifier key).
+    witnesses: tuple[tuple[str, str], ...] = ()
+    #: Seconds to wait for one witness's answer; a late witness delays publishing, never appends.
+    witness_timeout: float = 5.0
     vault_addr: str | None = None
     metrics_port: int | None = None
     metrics_addr: str = "0.0.0.0"  # noqa: S104 - a pod's metrics port; NetworkPolicy narrows who scrapes
@@ -51,6 +120,9 @@ class Settings:
     database_connections: int = 4
     #: Threads running reconciles; they wait mostly on the API server and the ledger, not the CPU.
     workers: int = 16
+    #: Where the operator keeps files of its own (the webhook's generated certificate).
+    state_dir: Path = Path.home() / ".local" / "state" / "privatevault"
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -74,10 +146,14 @@ class Settings:
             vault_recheck_seconds=float(env.get(f"{ENV_PREFIX}VAULT_RECHECK_SECONDS", cls.vault_recheck_seconds)),
             database_connections=int(env.get(f"{ENV_PREFIX}DATABASE_CONNECTIONS", cls.database_connections)),
             workers=int(env.get(f"{ENV_PREFIX}WORKERS", cls.workers)),
+            state_dir=_path(env.get(f"{ENV_PREFIX}STATE_DIR")) or cls.state_dir,
+            webhook=WebhookSettings.from_env(env),
             checkpoint_every_records=int(
                 env.get(f"{ENV_PREFIX}CHECKPOINT_EVERY_RECORDS", cls.checkpoint_every_records)
             ),
             checkpoint_every_seconds=float(
                 env.get(f"{ENV_PREFIX}CHECKPOINT_EVERY_SECONDS", cls.checkpoint_every_seconds)
             ),
+            witnesses=witnesses(env.get(f"{ENV_PREFIX}WITNESSES", "")),
+            witness_timeout=float(env.get(f"{ENV_PREFIX}WITNESS_TIMEOUT", cls.witness_timeout)),
         )

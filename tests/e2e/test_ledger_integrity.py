@@ -5,7 +5,14 @@ visible (metric, readiness probe, Event, condition, ERROR log). Someone then rol
 to a checkpoint older than the rewrite: a verifier without memory is fooled, the one that remembers
 fails naming both sizes, and the operator still signs nothing. A deliberate `pvctl audit reanchor`
 ends it: the incident is in the ledger under the next checkpoint, and remembering verifiers see the
-fork until a person tells them to forget."""
+fork until a person tells them to forget.
+
+With witnesses (ours, `pvctl witness run`, and torchwood's litewitness): the operator's checkpoints
+are cosigned by both and published with their lines, a witness that is down does not hold the
+checkpoint back; after the rewrite, the ConfigMap rolled back and the operator restarted without its
+memory, the checkpointer signs over the rewrite, but neither witness cosigns it, the metric and an
+ERROR log name them, and `pvctl audit verify --witness-key` fails where a verifier without witness
+keys or memory is fooled."""
 
 from __future__ import annotations
 
@@ -21,11 +28,14 @@ from typing import Any
 
 import pytest
 
+from privatevault.ledger.checkpoint import parse_verifier_key
+from privatevault.ledger.cosignature import parse_cosignature_key
 from privatevault.ledger.schema import Database
 from privatevault.testbench import Bench
 from privatevault.testbench.ports import free_ports
 from tests import builders
 from tests.support import Kubectl, Operator, eventually, rewrite_history, superuser, wait_for_condition
+from tests.witnesses import Litewitness, OurWitness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
 
@@ -50,6 +60,16 @@ def metric(port: int, name: str) -> float | None:
     return float(found.group(1)) if found else None
 
 
+def note_size(note: str) -> int:
+    return int(note.split("\n")[1]) if note.count("\n") > 2 else 0
+
+
+def record_count(bench: Bench, database: Database) -> int:
+    with superuser(bench, database) as conn:
+        row = conn.execute("SELECT coalesce(max(seq), 0) FROM audit_records").fetchone()
+    return int(row[0]) if row else 0
+
+
 def test_a_rewrite_under_a_running_operator_is_never_signed_over(
     kubectl: Kubectl, bench: Bench, database: Database, operator_dsn_file: Path, tmp_path: Path
 ) -> None:
@@ -72,13 +92,10 @@ def test_a_rewrite_under_a_running_operator_is_never_signed_over(
         cm = kubectl.get("configmap", "privatevault-ledger-checkpoint", namespace)
         return str(((cm or {}).get("data") or {}).get("checkpoint", ""))
 
-    def size(note: str) -> int:
-        return int(note.split("\n")[1]) if note.count("\n") > 2 else 0
+    size = note_size
 
     def records() -> int:
-        with superuser(bench, database) as conn:
-            row = conn.execute("SELECT coalesce(max(seq), 0) FROM audit_records").fetchone()
-        return int(row[0]) if row else 0
+        return record_count(bench, database)
 
     def settled() -> str:
         """The published checkpoint once it covers every record (the operator is idle)."""
@@ -176,3 +193,128 @@ def test_a_rewrite_under_a_running_operator_is_never_signed_over(
         for name in ("e2e-ledger-a", "e2e-ledger-b", "e2e-ledger-c"):
             kubectl.run("delete", "tenant", name, "--wait=true", "--ignore-not-found", check=False)
         operator.stop()
+
+
+def witness_metric(port: int, name: str, witness: str) -> tuple[str, float] | None:
+    """(reason, value) of ``privatevault_ledger_witness_ok`` for one witness."""
+    _, text = http(f"http://127.0.0.1:{port}/metrics")
+    found = re.search(rf'^{name}{{reason="([^"]*)",witness="{re.escape(witness)}"}} (\S+)$', text, re.MULTILINE)
+    return (found.group(1), float(found.group(2))) if found else None
+
+
+def test_witnesses_cosign_the_operators_checkpoints_and_never_a_rewrite(
+    kubectl: Kubectl, bench: Bench, database: Database, operator_dsn_file: Path, tmp_path: Path
+) -> None:
+    ours = OurWitness(tmp_path, "privatevault.test/e2e-witness")
+    lite = Litewitness(tmp_path, "litewitness.test/e2e")
+    (metrics_port,) = free_ports(1)
+    settings = {
+        "PRIVATEVAULT_CHECKPOINT_EVERY_RECORDS": "4",
+        "PRIVATEVAULT_CHECKPOINT_EVERY_SECONDS": "1",
+        "PRIVATEVAULT_METRICS_PORT": str(metrics_port),
+        "PRIVATEVAULT_METRICS_ADDR": "127.0.0.1",
+        "PRIVATEVAULT_WITNESSES": f"{ours.url} {ours.vkey}\n{lite.url} {lite.verifier.verifier_key}",
+        "PRIVATEVAULT_WITNESS_TIMEOUT": "2",
+    }
+    operator = Operator(tmp_path, kubectl.kubeconfig, operator_dsn_file, **settings).start()
+    namespace = operator.namespace
+    common = ["--dsn-file", str(operator_dsn_file), "--kubeconfig", str(kubectl.kubeconfig), "--namespace", namespace]
+    witness_keys = ["--witness-key", ours.vkey, "--witness-key", lite.verifier.verifier_key]
+
+    def configmap() -> dict[str, str]:
+        return dict((kubectl.get("configmap", "privatevault-ledger-checkpoint", namespace) or {}).get("data") or {})
+
+    size = note_size
+
+    def records() -> int:
+        return record_count(bench, database)
+
+    def cosigned(note: str) -> bool:
+        return ours.name in note and lite.name in note
+
+    def verify(*extra: str, state: Path | None = None) -> tuple[int, dict[str, Any]]:
+        state = state or tmp_path / f"state-{time.monotonic_ns()}"  # a fresh verifier unless told
+        done = pvctl("audit", "verify", *common, "--format", "json", "--state", str(state), *extra)
+        assert done.returncode in (0, 1), done.stderr
+        return done.returncode, json.loads(done.stdout)
+
+    try:
+        # Both witnesses are still down: the first checkpoint is published all the same.
+        first = str(eventually(lambda: configmap().get("checkpoint"), what="the first checkpoint"))
+        assert not cosigned(first)
+        eventually(
+            lambda: witness_metric(metrics_port, "privatevault_ledger_witness_ok", ours.name) == ("Unreachable", 0.0)
+        )
+        assert re.search(r"WARNING.*witness privatevault.test/e2e-witness .* \(Unreachable\)", operator.log())
+        # A witness is told the log's keys: the operator's, as published beside the checkpoint.
+        log_keys = configmap()["verifier-keys"].split()
+        ed25519 = next(key for key in log_keys if parse_verifier_key(key).algorithm.label == "Ed25519")
+        ours.configure(log_keys)
+        ours.start()
+        lite.fill({"privatevault.io/ledger": [ed25519]})
+        lite.start()
+
+        kubectl.apply(builders.tenant("e2e-witness-a"))
+        wait_for_condition(kubectl, "tenant", "e2e-witness-a", "Ready")
+        early = str(
+            eventually(
+                lambda: (n := configmap().get("checkpoint", "")) and cosigned(n) and size(n) == records() and n,
+                timeout=60,
+            )
+        )
+        kubectl.apply(builders.tenant("e2e-witness-b"))
+        wait_for_condition(kubectl, "tenant", "e2e-witness-b", "Ready")
+        before = str(
+            eventually(
+                lambda: (
+                    (n := configmap().get("checkpoint", ""))
+                    and cosigned(n)
+                    and size(n) == records()
+                    and size(n) > size(early)
+                    and n
+                ),
+                timeout=60,
+            )
+        )
+        code, result = verify(*witness_keys, state=tmp_path / "remembering.state")
+        assert code == 0 and result["cosignedBy"] == [ours.name, lite.name], result
+        assert witness_metric(metrics_port, "privatevault_ledger_witness_ok", lite.name) == ("", 1.0)
+
+        # The insider: operator stopped, record after the early checkpoint rewritten, the ConfigMap
+        # rolled back to the early checkpoint, the operator started again (its memory gone).
+        operator.stop()
+        rewrite_history(bench, database, size(early) + 1)
+        patch = json.dumps({"data": {"checkpoint": early}})
+        kubectl.run("patch", "configmap", "privatevault-ledger-checkpoint", "-n", namespace, "-p", patch)
+        operator = Operator(
+            tmp_path, kubectl.kubeconfig, operator_dsn_file, PRIVATEVAULT_NAMESPACE=namespace, **settings
+        ).start()
+        laundered = str(
+            eventually(lambda: (n := configmap().get("checkpoint", "")) and size(n) > size(early) and n, timeout=60)
+        )
+        assert size(laundered) >= size(before) and not cosigned(laundered)  # signed over the rewrite: no witness line
+        for name in (ours.name, lite.name):
+            eventually(
+                lambda name=name: (
+                    witness_metric(metrics_port, "privatevault_ledger_witness_ok", name) == ("Inconsistent", 0.0)
+                )
+            )
+            assert re.search(rf"ERROR.*witness {re.escape(name)} .* \(Inconsistent\)", operator.log()), operator.log()[
+                -3000:
+            ]
+        assert "not consistent with the one at size" in ours.log()
+        assert lite.known("privatevault.io/ledger")[0] == size(before)
+
+        assert verify()[0] == 0  # no witness keys, no memory: fooled by the laundered checkpoint
+        code, result = verify(*witness_keys)
+        assert code == 1 and "is cosigned by 0 of the 2 witness(es) required" in result["problem"], result
+        assert f"{ours.name} ({parse_cosignature_key(ours.vkey).key_id:08x}): no cosignature" in result["problem"]
+        code, result = verify(state=tmp_path / "remembering.state")  # one that remembers sees the fork
+        assert code == 1 and "this verifier remembers: a fork" in result["problem"], result
+    finally:
+        kubectl.run(
+            "delete", "tenant", "e2e-witness-a", "e2e-witness-b", "--wait=true", "--ignore-not-found", check=False
+        )
+        operator.stop()
+        ours.stop()
+        lite.stop()

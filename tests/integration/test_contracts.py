@@ -113,6 +113,17 @@ def test_ledger_appends_a_chain_and_a_retried_key_finds_its_record(ledger: Ledge
     assert (second.seq, second.prev_hash) == (2, first.record_hash)
 
 
+def test_ledger_finds_records_by_key_prefix_oldest_first_newest_kept(ledger: LedgerPort) -> None:
+    for key in ("quorumpolicy/a_b/in-force/1", "quorumpolicy/a_b/in-force/2", "quorumpolicy/aXb/in-force/1"):
+        ledger.append(event(key))
+    ledger.append(event("quorumpolicy/a%/in-force/1"))
+    found = [r.idempotency_key for r in ledger.find("quorumpolicy/a_b/")]
+    assert found == ["quorumpolicy/a_b/in-force/1", "quorumpolicy/a_b/in-force/2"]  # "_" is no wildcard
+    assert [r.idempotency_key for r in ledger.find("quorumpolicy/a_b/", limit=1)] == ["quorumpolicy/a_b/in-force/2"]
+    assert [r.idempotency_key for r in ledger.find("quorumpolicy/a%")] == ["quorumpolicy/a%/in-force/1"]
+    assert ledger.find("quorumpolicy/nothing/") == []
+
+
 @pytest.fixture(params=SIDES)
 def levels(request: pytest.FixtureRequest) -> Iterator[LevelPort]:
     if request.param == "fake":

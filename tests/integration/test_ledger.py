@@ -5,7 +5,6 @@ unreachable database fails closed."""
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -29,13 +28,6 @@ def event(key: str, tenant: str = "acme") -> Event:
         idempotency_key=key,
         details={"digest": "sha256:" + "0" * 64},
     )
-
-
-@pytest.fixture
-def ledger(database: Database) -> Iterator[Ledger]:
-    opened = Ledger(database.operator_dsn)
-    yield opened
-    opened.close()
 
 
 def test_appends_chain_and_verify(ledger: Ledger) -> None:
@@ -113,5 +105,5 @@ def test_unreachable_database_fails_closed() -> None:
 
 def test_migrations_are_idempotent_and_reach_the_newest_revision(database: Database) -> None:
     role = psycopg.conninfo.conninfo_to_dict(database.operator_dsn)["user"]
-    assert migrate(database.owner_dsn, operator_role=str(role)) == "0003"
-    assert migrate(database.owner_dsn, operator_role=str(role)) == "0003"
+    assert migrate(database.owner_dsn, operator_role=str(role)) == "0004"
+    assert migrate(database.owner_dsn, operator_role=str(role)) == "0004"

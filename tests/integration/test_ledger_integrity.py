@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from collections.abc import Iterator
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -75,13 +74,6 @@ def checkpointer(ledger: Ledger, signers: list[LocalSigner], published: Publishe
 @pytest.fixture
 def signers() -> list[LocalSigner]:
     return [LocalSigner(ORIGIN, Ed25519PrivateKey.generate()), LocalSigner(ORIGIN, MLDSA65PrivateKey.generate())]
-
-
-@pytest.fixture
-def ledger(database: Database) -> Iterator[Ledger]:
-    opened = Ledger(database.operator_dsn)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

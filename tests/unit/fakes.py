@@ -9,6 +9,8 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from keyring.backend import KeyringBackend
+
 from privatevault.crypto import LocalAesGcmWrapper
 from privatevault.errors import KmsError, KmsUnavailable, LedgerUnavailable, SpecError
 from privatevault.kms.facts import KeyFacts
@@ -79,6 +81,16 @@ class FakeCluster:
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         return self.objects.pop((kind, namespace, name), None) is not None
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Create ``obj``; None when it exists already (it is left as it is), as ``Cluster.create``."""
+        if self._key(obj) in self.objects:
+            return None
+        self.put(obj)
+        return copy.deepcopy(self.objects[self._key(obj)])
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def put(self, obj: dict[str, Any]) -> None:
         """An object someone else made."""
@@ -351,3 +363,22 @@ class MemoryLedger:
             for index in range(first, end)
             if (level, index) in self.tree
         )
+
+
+class MemoryKeyring(KeyringBackend):
+    """An OS keyring in a dict, usable (positive priority) as ``pvctl`` requires."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.secrets.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.secrets[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.secrets.pop((service, username), None)

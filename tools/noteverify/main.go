@@ -9,6 +9,11 @@
 //	    note.NewVerifier parses them) and prints the verified text. Signatures by keys not
 //	    given are ignored, as the signed-note spec requires.
 //
+//	noteverify cosig <witness key>... < cosigned-checkpoint
+//	    Opens the note with note.Open and a note.Verifier of the C2SP tlog-cosignature type
+//	    cosignature/v1 (key type 0x04) for each witness key; every one of them must have
+//	    cosigned. The log's own signatures are ignored.
+//
 //	noteverify merkle < request.json
 //	    Checks inclusion proofs with tlog.CheckRecord and consistency proofs with
 //	    tlog.CheckTree against one tree head. When the request lists the leaves, the tree
@@ -29,16 +34,18 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: noteverify note <verifier key>... < note | noteverify merkle < request.json")
+		fail("usage: noteverify note|cosig <verifier key>... < note | noteverify merkle < request.json")
 	}
 	var err error
 	switch os.Args[1] {
 	case "note":
 		err = openNote(os.Args[2:], os.Stdin, os.Stdout)
+	case "cosig":
+		err = openCosigned(os.Args[2:], os.Stdin, os.Stdout)
 	case "merkle":
 		err = checkMerkle(os.Stdin, os.Stdout)
 	default:
-		err = fmt.Errorf("unknown subcommand %q (want note or merkle)", os.Args[1])
+		err = fmt.Errorf("unknown subcommand %q (want note, cosig or merkle)", os.Args[1])
 	}
 	if err != nil {
 		fail(err.Error())
@@ -52,29 +59,38 @@ func fail(msg string) {
 
 // openNote verifies a signed note from in against the verifier keys and writes its text to out.
 func openNote(vkeys []string, in io.Reader, out io.Writer) error {
-	if len(vkeys) == 0 {
-		return fmt.Errorf("note: at least one verifier key is needed")
-	}
-	verifiers := make([]note.Verifier, 0, len(vkeys))
-	for _, vkey := range vkeys {
-		v, err := note.NewVerifier(vkey)
-		if err != nil {
-			return fmt.Errorf("note: verifier key %q: %w", vkey, err)
-		}
-		verifiers = append(verifiers, v)
-	}
-	msg, err := io.ReadAll(in)
+	n, err := openWith("note", vkeys, func(vkey string) (note.Verifier, error) { return note.NewVerifier(vkey) }, in)
 	if err != nil {
 		return err
-	}
-	n, err := note.Open(msg, note.VerifierList(verifiers...))
-	if err != nil {
-		return fmt.Errorf("note: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "noteverify: %d signature(s) verified, %d from unknown keys ignored\n",
 		len(n.Sigs), len(n.UnverifiedSigs))
 	_, err = io.WriteString(out, n.Text)
 	return err
+}
+
+// openWith parses the verifier keys with parse and opens the note read from in with note.Open.
+func openWith(cmd string, vkeys []string, parse func(string) (note.Verifier, error), in io.Reader) (*note.Note, error) {
+	if len(vkeys) == 0 {
+		return nil, fmt.Errorf("%s: at least one verifier key is needed", cmd)
+	}
+	verifiers := make([]note.Verifier, 0, len(vkeys))
+	for _, vkey := range vkeys {
+		v, err := parse(vkey)
+		if err != nil {
+			return nil, fmt.Errorf("%s: verifier key %q: %w", cmd, vkey, err)
+		}
+		verifiers = append(verifiers, v)
+	}
+	msg, err := io.ReadAll(in)
+	if err != nil {
+		return nil, err
+	}
+	n, err := note.Open(msg, note.VerifierList(verifiers...))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return n, nil
 }
 
 // merkleRequest is one tree head and the proofs to check against it. Byte fields are standard

@@ -23,6 +23,7 @@ from privatevault.ledger.checkpoint import (
     parse_and_verify,
     parse_verifier_key,
 )
+from privatevault.ledger.cosignature import CosignatureVerifier, parse_cosignature_key
 from privatevault.ledger.event import Record
 from privatevault.ledger.remembered import RememberedCheckpoint, default_path
 from privatevault.ledger.store import Ledger
@@ -119,6 +120,18 @@ def verify(
             dir_okay=False,
         ),
     ] = None,
+    witness_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness-key",
+            help="A witness's cosignature verifier key (repeatable): the published checkpoint must carry"
+            " its cosignature (C2SP tlog-cosignature).",
+        ),
+    ] = None,
+    witness_threshold: Annotated[
+        int | None,
+        typer.Option(help="How many of the --witness-key witnesses must have cosigned; default: all.", min=1),
+    ] = None,
     forget_state: Annotated[
         bool,
         typer.Option(
@@ -133,6 +146,7 @@ def verify(
     remembered checkpoints; name the first bad record."""
     note, published_keys = _published(kubeconfig, namespace, checkpoint)
     verifiers = _verifiers(verifier_key, published_keys)
+    witnesses = _witnesses(witness_key or [], witness_threshold)
     trusted: Checkpoint | None = None
     if since is not None:
         try:
@@ -160,6 +174,8 @@ def verify(
                 published=note,
                 trusted=trusted,
                 remembered=remembered,
+                witnesses=witnesses,
+                witness_threshold=witness_threshold,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
     except PrivateVaultError as exc:
@@ -176,6 +192,18 @@ def verify(
     _print_report(report, fmt=fmt, remembers=remembers, state=memory.path)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _witnesses(keys: list[str], threshold: int | None) -> list[CosignatureVerifier]:
+    try:
+        witnesses = [parse_cosignature_key(key) for key in keys]
+    except CheckpointError as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if threshold is not None and threshold > len(witnesses):
+        errors.print(f"[red]error:[/red] --witness-threshold {threshold} needs at least {threshold} --witness-key")
+        raise typer.Exit(2)
+    return witnesses
 
 
 def _remembered(memory: RememberedCheckpoint, verifiers: list[KeyVerifier], *, forget: bool) -> Checkpoint | None:
@@ -199,6 +227,7 @@ def _print_report(report: Report, *, fmt: Format, remembers: int | None, state: 
         "nodes": report.nodes,
         "publishedSize": report.published_size,
         "rememberedSize": report.remembered_size,
+        "cosignedBy": report.cosigned_by,
         "remembers": remembers,
         "state": str(state),
     }
@@ -217,6 +246,8 @@ def _print_report(report: Report, *, fmt: Format, remembers: int | None, state: 
             if report.remembered_size is not None
             else ""
         )
+        if report.cosigned_by:
+            before += f", cosigned by {', '.join(report.cosigned_by)}"
         now = f"; remembers the checkpoint at {remembers} in {state}" if remembers is not None else ""
         console.print(
             f"[green]ledger verified:[/green] {report.records:,} records from seq {report.verified_from},"

@@ -32,6 +32,7 @@ from privatevault.testbench.ports import free_port
 from privatevault.testbench.process import ManagedProcess, log_tail, stop_recorded
 from privatevault.testbench.secretfile import write_secret
 
+from . import demo_quorum
 from .output import console, errors
 
 app = typer.Typer(
@@ -95,6 +96,7 @@ class _Demo:
 
     def __init__(self, workdir: Path, kubeconfig: Path | None, timeout: int) -> None:
         self.workdir, self.timeout = workdir, timeout
+        self.local = kubeconfig is None
         self.bench = Bench(workdir, progress=lambda line: console.print(f"  {line}"), control_plane=kubeconfig is None)
         self.kubeconfig = kubeconfig.resolve() if kubeconfig else self.bench.control_plane.kubeconfig
         self.secrets = workdir / "secrets"
@@ -164,11 +166,22 @@ class _Demo:
                 "PRIVATEVAULT_VAULT_TOKEN_FILE": str(vault_token),
                 "PRIVATEVAULT_PROTECTION_INTERVAL": "5",
                 "PRIVATEVAULT_CHECKPOINT_EVERY_SECONDS": "5",
+                **self.webhook_env(),
             },
         )
         self.operator.start()
         self.operator.wait_ready(lambda: _healthy(f"http://127.0.0.1:{port}/healthz"), timeout=60)
         (self.workdir / OPERATOR_STATE).write_text(json.dumps(self.operator.record()) + "\n")
+
+    def webhook_env(self) -> dict[str, str]:
+        """The requester webhook, for the local control plane only: its API server dials 127.0.0.1."""
+        if not self.local:
+            return {}
+        return {
+            "PRIVATEVAULT_WEBHOOK_ENABLED": "true",
+            "PRIVATEVAULT_WEBHOOK_PORT": str(free_port()),
+            "PRIVATEVAULT_STATE_DIR": str(self.workdir / "state"),
+        }
 
     def examples(self, examples: Path) -> None:
         console.print(f"[bold]applying {examples} and waiting for the tenants to be Ready[/bold]")
@@ -198,6 +211,8 @@ class _Demo:
             "SELINUX-TYPE:.spec.template.spec.securityContext.seLinuxOptions.type,"
             "KEY-VERSION:.spec.template.metadata.annotations.privatevault\\.io/key-version",
         )
+        if (examples / "quorum").is_dir():
+            demo_quorum.held_deletion(self.kubectl, self.workdir, examples / "quorum", self.timeout)
 
     def undo(self) -> None:
         if self.operator is not None:

@@ -13,7 +13,7 @@ import typer
 from privatevault import __version__
 from privatevault.api import crdgen
 from privatevault.app import build
-from privatevault.cli import audit, demo, reanchor
+from privatevault.cli import approvals, audit, demo, quorum, reanchor, witness
 from privatevault.cli.output import errors
 from privatevault.errors import PrivateVaultError
 from privatevault.handlers import registry, tune_transport
@@ -35,6 +35,9 @@ app.add_typer(ledger_app, name="ledger")
 audit.app.command("reanchor")(reanchor.reanchor)
 app.add_typer(audit.app, name="audit")
 app.add_typer(demo.app, name="demo")
+app.add_typer(approvals.app, name="approvals")
+app.add_typer(quorum.app, name="quorum")
+app.add_typer(witness.app, name="witness")
 
 
 @app.command()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
+import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 # Piped output is not cut to 80 columns: scripts and logs get whole lines.
@@ -30,3 +32,9 @@ def emit(rows: list[dict[str, Any]], *, fmt: Format, title: str | None = None) -
     for row in rows:
         table.add_row(*(str(value) for value in row.values()))
     console.print(table)
+
+
+def fail(message: str, *, code: int = 1) -> NoReturn:
+    """Print ``message`` as an error and leave with ``code``: what went wrong, never a traceback."""
+    errors.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    raise typer.Exit(code)

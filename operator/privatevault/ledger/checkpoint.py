@@ -84,8 +84,8 @@ class Checkpoint:
         return "".join(line + "\n" for line in lines).encode()
 
 
-class NoteSigner(Protocol):
-    """A key that signs note text; the KMS adapters implement this."""
+class PublicKey(Protocol):
+    """A public key as notes name it: what a signer exposes of its verifier."""
 
     @property
     def name(self) -> str: ...
@@ -95,6 +95,10 @@ class NoteSigner(Protocol):
 
     @property
     def verifier_key(self) -> str: ...
+
+
+class NoteSigner(PublicKey, Protocol):
+    """A key that signs note text; the KMS adapters implement this."""
 
     def sign(self, message: bytes) -> bytes: ...
 
@@ -204,13 +208,10 @@ def parse_verifier_key(vkey: str) -> KeyVerifier:
     raise CheckpointError(f"verifier key {name!r}: unknown signature type 0x{key[:1].hex()}")
 
 
-class LocalSigner:
-    """A :class:`NoteSigner` over a private key held in this process (tests, the local KMS)."""
+class VerifierBacked:
+    """A signer's name, key ID and verifier key, read from its verifier (``self.verifier``)."""
 
-    def __init__(self, name: str, private_key: Ed25519PrivateKey | MLDSA65PrivateKey) -> None:
-        algorithm = ED25519 if isinstance(private_key, Ed25519PrivateKey) else MLDSA65
-        self.verifier = KeyVerifier(name, algorithm, private_key.public_key().public_bytes_raw())
-        self._private_key = private_key
+    verifier: PublicKey
 
     @property
     def name(self) -> str:
@@ -223,6 +224,15 @@ class LocalSigner:
     @property
     def verifier_key(self) -> str:
         return self.verifier.verifier_key
+
+
+class LocalSigner(VerifierBacked):
+    """A :class:`NoteSigner` over a private key held in this process (tests, the local KMS)."""
+
+    def __init__(self, name: str, private_key: Ed25519PrivateKey | MLDSA65PrivateKey) -> None:
+        algorithm = ED25519 if isinstance(private_key, Ed25519PrivateKey) else MLDSA65
+        self.verifier: KeyVerifier = KeyVerifier(name, algorithm, private_key.public_key().public_bytes_raw())
+        self._private_key = private_key
 
     def sign(self, message: bytes) -> bytes:
         return self._private_key.sign(message)
@@ -315,8 +325,11 @@ def _parse_signature_line(line: str) -> _Signature:
     return _Signature(name, int.from_bytes(blob[:4], "big"), blob[4:])
 
 
-def _check_signatures(text: bytes, signatures: Sequence[_Signature], verifiers: Sequence[NoteVerifier]) -> None:
-    """Every verifier signed, and every signature by a known key verifies; others are ignored."""
+def _check_signatures(
+    text: bytes, signatures: Sequence[_Signature], verifiers: Sequence[NoteVerifier], *, any_of: bool = False
+) -> None:
+    """Every verifier signed (``any_of``: at least one), and every signature by a known key
+    verifies; others are ignored."""
     if not verifiers:
         raise CheckpointError("no verifier keys given: a note can only be trusted against known keys")
     known = {(verifier.name, verifier.key_id): verifier for verifier in verifiers}
@@ -329,7 +342,7 @@ def _check_signatures(text: bytes, signatures: Sequence[_Signature], verifiers: 
             raise CheckpointError(f"the signature by {sig.name} (key {sig.key_id:08x}) does not verify")
         signed.add((sig.name, sig.key_id))
     missing = [f"{name} ({ident:08x})" for name, ident in known if (name, ident) not in signed]
-    if missing:
+    if missing and not (any_of and signed):
         present = ", ".join(f"{sig.name} ({sig.key_id:08x})" for sig in signatures)
         raise CheckpointError(f"the note is not signed by {', '.join(missing)}; it carries signatures by {present}")
 
@@ -347,14 +360,17 @@ def _parse_body(text: bytes) -> Checkpoint:
     return Checkpoint(origin, int(size), digest, tuple(extensions))
 
 
-def parse_and_verify(note: bytes, verifiers: Sequence[NoteVerifier], *, origin: str | None = None) -> Checkpoint:
-    """The checkpoint in ``note``, once every one of ``verifiers`` is found to have signed it.
+def parse_and_verify(
+    note: bytes, verifiers: Sequence[NoteVerifier], *, origin: str | None = None, any_of: bool = False
+) -> Checkpoint:
+    """The checkpoint in ``note``, once every one of ``verifiers`` is found to have signed it
+    (``any_of``: one of them, as Go's ``note.Open`` and witnesses have it).
 
     Signatures by other keys are ignored; a failing signature by a known key rejects the note.
     With ``origin``, the checkpoint must come from that log.
     """
     text, signatures = _split_note(note)
-    _check_signatures(text, signatures, verifiers)
+    _check_signatures(text, signatures, verifiers, any_of=any_of)
     checkpoint = _parse_body(text)
     if origin is not None and checkpoint.origin != origin:
         raise CheckpointError(f"the checkpoint is from {checkpoint.origin!r}, not {origin!r}")

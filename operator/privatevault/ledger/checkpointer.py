@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -70,6 +70,15 @@ class Publication(Protocol):
         ...
 
     def publish(self, checkpoint: StoredCheckpoint) -> None: ...
+
+
+class Cosigners(Protocol):
+    """The witnesses (``privatevault.witness.client.Witnesses``): cosignature lines for a new checkpoint."""
+
+    def cosign(self, note: bytes, size: int, proof: Callable[[int], Sequence[bytes]]) -> bytes:
+        """The lines of the witnesses that cosigned ``note``, given the consistency proof from any
+        old size to ``size``; never raises for a witness's failure (it is logged and counted)."""
+        ...
 
 
 class Alarm(Protocol):
@@ -166,9 +175,10 @@ class Checkpointer:
         publication: Publication,
         alarm: Alarm,
         policy: Policy | None = None,
+        witnesses: Cosigners | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._ledger, self.signers, self._origin = ledger, signers, origin
+        self._ledger, self.signers, self._origin, self._witnesses = ledger, signers, origin, witnesses
         self._publication, self._alarm, self._clock = publication, alarm, clock
         self._verifiers = [parse_verifier_key(signer.verifier_key) for signer in signers]
         self.policy = policy or Policy()
@@ -288,6 +298,7 @@ class Checkpointer:
                 latest = self._ledger.latest_checkpoint()
                 if latest is not None and (latest.size, latest.root) == (size, root) and self._signed_by_us(latest):
                     checkpoint = latest
+            checkpoint = self._cosigned(checkpoint)
         self._publication.publish(checkpoint)
         self._last_signed = Head(
             "LastSigned", "the checkpoint this process signed last", checkpoint.size, checkpoint.root
@@ -296,6 +307,15 @@ class Checkpointer:
         self.integrity.checkpoint_size = checkpoint.size
         self._alarm.signed(checkpoint)
         return checkpoint
+
+    def _cosigned(self, checkpoint: StoredCheckpoint) -> StoredCheckpoint:
+        """The new checkpoint with the witnesses' cosignature lines, to publish (the database keeps
+        the log's own note): a witness that fails leaves its line out, never the checkpoint."""
+        if self._witnesses is None:
+            return checkpoint
+        size = checkpoint.size
+        lines = self._witnesses.cosign(checkpoint.note, size, lambda old: self._ledger.consistency_proof(old, size))
+        return replace(checkpoint, note=checkpoint.note + lines)
 
     def _signed_by_us(self, stored: StoredCheckpoint) -> bool:
         try:

@@ -17,6 +17,12 @@ verifier that remembers (``remembered``, kept by ``ledger.remembered`` between r
 sumdb client keeps its latest tree): a published checkpoint older than the remembered one, or
 not provably consistent with it, is refused, naming both sizes.
 
+With witness keys, the published checkpoint must also carry a threshold of valid witness
+cosignatures (``ledger.cosignature``): a witness cosigns only a checkpoint consistent with every
+one it cosigned before, so someone who rewrote the history and had a new checkpoint signed over
+it (with the published one rolled back first, and no verifier memory to catch it) still cannot
+show the witnesses' lines.
+
 Incremental verification starts from a trusted checkpoint: the stored nodes must reproduce its
 root, and only the records (and nodes) after it are read.
 """
@@ -35,6 +41,7 @@ from privatevault.errors import IntegrityError
 from privatevault.ledger import merkle
 from privatevault.ledger.chain import GENESIS, verify_chain
 from privatevault.ledger.checkpoint import Checkpoint, CheckpointError, NoteVerifier, parse_and_verify
+from privatevault.ledger.cosignature import CosignatureVerifier, cosigned_by
 from privatevault.ledger.event import Record
 from privatevault.ledger.store import StoredCheckpoint
 
@@ -95,6 +102,8 @@ class Report:
     nodes: int = 0
     published_size: int | None = None
     remembered_size: int | None = None
+    #: The witnesses whose cosignatures on the published checkpoint verified (when keys were given).
+    cosigned_by: list[str] = field(default_factory=list)
     first_bad_seq: int | None = None
     problem: str | None = None
     #: The newest signed checkpoint the records reproduce (the published one, else the newest
@@ -155,6 +164,25 @@ def _checkpoint_targets(
         )
     targets.setdefault(head.size, []).append(("the published checkpoint", head.root))
     return targets, head
+
+
+def _check_witnesses(
+    published: bytes | None, witnesses: Sequence[CosignatureVerifier], threshold: int | None, report: Report
+) -> None:
+    needed = len(witnesses) if threshold is None else threshold
+    if not 1 <= needed <= len(witnesses):
+        raise IntegrityError(f"a witness threshold of {needed} with {len(witnesses)} witness key(s) cannot be met")
+    if published is None:
+        report.fail(f"no verified published checkpoint to find the cosignatures of {needed} witness(es) on", None)
+        return
+    signed, missing = cosigned_by(published, witnesses)
+    report.cosigned_by = signed
+    if len(signed) < needed:
+        report.fail(
+            f"the published checkpoint at size {report.published_size} is cosigned by {len(signed)} of the"
+            f" {needed} witness(es) required; missing: {'; '.join(missing)}",
+            None,
+        )
 
 
 def _provably_consistent(ledger: LedgerReader, older: Checkpoint, newer: Checkpoint) -> bool:
@@ -302,17 +330,22 @@ def verify(
     published: bytes | None = None,
     trusted: Checkpoint | None = None,
     remembered: Checkpoint | None = None,
+    witnesses: Sequence[CosignatureVerifier] = (),
+    witness_threshold: int | None = None,
     progress: Progress | None = None,
 ) -> Report:
     """Check everything; the report names the first bad sequence number (or node) and what is wrong.
 
     ``remembered`` is the checkpoint this verifier accepted last time (already verified against
     ``verifiers``): the published checkpoint must not be older, and must be provably consistent
-    with it, and the records must reproduce it.
+    with it, and the records must reproduce it. ``witnesses``: at least ``witness_threshold`` of
+    them (default: all) must have cosigned the published checkpoint.
     """
     report = Report()
     total = report.records = ledger.size()
     targets, published_head = _checkpoint_targets(ledger, verifiers, published, total, report)
+    if witnesses:
+        _check_witnesses(published if published_head is not None else None, witnesses, witness_threshold, report)
     if remembered is not None:
         _check_remembered(ledger, remembered, published_head, total, report)
     frontier, prev = Frontier(), GENESIS

@@ -42,6 +42,32 @@ def deletion(obj: Mapping[str, Any]) -> Change:
     return Change("DeleteTenant", target(obj), {"delete": dict(obj.get("spec") or {})})
 
 
+def quorum_policy_deletion(obj: Mapping[str, Any]) -> Change:
+    """Deleting a QuorumPolicy: the last weakening of all (nothing left to gate), bound to the spec deleted."""
+    return Change("WeakenQuorumPolicy", target(obj), {"delete": dict(obj.get("spec") or {})})
+
+
+@dataclass(frozen=True)
+class KeyRequest:
+    """A key action out of schedule, asked for with an annotation on a Tenant (a new token asks again)."""
+
+    annotation: str
+    action: str
+    #: The ledger action that answers it (keyed by the token).
+    record: str
+
+
+KEY_REQUESTS = (
+    KeyRequest("privatevault.io/rotate-kek", "RotateKeyOutOfSchedule", "rotate-kek-on-request"),
+    KeyRequest("privatevault.io/destroy-kek", "DestroyKey", "destroy-kek-on-request"),
+)
+
+
+def key_request(action: str, obj: Mapping[str, Any], annotation: str, token: str) -> Change:
+    """A key action out of schedule asked for by an annotation: bound to the annotation and its token."""
+    return Change(action, target(obj), {"annotation": annotation, "token": token})
+
+
 def new_spec(action: str, obj: Mapping[str, Any]) -> Change:
     """A spec change held until approved (a weakening, a gate moved): bound to the new spec."""
     return Change(action, target(obj), {"spec": dict(obj.get("spec") or {})})

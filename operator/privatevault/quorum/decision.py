@@ -137,8 +137,9 @@ def missing(rule: Rule, approvers: Sequence[Approver], requester: Requester) -> 
         out.append(f"{need - count} more approval{'s' if need - count > 1 else ''}")
     held = {role for a in approvers for role in a.roles}
     out += [f"role {role}" for role in rule.required_roles if role not in held]
+    # One region is no constraint (approvers need not name theirs); from two on, only named regions count.
     regions = {a.region for a in approvers if a.region}
-    if len(regions) < rule.min_distinct_regions:
+    if rule.min_distinct_regions > 1 and len(regions) < rule.min_distinct_regions:
         out.append(f"{rule.min_distinct_regions - len(regions)} more distinct region(s)")
     return out
 

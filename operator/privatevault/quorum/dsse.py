@@ -6,20 +6,25 @@ What is signed is never the payload itself but ``PAE(payloadType, payload)``::
     "DSSEv1" SP LEN(type) SP type SP LEN(body) SP body
 
 with lengths as ASCII decimal byte counts, so a signature cannot be replayed as another type.
+Payload and signatures are read in standard or URL-safe base64, as the protocol asks of verifiers.
 A keyid names the key it was made with: ``ed25519:<sha256 hex of the raw public key>`` or
 ``ml-dsa-65:<sha256 hex>``; the verifier still checks the signature against the key the policy
-holds, never against a key the envelope names.
+holds, never against a key the envelope names. An Ed25519 key of small order (the all-zero
+placeholder is one) verifies forged signatures over many messages: no signature counts under it.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
+
+from cryptography.hazmat.primitives.asymmetric import x25519
 
 from privatevault.crypto import ED25519, ML_DSA_65
 
@@ -28,6 +33,9 @@ PAYLOAD_TYPE: Final = "application/vnd.in-toto+json"
 Algorithm = Literal["Ed25519", "ML-DSA-65"]
 ALGORITHMS: Final[tuple[Algorithm, ...]] = ("Ed25519", "ML-DSA-65")
 _PREFIX: Final[dict[Algorithm, str]] = {"Ed25519": "ed25519", "ML-DSA-65": "ml-dsa-65"}
+_P: Final = 2**255 - 19
+#: Any X25519 private key: with a small-order peer the shared secret is all zeros, which OpenSSL refuses.
+_PROBE: Final = x25519.X25519PrivateKey.from_private_bytes(bytes([9]) * 32)
 
 
 class EnvelopeError(ValueError):
@@ -42,6 +50,26 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 def keyid(algorithm: Algorithm, public_key: bytes) -> str:
     return f"{_PREFIX[algorithm]}:{hashlib.sha256(public_key).hexdigest()}"
+
+
+@functools.lru_cache(maxsize=1024)
+def small_order(ed25519_public_key: bytes) -> bool:
+    """Whether an Ed25519 public key is a point of small order, under which forgeries verify.
+
+    Edwards ``y`` maps to Montgomery ``u = (1 + y) / (1 - y)``, which keeps the order of a point;
+    an X25519 exchange with a small-order ``u`` gives the all-zero secret that OpenSSL refuses.
+    The neutral point (``y = 1``) has no ``u`` and is small order too. Cached: a policy's few
+    keys are checked on every verification.
+    """
+    y = int.from_bytes(ed25519_public_key, "little") & ((1 << 255) - 1)
+    if (y - 1) % _P == 0:
+        return True
+    u = (1 + y) * pow(1 - y, -1, _P) % _P
+    try:
+        _PROBE.exchange(x25519.X25519PublicKey.from_public_bytes(u.to_bytes(32, "little")))
+    except ValueError:
+        return True
+    return False
 
 
 def algorithm_of(key_id: str) -> Algorithm | None:
@@ -79,7 +107,7 @@ def _b64(text: Any, what: str) -> bytes:
     if not isinstance(text, str):
         raise EnvelopeError(f"{what} must be a base64 string")
     try:
-        return base64.b64decode(text, validate=True)
+        return base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise EnvelopeError(f"{what} is not valid base64") from exc
 
@@ -129,7 +157,7 @@ def verify(envelope: Envelope, public_keys: Mapping[Algorithm, bytes]) -> frozen
         if algorithm is None or algorithm not in public_keys:
             continue
         public = public_keys[algorithm]
-        if signature.keyid != keyid(algorithm, public):
+        if signature.keyid != keyid(algorithm, public) or (algorithm == "Ed25519" and small_order(public)):
             continue
         scheme = ED25519 if algorithm == "Ed25519" else ML_DSA_65
         if scheme.verify(public, message, signature.sig):

@@ -19,7 +19,7 @@ from privatevault.api.v1alpha1.quorumpolicy import QuorumPolicySpec, Rule
 
 from .ballots import Judged, binds
 from .changes import Change
-from .decision import Decision, Requester, decide
+from .decision import Decision, Requester, decide, live, signed_enough
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,14 @@ def hold(
     """Decide ``change`` under ``rules`` of ``policy`` with the Approvals ``judged`` under it."""
     bound = [j for j in judged if j.verdict != "Invalid" and binds(j, change.action, change.target, change.digest)]
     decision = decide(rules, policy.spec.approvers, [j.ballot() for j in bound], requester, now)
-    counted = tuple(j for j in bound if j.statement is not None and j.statement.approver in decision.counted)
+    # The envelopes that counted: a counted approver's lapsed or under-signed Approval did not.
+    counted = tuple(
+        j
+        for j in bound
+        if j.statement is not None
+        and j.statement.approver in decision.counted
+        and any(live(rule, j.ballot(), now) and signed_enough(rule, j.algorithms) for rule in rules)
+    )
     pending = PendingAction(
         action=change.action,
         policy=policy.name,

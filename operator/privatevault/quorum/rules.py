@@ -17,7 +17,7 @@ from privatevault.api.v1alpha1.protectionpolicy import duration_seconds
 from privatevault.api.v1alpha1.quorumpolicy import Approver, QuorumPolicySpec, Rule
 
 from .decision import Requester, eligible, missing
-from .dsse import Algorithm
+from .dsse import Algorithm, small_order
 
 
 def in_words(rule: Rule, approvers: Sequence[Approver]) -> str:
@@ -58,7 +58,8 @@ def public_keys(approver: Approver) -> dict[Algorithm, bytes]:
 
 
 def unparsable_keys(spec: QuorumPolicySpec) -> list[str]:
-    """Approver keys of the right length that are still not keys (the schema checks only the length)."""
+    """Approver keys of the right length that are still not keys (the schema checks only the length),
+    or Ed25519 keys of small order, under which anyone could forge signatures (no signature counts)."""
     out = []
     for approver in spec.approvers:
         for algorithm, raw in public_keys(approver).items():
@@ -69,6 +70,12 @@ def unparsable_keys(spec: QuorumPolicySpec) -> list[str]:
                     mldsa.MLDSA65PublicKey.from_public_bytes(raw)
             except ValueError:
                 out.append(f"approver {approver.name}: the {algorithm} public key does not parse")
+                continue
+            if algorithm == "Ed25519" and small_order(raw):
+                out.append(
+                    f"approver {approver.name}: the Ed25519 public key is a point of small order (a placeholder?):"
+                    " anyone could forge its signatures, so none counts"
+                )
     return out
 
 

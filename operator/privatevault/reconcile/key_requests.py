@@ -7,14 +7,14 @@
 Each token is answered once: the ledger record of the action (keyed by the token) is the answer,
 written before the action. A request is decided under the Tenant's gate in force (the QuorumPolicy
 last approved for it) and that policy's rule for the action; with no such rule it is not gated.
-A new token asks again. The admission webhook does not see annotation changes, so the requester
-of such a request is unknown: a rule that forbids self-approval asks for one approval more.
+A new token asks again. The admission webhook records who set the token (``reconcile.requesters``);
+when it did not (it was down or absent), the requester is unknown and a rule that forbids
+self-approval asks for one approval more.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,21 +25,7 @@ from privatevault.reconcile import quorum, tenant_gate
 from privatevault.reconcile.audit import Audit
 from privatevault.reconcile.ports import TenantPorts
 
-ROTATE = "privatevault.io/rotate-kek"
-DESTROY = "privatevault.io/destroy-kek"
-
-
-@dataclass(frozen=True)
-class Request:
-    annotation: str
-    action: str
-    record: str
-
-
-REQUESTS = (
-    Request(ROTATE, "RotateKeyOutOfSchedule", "rotate-kek-on-request"),
-    Request(DESTROY, "DestroyKey", "destroy-kek-on-request"),
-)
+REQUESTS = changes.KEY_REQUESTS
 
 
 def answer(
@@ -53,7 +39,7 @@ def answer(
         token = annotations.get(request.annotation)
         if not token or ports.ledger.find(f"tenant/{uid}/{request.record}/{token}", limit=1):
             continue
-        change = Change(request.action, changes.target(body), {"annotation": request.annotation, "token": token})
+        change = changes.key_request(request.action, body, request.annotation, token)
         gate = _decide(tenant, change, ports=ports, actor=actor, now=now)
         if gate is not None and not gate.approved:
             held.append(gate)

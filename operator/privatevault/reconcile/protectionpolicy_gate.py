@@ -56,7 +56,8 @@ def in_force(
     generation = int(policy.metadata.get("generation") or 0)
     found = quorum.latest(ports.ledger, "protectionpolicy", str(policy.metadata["uid"]), IN_FORCE)
     if found is None:
-        _record(ports, actor, body, "first seen")
+        if policy.spec.quorum_policy_ref:  # ungated policies keep no spec in force: nothing decides over them
+            _record(ports, actor, body, "first seen")
         return InForce(policy.spec, generation)
     old = ProtectionPolicySpec.model_validate(found["spec"])
     old_generation = int(found.get("generation") or 0)

@@ -29,12 +29,12 @@ from privatevault.quorum import Requester, verify
 from privatevault.quorum.ballots import Judged
 from privatevault.quorum.changes import Change
 from privatevault.quorum.gate import Held, InForce, hold
-from privatevault.reconcile import status
+from privatevault.reconcile import requesters, status
 from privatevault.reconcile.audit import event
 from privatevault.reconcile.ports import ClusterPort, LedgerPort
 
 POLICY_IN_FORCE = "quorumpolicy-in-force"
-REQUEST = "request-gated-action"
+REQUEST = requesters.ACTION
 DECISION = "quorum-decision"
 HELD = "quorum-held"
 AWAITING = "AwaitingQuorum"
@@ -98,17 +98,6 @@ def record_policy(
     )
 
 
-def requester(ledger: LedgerPort, change: Change) -> Requester:
-    """Everyone the admission webhook saw request this exact change; unknown when it saw no one."""
-    kind = change.target.kind.lower()
-    users = [
-        str(details(r).get("user"))
-        for r in ledger.find(f"{kind}/{change.target.uid}/{REQUEST}/{change.digest}/")
-        if details(r).get("user")
-    ]
-    return Requester.of(*users) if users else Requester.unknown()
-
-
 def judged(cluster: ClusterPort, state: InForce, uid: str, now: datetime) -> list[Judged]:
     """Every Approval of an action on the object ``uid`` under the policy, judged under its rules in force."""
     out = []
@@ -159,7 +148,7 @@ def decide(
     now: datetime,
 ) -> Gate:
     """Decide ``change``; an approval is recorded (with its envelopes) before the caller acts on it."""
-    who = requester(ledger, change)
+    who = requesters.requester(ledger, change)
     held = hold(
         change, rules=rules, policy=state, judged=judged(cluster, state, change.target.uid, now), requester=who, now=now
     )

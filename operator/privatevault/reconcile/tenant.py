@@ -314,12 +314,12 @@ def finalize(tenant: Tenant, *, ports: TenantPorts, actor: str, deletion_policy:
     ref = _tenant_ref(tenant)
     policy = deletion_policy
     audit.record("delete-tenant", ref, "delete", {"deletionPolicy": policy, "gate": gate})
-    provider = ports.keys.for_provider(tenant.spec.kms.provider)
+    provider = _key_provider(tenant, ports)
     name = str(tenant.metadata["name"])
-    if policy == "CryptoShred":
+    if provider is not None and policy == "CryptoShred":
         audit.record("crypto-shred-kek", ref, "shred", {"provider": provider.provider})
         provider.shred(name)
-    else:
+    elif provider is not None:
         audit.record("retain-kek", ref, "retain", {"provider": provider.provider})
         provider.retain(name)
     if tenant.status and tenant.status.mcs_level:
@@ -333,6 +333,17 @@ def gates(tenant: Tenant, body: Mapping[str, Any], *, ports: TenantPorts, actor:
     audit = audit_for(tenant, ports, actor, lambda: None)
     requests = key_requests.answer(tenant, body, audit, ports=ports, actor=actor, now=now)
     return ([gate] if gate is not None else []) + requests
+
+
+def _key_provider(tenant: Tenant, ports: TenantPorts) -> KeysPort | None:
+    """The provider holding the tenant's key; None when it stalled before any key was made because
+    its provider is not configured (nothing to keep or shred)."""
+    try:
+        return ports.keys.for_provider(tenant.spec.kms.provider)
+    except SpecError:
+        if tenant.status is not None and tenant.status.kms is not None:
+            raise  # a key was made with that provider: it must be kept or shredded, not forgotten
+        return None
 
 
 def _ref(obj: dict[str, Any]) -> ChildRef:

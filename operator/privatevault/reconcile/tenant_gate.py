@@ -1,7 +1,8 @@
 """The quorum gates of a Tenant: its deletion (and crypto-shred), and changes to the gate itself.
 
 What gates a tenant is its gate in force (``tenant-gate-in-force`` in the ledger: the
-quorumPolicyRef and deletionPolicy last approved, or first seen), not its spec: removing or
+quorumPolicyRef and deletionPolicy last approved, or first seen with a quorumPolicyRef), not its
+spec: removing or
 changing the ref, or switching deletionPolicy to CryptoShred, is itself a gated action
 (``ChangeQuorumGate``) approved under the policy in force before the change, and until then the
 old gate keeps deciding, deletion included. Changes that only make the gate stricter (a ref
@@ -60,7 +61,8 @@ def change(
     if known == wanted:
         return None
     if known is None:
-        _record(ports, actor, tenant, wanted, "first seen")
+        if wanted["quorumPolicyRef"]:  # no gate, nothing to keep: a tenant without a policy records none
+            _record(ports, actor, tenant, wanted, "first seen")
         return None
     state = quorum.policy(ports.ledger, known["quorumPolicyRef"]) if known["quorumPolicyRef"] else None
     policy = state.in_force if state is not None else None
