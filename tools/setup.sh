@@ -6,6 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+apt_install() {  # Debian packages the tests need: installing them needs root
+  say "installing $* (Debian packages)"
+  if [[ $(id -u) -ne 0 ]]; then echo "$* missing and installing needs root (apt-get)" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
 
 pg_bin=${PV_PG_BIN_DIR:-/usr/lib/postgresql/15/bin}
 if [[ ! -x "$pg_bin/postgres" || ! -x "$pg_bin/initdb" ]]; then
@@ -45,7 +52,7 @@ if [[ ! -f .venv/.installed || requirements-dev.lock -nt .venv/.installed || pyp
 fi
 
 # The image build (make image, tests/e2e/test_image.py) and the SELinux modules (selinux/,
-# tests/unit/test_selinux.py) use Debian's tools: mmdebstrap and umoci; refpolicy's development
+# tests/integration/test_selinux.py) use Debian's tools: mmdebstrap and umoci; refpolicy's development
 # files with checkpolicy, semodule-utils and setools (seinfo).
 missing=()
 for tool in mmdebstrap:mmdebstrap umoci:umoci checkmodule:checkpolicy semodule_package:semodule-utils seinfo:setools; do
@@ -53,24 +60,14 @@ for tool in mmdebstrap:mmdebstrap umoci:umoci checkmodule:checkpolicy semodule_p
 done
 [[ -f /usr/share/selinux/devel/Makefile ]] || missing+=(selinux-policy-dev)
 [[ -x /usr/libexec/selinux/hll/pp ]] || missing+=(policycoreutils)  # reads a .pp back as CIL (the test)
-if (( ${#missing[@]} )); then
-  say "installing ${missing[*]} (Debian packages)"
-  if [[ $(id -u) -ne 0 ]]; then echo "${missing[*]} missing and installing needs root (apt-get)" >&2; exit 1; fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+if (( ${#missing[@]} )); then apt_install "${missing[@]}"; fi
 
 say "control plane binaries (kube-apiserver, kube-controller-manager, kubectl, etcd)"
 tools/build-control-plane.sh
 
 # litewitness keeps its key in an ssh-agent: the witness interop tests need OpenSSH's client tools.
 if ! command -v ssh-agent >/dev/null || ! command -v ssh-add >/dev/null || ! command -v ssh-keygen >/dev/null; then
-  say "installing openssh-client (ssh-agent for litewitness)"
-  if [[ $(id -u) -ne 0 ]]; then echo "ssh-agent is missing and installing it needs root (apt-get)" >&2; exit 1; fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq openssh-client >/dev/null
+  apt_install openssh-client
 fi
 say "litewitness (the independent witness of the interop tests)"
 tools/build-litewitness.sh
