@@ -9,7 +9,7 @@ the API server's defaulting and quantity normalisation here.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -193,6 +193,24 @@ class Cluster:
         if answer.status is None:
             raise ClusterUnavailable(f"the API server returned no token for {namespace}/{name}")
         return str(answer.status.token)
+
+    def review_token(self, token: str) -> dict[str, Any]:
+        """The ``status`` of a TokenReview of ``token`` (authenticated, user, error), as the API server answered."""
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
+        try:
+            answer = client.AuthenticationV1Api(self._api).create_token_review(body)  # type: ignore[arg-type]
+        except (ApiException, HTTPError) as exc:
+            raise _translate(exc, "reviewing a token") from None  # the request body holds the token
+        return dict(self._api.sanitize_for_serialization(answer.status) or {})
+
+    def review_access(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``status`` of a SubjectAccessReview of ``spec`` (allowed, denied, reason)."""
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": dict(spec)}
+        try:
+            answer = client.AuthorizationV1Api(self._api).create_subject_access_review(body)  # type: ignore[arg-type]
+        except (ApiException, HTTPError) as exc:
+            raise _translate(exc, f"reviewing access of {spec.get('user')!r}") from exc
+        return dict(self._api.sanitize_for_serialization(answer.status) or {})
 
     def patch_status(self, api_version: str, kind: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource of a cluster-scoped object."""

@@ -98,6 +98,36 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ApiSettings:
+    """The read API (``/healthz``, ``/readyz``, ``/metrics``, ``/api/v1/...``), over TLS; off unless a port is set.
+
+    Without ``cert_file``/``key_file`` a certificate for ``host`` (default: ``addr``, or 127.0.0.1
+    for a wildcard address) is generated into the state directory, as for the webhook.
+    """
+
+    addr: str = "0.0.0.0"  # noqa: S104 - a pod's port; NetworkPolicy narrows who connects
+    port: int | None = None
+    host: str | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @property
+    def advertised_host(self) -> str:
+        return self.host or ("127.0.0.1" if self.addr in {"0.0.0.0", ""} else self.addr)  # noqa: S104
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> ApiSettings:
+        prefix = f"{ENV_PREFIX}API_"
+        return cls(
+            addr=env.get(f"{prefix}ADDR", cls.addr),
+            port=int(port) if (port := env.get(f"{prefix}PORT")) else None,
+            host=env.get(f"{prefix}HOST") or None,
+            cert_file=_path(env.get(f"{prefix}CERT_FILE")),
+            key_file=_path(env.get(f"{prefix}KEY_FILE")),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     ledger_dsn: str
     kubeconfig: Path | None = None
@@ -138,6 +168,7 @@ class Settings:
     #: Where the operator keeps files of its own (the webhook's generated certificate).
     state_dir: Path = Path.home() / ".local" / "state" / "privatevault"
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -169,6 +200,7 @@ class Settings:
             workers=int(env.get(f"{ENV_PREFIX}WORKERS", cls.workers)),
             state_dir=_path(env.get(f"{ENV_PREFIX}STATE_DIR")) or cls.state_dir,
             webhook=WebhookSettings.from_env(env),
+            api=ApiSettings.from_env(env),
             checkpoint_every_records=int(
                 env.get(f"{ENV_PREFIX}CHECKPOINT_EVERY_RECORDS", cls.checkpoint_every_records)
             ),

@@ -15,7 +15,7 @@ import kopf
 
 from privatevault.api.v1alpha1 import GROUP
 from privatevault.app import App
-from privatevault.handlers import admission, approval, indexes, protectionpolicy, quorumpolicy, tenant
+from privatevault.handlers import admission, approval, indexes, protectionpolicy, quorumpolicy, readapi, tenant
 
 
 def _lifecycle(registry: kopf.OperatorRegistry, app: App) -> None:
@@ -90,6 +90,7 @@ def registry(app: App) -> kopf.OperatorRegistry:
     targets = {k.name: k for k in (tenant.kind(app), protectionpolicy.kind(app), quorumpolicy.kind(app))}
     approval.register(reg, app, targets)
     admission.register(reg, app)
+    readapi.register(reg, app)
     return reg
 
 
