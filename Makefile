@@ -34,11 +34,13 @@ generate: ## Write the CRDs in crds/ (and the chart's copies) from the models, t
 	@$(PY) -m privatevault crds generate crds
 	@cp crds/*.yaml charts/privatevault/crds/
 	@$(PY) tools/chart_readme.py
+	@$(PY) -m privatevault api openapi docs/openapi/read-api.json
 
 verify: ## Fail when committed generated files drift from their sources
 	@$(PY) -m privatevault crds verify crds
 	@$(PY) -m privatevault crds verify charts/privatevault/crds
 	@$(PY) tools/chart_readme.py --check
+	@$(PY) -m privatevault api openapi --check docs/openapi/read-api.json
 
 lock: ## Refresh requirements-dev.lock and requirements.lock (newest versions pyproject.toml allows, with hashes)
 	@tools/lock.sh --upgrade $(LOCK_ARGS)

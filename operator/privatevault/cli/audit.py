@@ -6,13 +6,15 @@ import base64
 import json
 import os
 import sys
+from collections import deque
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from privatevault.cli.output import Format, console, emit, errors
+from privatevault.cli.client import ApiError, CaFile, Insecure, ReadApiClient, Server, TokenFile
+from privatevault.cli.output import Format, console, emit, errors, fail
 from privatevault.cluster import Cluster
 from privatevault.errors import IntegrityError, PrivateVaultError
 from privatevault.ledger import merkle
@@ -339,14 +341,24 @@ def tail(
     lines: Annotated[int, typer.Option("-n", help="How many of the latest records.")] = 20,
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's records.")] = None,
     fmt: FormatOption = Format.table,
+    server: Server = None,
+    token_file: TokenFile = None,
+    ca_file: CaFile = None,
+    insecure: Insecure = False,
 ) -> None:
-    """Show the latest records."""
-    ledger = _ledger(dsn_file)
-    try:
-        size = ledger.size()
-        records = list(ledger.records(tenant=tenant, start=1 if tenant else max(1, size - lines + 1)))[-lines:]
-    finally:
-        ledger.close()
+    """Show the latest records (from the read API with --server, else from the database)."""
+    if server:
+        try:
+            records = _tail_from_api(ReadApiClient.of(server, token_file, ca_file, insecure), lines, tenant)
+        except ApiError as exc:
+            fail(str(exc))
+    else:
+        ledger = _ledger(dsn_file)
+        try:
+            size = ledger.size()
+            records = list(ledger.records(tenant=tenant, start=1 if tenant else max(1, size - lines + 1)))[-lines:]
+        finally:
+            ledger.close()
     rows = []
     for record in records:
         body = json.loads(record.canonical)
@@ -362,3 +374,26 @@ def tail(
             }
         )
     emit(rows, fmt=fmt, title="audit ledger")
+
+
+def _tail_from_api(client: ReadApiClient, lines: int, tenant: str | None) -> list[Record]:
+    """The last ``lines`` records the token may read: from the ledger's size when the token may
+    read the status, else by paging through the tenant's records."""
+    start = 1
+    if tenant is None:
+        try:
+            start = max(1, int(client.get("/api/v1/status")["ledger"]["size"]) - lines + 1)
+        except ApiError as exc:
+            if exc.status != 403:
+                raise
+    last: deque[Record] = deque(maxlen=lines)
+    for item in client.pages("/api/v1/audit", {"tenant": tenant, "seqFrom": start, "limit": 1000}):
+        last.append(
+            Record(
+                seq=int(item["seq"]),
+                canonical=item["canonical"].encode(),
+                prev_hash=base64.b64decode(item["prevHash"]),
+                record_hash=base64.b64decode(item["recordHash"]),
+            )
+        )
+    return list(last)

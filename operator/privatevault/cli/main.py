@@ -15,12 +15,13 @@ import typer
 from privatevault import __version__
 from privatevault.api import crdgen
 from privatevault.app import App, build
-from privatevault.cli import approvals, audit, demo, quorum, reanchor, witness
+from privatevault.cli import approvals, audit, demo, quorum, reanchor, status, witness
 from privatevault.cli.output import errors
 from privatevault.errors import PrivateVaultError
 from privatevault.handlers import registry, tune_transport
 from privatevault.leader import LEASE, Election, Timing
 from privatevault.ledger.schema import migrate
+from privatevault.readapi import openapi
 from privatevault.settings import Settings
 
 app = typer.Typer(
@@ -41,6 +42,10 @@ app.add_typer(demo.app, name="demo")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(quorum.app, name="quorum")
 app.add_typer(witness.app, name="witness")
+app.add_typer(status.tenant_app, name="tenant")
+app.command("status")(status.status)
+api_app = typer.Typer(help="The read API.", no_args_is_help=True)
+app.add_typer(api_app, name="api")
 
 
 @app.command()
@@ -107,6 +112,23 @@ def crds_verify(directory: Annotated[Path, typer.Argument(help="The committed CR
         errors.print(f"[red]CRDs drift from the models:[/red] {', '.join(drifted)}; run `make generate` and commit")
         raise typer.Exit(1)
     print(f"CRDs in {directory} match the models")
+
+
+@api_app.command("openapi")
+def api_openapi(
+    path: Annotated[Path, typer.Argument(help="The committed OpenAPI document.")] = Path("docs/openapi/read-api.json"),
+    check: Annotated[bool, typer.Option("--check", help="Fail when the file drifts from the models.")] = False,
+) -> None:
+    """Write (or --check) the read API's OpenAPI document generated from its models."""
+    if check:
+        if openapi.drifted(path):
+            errors.print(f"[red]{path} drifts from the read API's models:[/red] run `make generate` and commit")
+            raise typer.Exit(1)
+        print(f"{path} matches the read API's models")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(openapi.render())
+    print(path)
 
 
 @ledger_app.command("migrate")

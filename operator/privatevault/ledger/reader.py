@@ -15,8 +15,7 @@ from privatevault.ledger.event import Record
 
 _MAX_SEQ = 2**63 - 1
 _PAGE = (
-    "SELECT seq, canonical, prev_hash, record_hash, idempotency_key FROM audit_records"
-    " WHERE {} ORDER BY seq LIMIT %s"
+    "SELECT seq, canonical, prev_hash, record_hash, idempotency_key FROM audit_records WHERE {} ORDER BY seq LIMIT %s"
 )
 
 
