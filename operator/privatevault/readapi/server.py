@@ -82,6 +82,13 @@ def tenant_of(record: Record) -> str:
     return str(json.loads(record.canonical).get("tenant") or "")
 
 
+def _seq(request: web.Request) -> int:
+    try:
+        return int(request.match_info["seq"])
+    except ValueError:
+        raise Refused(400, "BadQuery", "seq must be an integer") from None
+
+
 def bearer(headers: Mapping[str, str]) -> str | None:
     scheme, _, token = headers.get("Authorization", "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
@@ -273,10 +280,7 @@ class ReadApi:
         """The record ``{seq}`` if the caller may read its tenant's ``resource``; 404 alike when it
         does not exist or belongs to a tenant the caller may not read (nothing leaks either way)."""
         user = await self._user(request)
-        try:
-            seq = int(request.match_info["seq"])
-        except ValueError:
-            raise Refused(400, "BadQuery", "seq must be an integer") from None
+        seq = _seq(request)
         record = await self._run(lambda: self.app.ledger.record(seq)) if seq >= 1 else None
         if record is None or not await self.authorizer.allowed(user, Attributes("get", resource, tenant_of(record))):
             raise Refused(404, "NotFound", f"no {resource} record {seq} that {user.username} may read")
@@ -299,13 +303,23 @@ class ReadApi:
         return views.note_view(cached.note)
 
     async def proof(self, request: web.Request) -> web.Response:
-        _, record = await self._readable(request, "proofs")
+        user = await self._user(request)
+        seq = _seq(request)
         checkpoint = await self._checkpoint()
-        if checkpoint is None or checkpoint.size < record.seq:
+        found = None
+        if checkpoint is not None and 1 <= seq <= checkpoint.size:
+            size = checkpoint.size
+            # The record and its proof in one round trip; the caller is checked before anything is sent.
+            found = await self._run(lambda: Reader(self.app.pool).proven(seq, size))
+        if found is None or not await self.authorizer.allowed(user, Attributes("get", "proofs", tenant_of(found[0]))):
             raise Refused(
-                404, "NotYetCheckpointed", f"record {record.seq} is not under a published checkpoint yet; retry soon"
+                404,
+                "NotFound",
+                f"no proofs record {seq} that {user.username} may read under the published checkpoint"
+                " (a new record is proved once a checkpoint covers it)",
             )
-        hashes = await self._run(lambda: self.app.ledger.inclusion_proof(record.seq, checkpoint.size))
+        record, hashes = found
+        assert checkpoint is not None
         return _json(
             models.InclusionProof(
                 seq=record.seq,
