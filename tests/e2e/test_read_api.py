@@ -25,6 +25,7 @@ from privatevault.ledger.store import Ledger
 from privatevault.manifests import ledger as ledger_manifests
 from tests import builders
 from tests.support import Kubectl, Operator, eventually
+from tests.unit.test_merkle import build_noteverify, go_merkle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
 
@@ -213,6 +214,15 @@ def test_read_api(
         [base64.b64decode(h) for h in proof["hashes"]],
         checkpoint.root,
     )
+    # ... and by Go's sumdb/tlog (tlog.CheckRecord), which shares no code with ours.
+    request = {
+        "size": proof["treeSize"],
+        "root": proof["checkpoint"]["rootHash"],
+        "inclusion": [{"index": proof["leafIndex"], "leaf": one["recordHash"], "proof": proof["hashes"]}],
+        "consistency": [],
+    }
+    go = go_merkle(build_noteverify(), request)
+    assert go.returncode == 0, go.stderr
     latest = auditor.get("/api/v1/checkpoints/latest")
     assert latest["size"] >= last and latest["note"].startswith("privatevault.io/ledger\n")
 
