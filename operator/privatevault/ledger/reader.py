@@ -42,7 +42,7 @@ class _Nodes:
     def get_many(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
         if not keys:
             return {}
-        rows = self._conn.execute(
+        rows = self._conn.cursor(binary=True).execute(
             "SELECT n.level, n.idx, n.hash FROM merkle_nodes n"
             " JOIN unnest(%s::smallint[], %s::bigint[]) AS k(level, idx) ON n.level = k.level AND n.idx = k.idx",
             ([level for level, _ in keys], [index for _, index in keys]),
@@ -78,14 +78,14 @@ class Reader:
         sql = _PAGE.format(" AND ".join(where))
         params.append(query.limit)
         with borrow(self._pool, "the audit ledger") as conn:
-            rows = conn.execute(sql, params).fetchall()
+            rows = conn.cursor(binary=True).execute(sql, params).fetchall()
         return [_record(row) for row in rows]
 
     def proven(self, seq: int, size: int) -> tuple[Record, list[bytes]] | None:
         """Record ``seq`` and its RFC 9162 inclusion proof in the tree of ``size`` (``seq <= size``),
         on one connection; None when there is no such record."""
         with borrow(self._pool, "the audit ledger") as conn:
-            row = conn.execute(
+            row = conn.cursor(binary=True).execute(
                 "SELECT seq, canonical, prev_hash, record_hash, idempotency_key FROM audit_records WHERE seq = %s",
                 (seq,),
             ).fetchone()
