@@ -80,6 +80,15 @@ def test_status() -> None:
         }
     )
 
+    cluster.put(
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "privatevault-operator", "namespace": "pv"},
+            "spec": {"holderIdentity": "pod-a-1"},
+        }
+    )
+
     def down() -> bool:
         raise OSError("refused")
 
@@ -87,6 +96,7 @@ def test_status() -> None:
         views.Sources(cluster=cluster, ledger=Sized(), namespace="pv", kms={"local": lambda: True, "vault": down})
     )
     assert found.ledger.size == 12 and found.ledger.integrity_ok is None
+    assert found.operator == {"namespace": "pv", "version": "0.1.0", "leader": "pod-a-1"}
     assert found.checkpoint is not None and found.checkpoint.size == 12
     assert found.cosignatures == ["witness.example/w1"]
     assert found.kms == {"local": "Reachable", "vault": "Unreachable: OSError"}

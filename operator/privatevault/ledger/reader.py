@@ -42,11 +42,15 @@ class _Nodes:
     def get_many(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
         if not keys:
             return {}
-        rows = self._conn.cursor(binary=True).execute(
-            "SELECT n.level, n.idx, n.hash FROM merkle_nodes n"
-            " JOIN unnest(%s::smallint[], %s::bigint[]) AS k(level, idx) ON n.level = k.level AND n.idx = k.idx",
-            ([level for level, _ in keys], [index for _, index in keys]),
-        ).fetchall()
+        rows = (
+            self._conn.cursor(binary=True)
+            .execute(
+                "SELECT n.level, n.idx, n.hash FROM merkle_nodes n"
+                " JOIN unnest(%s::smallint[], %s::bigint[]) AS k(level, idx) ON n.level = k.level AND n.idx = k.idx",
+                ([level for level, _ in keys], [index for _, index in keys]),
+            )
+            .fetchall()
+        )
         return {(int(level), int(index)): bytes(digest) for level, index, digest in rows}
 
 
@@ -85,10 +89,14 @@ class Reader:
         """Record ``seq`` and its RFC 9162 inclusion proof in the tree of ``size`` (``seq <= size``),
         on one connection; None when there is no such record."""
         with borrow(self._pool, "the audit ledger") as conn:
-            row = conn.cursor(binary=True).execute(
-                "SELECT seq, canonical, prev_hash, record_hash, idempotency_key FROM audit_records WHERE seq = %s",
-                (seq,),
-            ).fetchone()
+            row = (
+                conn.cursor(binary=True)
+                .execute(
+                    "SELECT seq, canonical, prev_hash, record_hash, idempotency_key FROM audit_records WHERE seq = %s",
+                    (seq,),
+                )
+                .fetchone()
+            )
             if row is None:
                 return None
             return _record(row), merkle.inclusion_proof(seq - 1, size, _Nodes(conn))

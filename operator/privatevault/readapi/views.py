@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 from privatevault import __version__
 from privatevault.api.v1alpha1 import API_VERSION, Tenant
+from privatevault.errors import PrivateVaultError
+from privatevault.leader import LEASE
 from privatevault.ledger.integrity import Integrity
 from privatevault.manifests import ledger as ledger_manifests
 from privatevault.readapi import models
@@ -110,7 +112,16 @@ class Sources:
     origin: str = "privatevault.io/ledger"
     integrity: Integrity | None = None
     kms: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
-    leader: str | None = None
+
+
+def _leader(cluster: Objects, namespace: str) -> str | None:
+    """The Lease's holder; None without leader election (or without the right to read the Lease)."""
+    try:
+        lease = cluster.get("coordination.k8s.io/v1", "Lease", LEASE, namespace)
+    except PrivateVaultError:
+        return None
+    holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
+    return str(holder) if holder else None
 
 
 def status(sources: Sources) -> models.Status:
@@ -126,8 +137,9 @@ def status(sources: Sources) -> models.Status:
         except Exception as exc:  # a health check must never fail the status
             kms[name] = f"Unreachable: {type(exc).__name__}"
     operator = {"namespace": sources.namespace, "version": __version__}
-    if sources.leader:
-        operator["leader"] = sources.leader
+    holder = _leader(sources.cluster, sources.namespace)
+    if holder:
+        operator["leader"] = holder
     return models.Status(
         operator=operator,
         ledger=models.LedgerView(
