@@ -10,7 +10,6 @@ adds one TokenReview and one SubjectAccessReview round trip to the API server.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import multiprocessing
 import os
 import socket
@@ -28,7 +27,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from privatevault.app import App
 from privatevault.database import open_pool
-from privatevault.ledger import Event, ResourceRef
 from privatevault.ledger.checkpoint import LocalSigner, sign_checkpoint
 from privatevault.ledger.integrity import Integrity
 from privatevault.ledger.schema import bootstrap
@@ -39,26 +37,14 @@ from privatevault.readapi.server import ReadApi
 from privatevault.settings import ApiSettings, Settings
 from privatevault.testbench import Postgres
 
+from .bench_ledger import _event as event  # the same records (50 tenants) as the ledger benchmark
 from .timing import percentile
 
 RECORDS = int(os.environ.get("PV_BENCH_API_RECORDS", "1000000"))
-CONCURRENCY = int(os.environ.get("PV_BENCH_API_CONCURRENCY", "200"))
+#: Concurrent clients, one run each (the latency floor, a moderate load, the target's 200).
+CONCURRENCY = [int(n) for n in os.environ.get("PV_BENCH_API_CONCURRENCY", "1,16,200").split(",")]
 REQUESTS = int(os.environ.get("PV_BENCH_API_REQUESTS", "20000"))
-TENANTS = 50
-_keys = itertools.count()
-
-
-def _event() -> Event:
-    n = next(_keys)
-    return Event(
-        tenant=f"tenant-{n % TENANTS}",
-        actor="privatevault-operator",
-        action="update-resourcequota",
-        resource=ResourceRef(kind="ResourceQuota", namespace=f"ns-{n % TENANTS}", name="privatevault-quota"),
-        outcome="intended",
-        idempotency_key=f"bench/{n}",
-        details={"digest": "sha256:" + f"{n:064x}"[-64:]},
-    )
+TENANTS = 50  # as bench_ledger's events
 
 
 class _Allow:
@@ -134,7 +120,7 @@ def run() -> dict[str, float]:
             ledger = Ledger(database.operator_dsn)
             started = time.perf_counter()
             while (size := ledger.size()) < RECORDS:
-                ledger.append_many([_event() for _ in range(min(5000, RECORDS - size))])
+                ledger.append_many([event() for _ in range(min(5000, RECORDS - size))])
             figures["readapi.records"] = size = ledger.size()
             figures["readapi.fill.records_per_s"] = size / (time.perf_counter() - started)
             root = ledger.root(size)
@@ -156,19 +142,21 @@ def run() -> dict[str, float]:
             assert ready.wait(60), "the read API did not start"
             base = f"https://127.0.0.1:{port}"
             step = 7919
-            proofs = [f"/api/v1/proofs/{1 + (i * step) % size}" for i in range(REQUESTS)]
-            seconds, latencies = asyncio.run(_load(base, proofs, CONCURRENCY))
-            figures[f"readapi.proof.{CONCURRENCY}_clients.requests_per_s"] = len(latencies) / seconds
-            figures[f"readapi.proof.{CONCURRENCY}_clients.p50_ms"] = statistics.median(latencies)
-            figures[f"readapi.proof.{CONCURRENCY}_clients.p99_ms"] = percentile(latencies, 99)
-            pages = [
-                f"/api/v1/audit?tenant=tenant-{i % TENANTS}&limit=100&seqFrom={1 + (i * step) % size}"
-                for i in range(REQUESTS // 4)
-            ]
-            seconds, latencies = asyncio.run(_load(base, pages, CONCURRENCY))
-            figures[f"readapi.audit_page_100.{CONCURRENCY}_clients.requests_per_s"] = len(latencies) / seconds
-            figures[f"readapi.audit_page_100.{CONCURRENCY}_clients.p50_ms"] = statistics.median(latencies)
-            figures[f"readapi.audit_page_100.{CONCURRENCY}_clients.p99_ms"] = percentile(latencies, 99)
+            for clients in CONCURRENCY:
+                count = REQUESTS if clients > 1 else REQUESTS // 10
+                proofs = [f"/api/v1/proofs/{1 + (i * step) % size}" for i in range(count)]
+                seconds, latencies = asyncio.run(_load(base, proofs, clients))
+                figures[f"readapi.proof.{clients}_clients.requests_per_s"] = len(latencies) / seconds
+                figures[f"readapi.proof.{clients}_clients.p50_ms"] = statistics.median(latencies)
+                figures[f"readapi.proof.{clients}_clients.p99_ms"] = percentile(latencies, 99)
+                pages = [
+                    f"/api/v1/audit?tenant=tenant-{i % TENANTS}&limit=100&seqFrom={1 + (i * step) % size}"
+                    for i in range(count // 4)
+                ]
+                seconds, latencies = asyncio.run(_load(base, pages, clients))
+                figures[f"readapi.audit_page_100.{clients}_clients.requests_per_s"] = len(latencies) / seconds
+                figures[f"readapi.audit_page_100.{clients}_clients.p50_ms"] = statistics.median(latencies)
+                figures[f"readapi.audit_page_100.{clients}_clients.p99_ms"] = percentile(latencies, 99)
             figures["readapi.loadavg_1min"] = os.getloadavg()[0]
         finally:
             if server is not None:
