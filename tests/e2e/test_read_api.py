@@ -267,6 +267,26 @@ def test_read_api(
     assert mine_tail.returncode == 0, mine_tail.stderr
     assert {row["tenant"] for row in json.loads(mine_tail.stdout)} == {a}
 
+    # pvctl audit verify through the API, against the published keys pinned on the command line.
+    keys = [arg for key in ledger_manifests.published_verifier_keys(cm) for arg in ("--verifier-key", key)]
+    done = pvctl("audit", "verify", *common, *keys, "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)[0]["ok"] is True
+    done = pvctl("audit", "verify", *common, "--verifier-key", "other+12345678+AQ" + "A" * 43, "--format", "json")
+    assert done.returncode != 0
+    mine_verify = pvctl(
+        "audit",
+        "verify",
+        "--server",
+        server,
+        "--token-file",
+        str(token_files["reader-e2e-api-a"]),
+        "--ca-file",
+        str(ca),
+        *keys,
+    )
+    assert mine_verify.returncode == 2 and "403" in mine_verify.stderr  # the whole chain is not a tenant's to read
+
     ledger.close()
     log = operator.log()
     for value in tokens.values():

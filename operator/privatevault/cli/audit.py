@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from privatevault.cli import remote_verify
 from privatevault.cli.client import ApiError, CaFile, Insecure, ReadApiClient, Server, TokenFile
 from privatevault.cli.output import Format, console, emit, errors, fail
 from privatevault.cluster import Cluster
@@ -143,9 +144,17 @@ def verify(
         ),
     ] = False,
     fmt: FormatOption = Format.table,
+    server: Server = None,
+    token_file: TokenFile = None,
+    ca_file: CaFile = None,
+    insecure: Insecure = False,
 ) -> None:
     """Recompute every record hash, link, tree head and stored node; check the stored, published and
-    remembered checkpoints; name the first bad record."""
+    remembered checkpoints; name the first bad record. With --server: through the read API, against
+    the --verifier-key keys only."""
+    if server:
+        _verify_remote(ReadApiClient.of(server, token_file, ca_file, insecure), verifier_key, fmt)
+        return
     note, published_keys = _published(kubeconfig, namespace, checkpoint)
     verifiers = _verifiers(verifier_key, published_keys)
     witnesses = _witnesses(witness_key or [], witness_threshold)
@@ -397,3 +406,15 @@ def _tail_from_api(client: ReadApiClient, lines: int, tenant: str | None) -> lis
             )
         )
     return list(last)
+
+
+def _verify_remote(client: ReadApiClient, pinned: list[str] | None, fmt: Format) -> None:
+    if not pinned:
+        fail("--server needs --verifier-key: the checkpoint is checked against pinned keys only", code=2)
+    try:
+        report = remote_verify.verify(client, _verifiers(pinned, []))
+    except ApiError as exc:
+        fail(str(exc), code=2)
+    emit([report.row()], fmt=fmt, title="audit ledger (through the read API)")
+    if not report.ok:
+        raise typer.Exit(1)
