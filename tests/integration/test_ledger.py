@@ -113,5 +113,5 @@ def test_unreachable_database_fails_closed() -> None:
 
 def test_migrations_are_idempotent_and_reach_the_newest_revision(database: Database) -> None:
     role = psycopg.conninfo.conninfo_to_dict(database.operator_dsn)["user"]
-    assert migrate(database.owner_dsn, operator_role=str(role)) == "0003"
-    assert migrate(database.owner_dsn, operator_role=str(role)) == "0003"
+    assert migrate(database.owner_dsn, operator_role=str(role)) == "0004"
+    assert migrate(database.owner_dsn, operator_role=str(role)) == "0004"
