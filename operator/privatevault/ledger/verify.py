@@ -1,8 +1,10 @@
 """Verifying the ledger: the chain, every stored Merkle node, and the checkpoints it must reproduce.
 
-One pass over the records recomputes every record hash and link (``chain.verify_chain``) and,
-alongside, the Merkle tree. Every perfect node the growing tree completes is compared with the
-stored one (:class:`_NodeCheck`, a batch per level at a time), so a wrong node anywhere in the
+One pass over the records recomputes every record hash and link (the checks of
+``chain.verify_chain``) and, alongside, the Merkle tree, a batch of records at a time
+(``recompute``: compiled, with a pure-Python twin; neither shares code with the writer). Every
+perfect node the growing tree completes is compared with the stored one (one byte comparison per
+batch, the stored nodes read ahead on a thread of their own), so a wrong node anywhere in the
 store is named here, not only one on the right frontier: the store serves inclusion and
 consistency proofs, and a wrong node off the frontier would otherwise pass this check and fail
 only at an auditor's. The tree head is known at every size on the way, and each checkpoint is
