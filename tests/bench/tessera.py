@@ -8,16 +8,15 @@ and ``tools/noteverify`` are.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-SOURCE = Path(__file__).resolve().parents[2] / "tools" / "tesserabench"
+from tests import gotools
+
+SOURCE = gotools.TOOLS / "tesserabench"
 
 
 def version() -> str:
@@ -34,32 +33,7 @@ def _go_mod() -> str:
 
 def build() -> Path:
     """The tesserabench binary, built with ``go build`` on first use and cached by version."""
-    go = shutil.which("go")
-    if go is None:
-        raise RuntimeError("Go is not on PATH: it is needed to build tools/tesserabench")
-    digest = hashlib.sha256()
-    for name in ("go.mod", "go.sum", "main.go"):
-        digest.update((SOURCE / name).read_bytes())
-    cache = Path(os.environ.get("PV_CACHE", Path.home() / ".cache" / "privatevault"))
-    binary = cache / "bin" / f"tesserabench-{version()}-{digest.hexdigest()[:12]}" / "tesserabench"
-    if binary.is_file():
-        return binary
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    partial = binary.with_name(f"tesserabench.{os.getpid()}.tmp")
-    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false"}
-    done = subprocess.run(
-        [go, "build", "-trimpath", "-o", str(partial), "."],
-        cwd=SOURCE,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"go build of tools/tesserabench failed:\n{done.stderr}")
-    partial.replace(binary)
-    return binary
+    return gotools.build("tesserabench", prefix=f"{version()}-")
 
 
 def append(entries: int, *, size: int = 350, writers: int = 64, workdir: Path | None = None) -> dict[str, float]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import random
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +30,7 @@ from privatevault.ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from tests import gotools
 
 # -- RFC 9162 §2.1.1 to §2.1.4, transcribed literally: the reference the fast code must equal
 
@@ -294,40 +293,16 @@ def test_consistency_verification_refuses_tampering(n: int) -> None:
 
 # -- Go's golang.org/x/mod/sumdb/tlog agrees --------------------------------------------------
 
-NOTEVERIFY = Path(__file__).resolve().parents[2] / "tools" / "noteverify"
-
 
 def build_noteverify() -> Path:
     """The Go verifier, built once per source version and cached outside the work tree.
 
     Go is a requirement of this test tier: without it the interop tests fail, they never skip.
     """
-    go = shutil.which("go")
-    if go is None:
-        pytest.fail("Go is not on PATH: it is needed to build tools/noteverify for the interop tests")
-    digest = hashlib.sha256()
-    for name in ("go.mod", "go.sum", "main.go"):
-        digest.update((NOTEVERIFY / name).read_bytes())
-    cache = Path(os.environ.get("PV_CACHE", Path.home() / ".cache" / "privatevault"))
-    binary = cache / "bin" / f"noteverify-{digest.hexdigest()[:16]}" / "noteverify"
-    if binary.is_file():
-        return binary
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    partial = binary.with_name(f"noteverify.{os.getpid()}.tmp")
-    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false"}
-    done = subprocess.run(
-        [go, "build", "-trimpath", "-o", str(partial), "."],
-        cwd=NOTEVERIFY,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"go build of tools/noteverify failed:\n{done.stderr}")
-    partial.replace(binary)
-    return binary
+    try:
+        return gotools.build("noteverify")
+    except gotools.GoToolError as exc:
+        pytest.fail(f"{exc} (needed for the interop tests)")
 
 
 @pytest.fixture(scope="session")
