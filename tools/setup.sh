@@ -35,6 +35,20 @@ if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
   fi
 fi
 
+# The verifier's C extension (operator/privatevault/ledger/_recompute.c) needs a C compiler, the
+# Python headers and OpenSSL's; without them pip installs the package anyway and the verifier runs
+# its pure-Python pass (several times slower).
+if [[ ! -f /usr/include/openssl/sha.h ]] || ! command -v cc >/dev/null; then
+  if [[ $(id -u) -eq 0 ]]; then
+    say "installing a C compiler and OpenSSL's headers (the verifier's C extension)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq gcc libc6-dev libssl-dev >/dev/null
+  else
+    echo "warning: gcc or libssl-dev is missing: \`pvctl audit verify\` will run its pure-Python pass" >&2
+  fi
+fi
+
 need_go=1.26
 if ! command -v go >/dev/null; then
   echo "Go >= $need_go is needed to build the control plane (kube-apiserver, etcd) and is not on PATH" >&2
@@ -54,13 +68,17 @@ if [[ ! -x .venv/bin/python ]]; then
   say "creating the virtual environment (.venv)"
   "$python" -m venv .venv
 fi
-if [[ ! -f .venv/.installed || requirements-dev.lock -nt .venv/.installed || pyproject.toml -nt .venv/.installed ]]; then
+if [[ ! -f .venv/.installed || requirements-dev.lock -nt .venv/.installed || pyproject.toml -nt .venv/.installed \
+      || operator/privatevault/ledger/_recompute.c -nt .venv/.installed ]]; then
   say "installing Python packages into .venv (requirements-dev.lock, every hash checked)"
   # The lock pins every package with its hashes (pip, setuptools and the dev tools too); the
   # project itself then goes in without resolving anything: `make lock` is the only resolver.
   .venv/bin/python -m pip install -q --require-hashes -r requirements-dev.lock
   .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   touch .venv/.installed
+fi
+if ! .venv/bin/python -c 'import privatevault.ledger._recompute' 2>/dev/null; then
+  echo "warning: the verifier's C extension is not built: \`pvctl audit verify\` runs its pure-Python pass" >&2
 fi
 
 # The image build (make image, tests/e2e/test_image.py) and the SELinux modules (selinux/,
