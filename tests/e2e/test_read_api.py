@@ -250,20 +250,8 @@ def test_read_api(
     done = pvctl("audit", "tail", "-n", "3", *common, "--format", "json")
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)) == 3
-    mine_tail = pvctl(
-        "audit",
-        "tail",
-        "--tenant",
-        a,
-        "--server",
-        server,
-        "--token-file",
-        str(token_files["reader-e2e-api-a"]),
-        "--ca-file",
-        str(ca),
-        "--format",
-        "json",
-    )
+    as_reader = ["--server", server, "--token-file", str(token_files["reader-e2e-api-a"]), "--ca-file", str(ca)]
+    mine_tail = pvctl("audit", "tail", "--tenant", a, *as_reader, "--format", "json")
     assert mine_tail.returncode == 0, mine_tail.stderr
     assert {row["tenant"] for row in json.loads(mine_tail.stdout)} == {a}
 
@@ -274,17 +262,7 @@ def test_read_api(
     assert json.loads(done.stdout)[0]["ok"] is True
     done = pvctl("audit", "verify", *common, "--verifier-key", "other+12345678+AQ" + "A" * 43, "--format", "json")
     assert done.returncode != 0
-    mine_verify = pvctl(
-        "audit",
-        "verify",
-        "--server",
-        server,
-        "--token-file",
-        str(token_files["reader-e2e-api-a"]),
-        "--ca-file",
-        str(ca),
-        *keys,
-    )
+    mine_verify = pvctl("audit", "verify", *as_reader, *keys)
     assert mine_verify.returncode == 2 and "403" in mine_verify.stderr  # the whole chain is not a tenant's to read
 
     ledger.close()
