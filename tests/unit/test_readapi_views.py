@@ -21,7 +21,7 @@ def tenant(name: str, ready: str, reason: str, **status: Any) -> dict[str, Any]:
         "apiVersion": "privatevault.io/v1alpha1",
         "kind": "Tenant",
         "metadata": {"name": name},
-        "spec": {"region": "eu-west-1", "quorumPolicyRef": {"name": "two-person"}},
+        "spec": {"region": "eu-west-1", "quorumPolicyRef": "two-person", "protectionPolicyRef": "hybrid"},
         "status": {"conditions": [{"type": "Ready", "status": ready, "reason": reason}], **status},
     }
 
@@ -47,6 +47,7 @@ def test_tenant_view() -> None:
         level="s0:c1,c2",
         namespaces=["acme"],
         key=KeyView(provider="vault", key_name="tenant-acme", latest_version=2),
+        protection_policy="hybrid",
         quorum_policy="two-person",
         pending=[PendingView(action="DeleteTenant", approvals="0/2", message="m")],
     )

@@ -189,6 +189,12 @@ class ReadApi:
         except PrivateVaultError as exc:
             log.warning("read API: %s failed: %s", request.path, exc)
             return _json(models.Problem(status=503, reason="Unavailable", message=str(exc)), 503)
+        except web.HTTPException:
+            raise
+        except Exception:
+            # The path only: a query string or header could carry something secret.
+            log.exception("read API: %s failed", request.path)
+            return _json(models.Problem(status=500, reason="InternalError", message="see the operator's log"), 500)
 
     # -- authorisation
 

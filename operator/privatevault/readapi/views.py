@@ -83,8 +83,8 @@ def tenant_view(obj: Mapping[str, Any]) -> models.TenantView:
             key_name=str(kms.get("keyName", "")),
             latest_version=int(kms.get("latestVersion", 0)),
         ),
-        protection_policy=(spec.get("protectionPolicyRef") or {}).get("name"),
-        quorum_policy=(spec.get("quorumPolicyRef") or {}).get("name"),
+        protection_policy=spec.get("protectionPolicyRef") or None,
+        quorum_policy=spec.get("quorumPolicyRef") or None,
         pending=[
             models.PendingView(
                 action=str(held.get("action", "")),
