@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from privatevault.leader import LEASE
 from privatevault.ledger import verify_chain
 from privatevault.ledger.schema import Database
 from privatevault.ledger.store import Ledger
+from privatevault.testbench.ports import free_port
 from tests import builders
 from tests.support import Kubectl, Operator, eventually, wait_for_condition
 
@@ -27,6 +30,16 @@ ELECTION = {"PRIVATEVAULT_LEADER_ELECTION": "true", "PRIVATEVAULT_LEASE_SECONDS"
 def holder(kubectl: Kubectl, namespace: str) -> str | None:
     found = kubectl.get("lease", LEASE, namespace)
     return None if found is None else (found.get("spec") or {}).get("holderIdentity")
+
+
+def probe(port: int) -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as refused:
+        return refused.code
+    except OSError:
+        return None
 
 
 def tenant_records(database: Database, name: str) -> list[dict[str, Any]]:
@@ -46,12 +59,20 @@ def test_the_follower_takes_over_a_killed_leader_within_15_seconds(
     ).start()
     namespace = leader.namespace
     first = eventually(lambda: holder(kubectl, namespace), what="the first replica to lead")
+    health = free_port()
     follower = Operator(
-        tmp_path, kubectl.kubeconfig, operator_dsn_file, PRIVATEVAULT_NAMESPACE=namespace, **ELECTION
+        tmp_path,
+        kubectl.kubeconfig,
+        operator_dsn_file,
+        liveness=f"http://127.0.0.1:{health}/healthz",
+        PRIVATEVAULT_NAMESPACE=namespace,
+        **ELECTION,
     ).start()
     try:
         eventually(lambda: "waiting to lead" in follower.log(), what="the second replica to wait")
         assert holder(kubectl, namespace) == first
+        # Standing by: alive (its probe port answers) but not ready, so a Service sends it nothing.
+        assert eventually(lambda: probe(health), what="the standby's health port") == 503
         kubectl.apply(builders.tenant("e2e-failover", namespaces=["e2e-failover-a", "e2e-failover-b"]))
 
         eventually(lambda: not leader.process.is_running, what="the leader to die at the crash point")
@@ -61,9 +82,11 @@ def test_the_follower_takes_over_a_killed_leader_within_15_seconds(
         )
         takeover = time.monotonic() - died
         assert takeover <= 15, f"the follower took over after {takeover:.1f} s"
-        assert taken != first and "leading as" in follower.log()
+        assert taken != first
+        eventually(lambda: "leading as" in follower.log(), what="the follower to lead")
         print(f"takeover after the leader died: {takeover:.1f} s")
 
+        assert eventually(lambda: probe(health) == 200, what="kopf's health endpoint on the new leader")
         obj = wait_for_condition(kubectl, "tenant", "e2e-failover", "Ready", current=True, timeout=60)
         assert sorted(obj["status"]["namespaces"]) == ["e2e-failover-a", "e2e-failover-b"]
         recorded = [r["action"] for r in tenant_records(database, "e2e-failover")]

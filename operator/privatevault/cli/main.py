@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -23,6 +24,7 @@ from privatevault.leader import LEASE, Election, Timing
 from privatevault.ledger.schema import migrate
 from privatevault.readapi import openapi
 from privatevault.settings import Settings
+from privatevault.standby import Standby
 
 app = typer.Typer(
     name="pvctl",
@@ -80,19 +82,20 @@ def operator_run(
         errors.print(f"[red]error:[/red] the operator cannot start: {exc}")
         raise typer.Exit(1) from exc
     if settings.leader_election:
-        _lead(built, settings)
+        _lead(built, settings, liveness)
     tune_transport()
     kopf.run(registry=registry(built), standalone=True, clusterwide=True, liveness_endpoint=liveness)
 
 
-def _lead(built: App, settings: Settings) -> None:
+def _lead(built: App, settings: Settings, liveness: str | None) -> None:
     """Wait until this replica holds the Lease, then keep it; a lost Lease ends the process at once
     (exit code 1), so a former leader never reconciles beside the new one."""
     duration = settings.lease_seconds
     timing = Timing(duration=duration, deadline=duration * 2 / 3, retry=max(0.5, duration / 7.5))
     election = Election(built.cluster.live, settings.namespace, f"{socket.gethostname()}-{os.getpid()}", timing=timing)
     errors.print(f"waiting to lead (Lease {settings.namespace}/{LEASE})", highlight=False)
-    election.acquire()
+    with Standby(liveness) if liveness else contextlib.nullcontext():
+        election.acquire()
     errors.print(f"leading as {election.identity}", highlight=False)
     election.keep(on_lost=lambda: os._exit(1), stop=threading.Event())
 
