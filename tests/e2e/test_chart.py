@@ -204,6 +204,8 @@ class Release:
         # chart points the API server at its Service, which has no pods here: no kubelet runs),
         # its generated certificate in a state directory.
         assert env.pop("PRIVATEVAULT_WEBHOOK_SERVICE") == f"{self.namespace}/{RELEASE}-privatevault"
+        # The read API on a free loopback port (the chart's 0.0.0.0:8443 would clash between runs).
+        env |= {"PRIVATEVAULT_API_ADDR": "127.0.0.1", "PRIVATEVAULT_API_PORT": str(free_port())}
         env |= {
             "PRIVATEVAULT_WEBHOOK_ADDR": "127.0.0.1",
             "PRIVATEVAULT_WEBHOOK_HOST": "127.0.0.1",
@@ -292,6 +294,8 @@ UNSEEN: dict[Permission, str] = {
     ("", "serviceaccounts", "create"): "apply of the TokenReviewer ServiceAccount the first time",
     ("rbac.authorization.k8s.io", "clusterrolebindings", "create"): "apply of the TokenReviewer's binding",
     # Code paths these scenarios do not take.
+    ("authentication.k8s.io", "tokenreviews", "create"): "a client of the read API (tests/e2e/test_read_api.py)",
+    ("authorization.k8s.io", "subjectaccessreviews", "create"): "a client of the read API, authorised per tenant",
     ("privatevault.io", "protectionpolicies", "get"): "an Approval of a ProtectionPolicy weakening reads its target",
     # Checked by the API server on the objects the operator writes, not requested by it.
     ("rbac.authorization.k8s.io", "clusterroles", "bind"): "RoleBindings to admin, the binding to auth-delegator",

@@ -62,7 +62,7 @@ def test_the_deployment_is_locked_down() -> None:
     assert "PRIVATEVAULT_VAULT_TOKEN_FILE" not in env and env["PRIVATEVAULT_VAULT_AUTH_ROLE"]
     projected = {v["name"]: v for v in operator["volumes"]}["vault-token"]["projected"]["sources"][0]
     assert projected["serviceAccountToken"]["path"] == "token"
-    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "api", "scheme": "HTTPS"}
     assert container["args"][:2] == ["operator", "run"] and "command" not in container  # the image's entrypoint
     assert f"--liveness=http://0.0.0.0:{container['ports'][1]['containerPort']}/healthz" in container["args"]
     assert container["resources"]["limits"]["memory"]
@@ -158,6 +158,8 @@ NEEDED: dict[tuple[str, str], set[str]] = {
     ("", "events"): {"create"},
     ("", "configmaps"): {"get", "create", "patch"},  # Role: the two ledger ConfigMaps only
     ("coordination.k8s.io", "leases"): {"create", "get", "update"},  # Role: the leader's Lease
+    ("authentication.k8s.io", "tokenreviews"): {"create"},  # the read API's callers
+    ("authorization.k8s.io", "subjectaccessreviews"): {"create"},
     # With vault.enabled: the TokenReviewer ServiceAccount, its token and binding (by name).
     ("", "serviceaccounts"): {"create", "patch"},
     ("", "serviceaccounts/token"): {"create"},
