@@ -63,13 +63,4 @@ def _decide(tenant: Tenant, change: Change, *, ports: TenantPorts, actor: str, n
     rules = state.in_force.rules(change.action) if state.in_force else []
     if state.in_force is None or not rules:
         return None
-    return quorum.decide(
-        change,
-        rules,
-        state.in_force,
-        cluster=ports.cluster,
-        ledger=ports.ledger,
-        actor=actor,
-        tenant=str(tenant.metadata["name"]),
-        now=now,
-    )
+    return tenant_gate.decide(tenant, change, rules, state.in_force, ports=ports, actor=actor, now=now)

@@ -11,15 +11,18 @@ added where there was none, CryptoShred switched back to Retain) are in force at
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from privatevault.api.v1alpha1 import Tenant
+from privatevault.api.v1alpha1.quorumpolicy import Rule
 from privatevault.errors import SpecError
 from privatevault.ledger import ResourceRef
 from privatevault.quorum import changes
+from privatevault.quorum.changes import Change
+from privatevault.quorum.gate import InForce
 from privatevault.reconcile import quorum
 from privatevault.reconcile.audit import event
 from privatevault.reconcile.ports import LedgerPort, TenantPorts
@@ -29,6 +32,29 @@ IN_FORCE = "tenant-gate-in-force"
 
 def ref(tenant: Tenant) -> ResourceRef:
     return ResourceRef(kind="Tenant", name=str(tenant.metadata["name"]), uid=str(tenant.metadata["uid"]))
+
+
+def decide(
+    tenant: Tenant,
+    change: Change,
+    rules: Sequence[Rule],
+    policy: InForce,
+    *,
+    ports: TenantPorts,
+    actor: str,
+    now: datetime,
+) -> quorum.Gate:
+    """``quorum.decide`` for a change of this tenant (its records carry the tenant's name)."""
+    return quorum.decide(
+        change,
+        rules,
+        policy,
+        cluster=ports.cluster,
+        ledger=ports.ledger,
+        actor=actor,
+        tenant=str(tenant.metadata["name"]),
+        now=now,
+    )
 
 
 def in_force(ports: TenantPorts, tenant: Tenant) -> dict[str, Any] | None:
@@ -78,16 +104,7 @@ def change(
     if not rules:
         _record(ports, actor, tenant, wanted, "no rule of the policy in force gates it")
         return None
-    gate = quorum.decide(
-        changes.new_spec("ChangeQuorumGate", body),
-        rules,
-        policy,
-        cluster=ports.cluster,
-        ledger=ports.ledger,
-        actor=actor,
-        tenant=str(tenant.metadata["name"]),
-        now=now,
-    )
+    gate = decide(tenant, changes.new_spec("ChangeQuorumGate", body), rules, policy, ports=ports, actor=actor, now=now)
     if gate.approved:
         _record(ports, actor, tenant, wanted, "approved")
         return None
@@ -124,16 +141,7 @@ def deletion(tenant: Tenant, body: Mapping[str, Any], *, ports: TenantPorts, act
     rules = state.in_force.rules("DeleteTenant", *(["CryptoShred"] if deletion_policy == "CryptoShred" else []))
     if not rules:
         return Deletion(deletion_policy, None)
-    gate = quorum.decide(
-        changes.deletion(body),
-        rules,
-        state.in_force,
-        cluster=ports.cluster,
-        ledger=ports.ledger,
-        actor=actor,
-        tenant=str(tenant.metadata["name"]),
-        now=now,
-    )
+    gate = decide(tenant, changes.deletion(body), rules, state.in_force, ports=ports, actor=actor, now=now)
     return Deletion(deletion_policy, gate)
 
 
