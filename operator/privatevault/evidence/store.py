@@ -1,0 +1,84 @@
+"""The ledger as an evidence bundle reads it: records of a window streamed from PostgreSQL.
+
+Kept beside the ledger's own store (``ledger.store``) rather than in it, so the bundle's reads
+change nothing on the ledger's write path. Records stream through binary COPY, as the ledger's
+verifier reads them: memory stays flat however large the window. Node reads and checkpoints go
+through the ledger's store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from privatevault.database import Pool
+from privatevault.errors import LedgerUnavailable
+from privatevault.evidence.writer import Row, SignedHead
+from privatevault.ledger import merkle
+from privatevault.ledger.store import Ledger
+
+
+class PgEvidenceSource:
+    """``evidence.writer.EvidenceSource`` over the ledger's tables."""
+
+    def __init__(self, pool: Pool, ledger: Ledger) -> None:
+        self._pool = pool
+        self._ledger = ledger
+
+    def _stream(self, where: str, params: tuple[Any, ...]) -> Iterator[Row]:
+        try:
+            with (
+                self._pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor() as cur,
+                cur.copy(
+                    sql.SQL(
+                        "COPY (SELECT seq, canonical, prev_hash, record_hash FROM audit_records WHERE {} ORDER BY seq)"
+                        " TO STDOUT (FORMAT BINARY)"
+                    ).format(sql.SQL(where)),
+                    params,
+                ) as copy,
+            ):
+                copy.set_types(["int8", "bytea", "bytea", "bytea"])
+                for seq, body, prev, digest in copy.rows():
+                    yield int(seq), bytes(body), bytes(prev), bytes(digest)
+        except psycopg.OperationalError as exc:
+            raise LedgerUnavailable(f"the audit ledger cannot be read: {exc}".strip()) from exc
+
+    def tenant_records(self, tenant: str, start: datetime, end: datetime) -> Iterator[Row]:
+        return self._stream("tenant = %s AND recorded_at >= %s AND recorded_at < %s", (tenant, start, end))
+
+    def action_records(
+        self, actions: Sequence[str], tenants: Sequence[str], start: datetime, end: datetime
+    ) -> Iterator[Row]:
+        return self._stream(
+            "action = ANY(%s) AND (tenant = ANY(%s) OR tenant = '') AND recorded_at >= %s AND recorded_at < %s",
+            (list(actions), list(tenants), start, end),
+        )
+
+    def in_force_records(self, actions: Sequence[str], start: datetime, end: datetime) -> Iterator[Row]:
+        return self._stream(
+            "action = ANY(%s) AND ((recorded_at >= %s AND recorded_at < %s) OR seq IN ("
+            " SELECT DISTINCT ON (action, resource_name, resource_uid) seq FROM audit_records"
+            " WHERE action = ANY(%s) AND recorded_at < %s ORDER BY action, resource_name, resource_uid, seq DESC))",
+            (list(actions), start, end, list(actions), start),
+        )
+
+    def last_seq_before(self, end: datetime) -> int:
+        try:
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                cur.execute("SELECT coalesce(max(seq), 0) FROM audit_records WHERE recorded_at < %s", (end,))
+                row = cur.fetchone()
+                return int(row[0]) if row else 0
+        except psycopg.OperationalError as exc:
+            raise LedgerUnavailable(f"the audit ledger cannot be read: {exc}".strip()) from exc
+
+    def signed_heads(self) -> list[SignedHead]:
+        return [SignedHead(c.size, c.root, c.note) for c in self._ledger.checkpoints()]
+
+    def nodes(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
+        return self._ledger.nodes(keys)
