@@ -5,6 +5,7 @@ and sumdb/tlog), and every kind of tampering is caught with its own message."""
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import shutil
 import subprocess
@@ -378,3 +379,12 @@ def _rewrite(world: Scenario, index: int, body: dict[str, object]) -> None:
         if any(head.size == seq for head in old.heads):
             fresh.sign([world.signer], evidence_scenario.ORIGIN, [world.witness])
     world.ledger = fresh
+
+
+def test_data_hidden_after_the_last_entry_is_refused(world: Scenario, tmp_path: Path) -> None:
+    bundle = build(world, tmp_path)
+    hidden = tmp_path / "hidden.tar.gz"
+    hidden.write_bytes(gzip.compress(gzip.decompress(bundle.read_bytes()) + b"smuggled" + bytes(504), mtime=0))
+    report = check(world, hidden)
+    assert report.problem is not None and report.problem.check == "archive"
+    assert "holds data after its last entry" in str(report.problem)

@@ -13,7 +13,7 @@ import typer
 from privatevault import __version__
 from privatevault.api import crdgen
 from privatevault.app import build
-from privatevault.cli import approvals, audit, demo, quorum, reanchor, witness
+from privatevault.cli import approvals, audit, demo, evidence, quorum, reanchor, witness
 from privatevault.cli.output import errors
 from privatevault.errors import PrivateVaultError
 from privatevault.handlers import registry, tune_transport
@@ -38,6 +38,7 @@ app.add_typer(demo.app, name="demo")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(quorum.app, name="quorum")
 app.add_typer(witness.app, name="witness")
+app.add_typer(evidence.app, name="evidence")
 
 
 @app.command()

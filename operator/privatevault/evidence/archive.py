@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import shutil
 import tarfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -61,10 +62,14 @@ def check_name(name: str) -> None:
 
 
 def unpack(bundle: Path, into: Path) -> list[str]:
-    """Unpack ``bundle`` into the empty folder ``into``; the names, in the archive's order."""
+    """Unpack ``bundle`` into the empty folder ``into``; the names, in the archive's order.
+
+    The whole gzip stream is read (its CRC checked) and nothing but zero blocks may follow the
+    last entry: no data hides where a tar reader stops looking.
+    """
     names: list[str] = []
     try:
-        with tarfile.open(bundle, mode="r:gz") as tar:
+        with gzip.open(bundle, "rb") as stream, tarfile.open(fileobj=stream, mode="r:") as tar:
             for member in tar:
                 check_name(member.name)
                 if not member.isreg():
@@ -78,7 +83,11 @@ def unpack(bundle: Path, into: Path) -> list[str]:
                 assert source is not None  # a regular file always has data
                 with source, target.open("wb") as sink:
                     shutil.copyfileobj(source, sink, _CHUNK)
-    except (tarfile.TarError, OSError, EOFError) as exc:
+            stream.seek(tar.offset)
+            while chunk := stream.read(_CHUNK):
+                if chunk.count(0) != len(chunk):
+                    raise BundleError(f"{bundle} holds data after its last entry")
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise BundleError(f"{bundle} is not a readable tar.gz bundle: {exc}") from exc
     return names
 
