@@ -172,6 +172,7 @@ def scenario(*, mldsa: bool = False, records: int = 6) -> Scenario:
                 "decision": "Approved",
                 "message": "1/1 approvals (alice)",
                 "requester": None,
+                "rules": ["CreateEvidenceExport"],
                 "approvals": [{"name": "q1-alice", "approver": "alice", "envelope": envelope}],
             },
         ),

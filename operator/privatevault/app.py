@@ -403,5 +403,9 @@ def build(settings: Settings, *, cluster: Cluster | None = None) -> App:
         integrity=checkpointer.integrity,
         witnesses=witnesses,
         evidence_keys=evidence,
-        exporter=Exporter(PgEvidenceSource(pool, ledger), origin=settings.ledger_origin),
+        exporter=Exporter(
+            PgEvidenceSource(pool, ledger),
+            origin=settings.ledger_origin,
+            verifiers=[signer.verifier for signer in signers],
+        ),
     )

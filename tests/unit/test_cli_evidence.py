@@ -31,7 +31,7 @@ def test_verify_a_genuine_bundle(tmp_path: Path) -> None:
     bundle, keys = _bundle(tmp_path)
     done = runner.invoke(app, ["verify", str(bundle), *keys])
     assert done.exit_code == 0, done.output
-    assert "verified" in done.output and "1 decision(s) re-run" in done.output
+    assert "verified" in done.output and "1 decision(s) (1 re-run)" in done.output
     done = runner.invoke(app, ["verify", str(bundle), *keys, "--format", "json"])
     assert done.exit_code == 0 and json.loads(done.output)["ok"] is True
 

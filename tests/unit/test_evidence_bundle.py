@@ -30,7 +30,7 @@ from .test_merkle import build_noteverify
 
 #: The bundle of ``scenario()`` signed with Ed25519 only. A change here means the bytes of every
 #: bundle changed: the layout, the archive's format or zlib's output.
-GOLDEN = "sha256:bbca9ebee32ead1de0ac7c0275857505ee08d0f46d4e397cd520389a2a75c2f0"
+GOLDEN = "sha256:7bf1289c777dc8d12b467f087624b47af72433b370a848f4c42de973754f33d4"
 
 
 @pytest.fixture(scope="module")

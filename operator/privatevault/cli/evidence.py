@@ -66,7 +66,8 @@ def verify(
         console.print(
             f"[green]verified[/green] {bundle}: {report.records} record(s) of {', '.join(report.tenants)} from"
             f" {report.window['from']} to {report.window['to']}, {report.approvals} approval(s),"
-            f" {report.decisions} decision(s) re-run, {report.files} file(s); checkpoint {report.checkpoint}"
+            f" {report.decisions} decision(s) ({report.rerun} re-run), {report.files} file(s);"
+            f" checkpoint {report.checkpoint}"
             f" (consistent with {report.latest}), cosigned by {', '.join(report.witnesses) or 'no witness asked'}"
             f" ({elapsed:.1f} s)",
             highlight=False,

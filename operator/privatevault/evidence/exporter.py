@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 from privatevault.errors import SpecError
 from privatevault.evidence import writer
 from privatevault.evidence.archive import sha256_file
+from privatevault.ledger.checkpoint import NoteVerifier
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,11 @@ def writable(destination: str) -> str | None:
 class Exporter:
     """Builds bundles from ``source`` (the ledger) to filesystem destinations."""
 
-    def __init__(self, source: writer.EvidenceSource, *, origin: str) -> None:
+    def __init__(self, source: writer.EvidenceSource, *, origin: str, verifiers: Sequence[NoteVerifier] = ()) -> None:
+        """``verifiers``: the operator's checkpoint keys; only checkpoints they all signed anchor a bundle."""
         self._source = source
         self._origin = origin
+        self._verifiers = tuple(verifiers)
 
     def export(self, job: Job, *, sign: Callable[[bytes], bytes]) -> Result:
         problem = writable(job.destination)
@@ -75,7 +78,9 @@ class Exporter:
             with tempfile.TemporaryDirectory(dir=destination, prefix=f".{job.name}.") as aside:
                 work = Path(aside)
                 (work / "files").mkdir()
-                built = writer.build(self._source, request, work / "files", sign=sign, latest_size=job.latest)
+                built = writer.build(
+                    self._source, request, work / "files", sign=sign, latest_size=job.latest, verifiers=self._verifiers
+                )
                 partial = work / bundle_name(job.name)
                 with partial.open("wb") as out:
                     packed = writer.pack(built, out)

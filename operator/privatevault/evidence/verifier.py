@@ -58,6 +58,7 @@ class Report:
     files: int = 0
     approvals: int = 0
     decisions: int = 0
+    rerun: int = 0
     tenants: list[str] = field(default_factory=list)
     window: dict[str, str] = field(default_factory=dict)
     checkpoint: int = 0
@@ -72,6 +73,7 @@ class Report:
             "files": self.files,
             "approvals": self.approvals,
             "decisions": self.decisions,
+            "decisionsRerun": self.rerun,
             "tenants": self.tenants,
             "window": self.window,
             "checkpoint": self.checkpoint,
@@ -347,7 +349,7 @@ def _check_quorum(
             _verify_envelope(envelope, str(details.get("approver")), version.spec, where, seq)
         else:
             report.decisions += 1
-            _rerun(record, policies, seen_approvals, where)
+            _rerun(record, policies, seen_approvals, where, report)
 
 
 def _envelope_digest(envelope: dict[str, Any]) -> str:
@@ -384,7 +386,9 @@ def _verify_envelope(
     return statement.approver, algorithms, statement.not_after
 
 
-def _rerun(record: dict[str, Any], policies: Sequence[dict[str, Any]], seen: dict[str, datetime], where: str) -> None:
+def _rerun(
+    record: dict[str, Any], policies: Sequence[dict[str, Any]], seen: dict[str, datetime], where: str, report: Report
+) -> None:
     seq, details = record["seq"], record.get("details") or {}
     policy = details.get("policy") or {}
     version = _policy_at(policies, str(policy.get("name")), seq)
@@ -403,13 +407,12 @@ def _rerun(record: dict[str, Any], policies: Sequence[dict[str, Any]], seen: dic
             f" {version.generation} was in force",
             seq=seq,
         )
-    rules = [r for r in version.spec.rules if r.action == details.get("action")]
-    if not rules:
+    # Decisions name the rules they were taken under; older ones, only their action's rule.
+    names = details.get("rules") or [details.get("action")]
+    rules = [r for name in names for r in version.spec.rules if r.action == name]
+    if len(rules) != len(names) and "rules" in details:
         raise Problem(
-            "decision",
-            where,
-            f"record {seq}: the policy version in force has no rule for {details.get('action')}",
-            seq=seq,
+            "decision", where, f"record {seq}: the policy version in force lacks a rule the decision names", seq=seq
         )
     now = parse_time(record["time"])
     ballots = []
@@ -437,6 +440,9 @@ def _rerun(record: dict[str, Any], policies: Sequence[dict[str, Any]], seen: dic
         )
     requester = details.get("requester")
     who = Requester.of(*[u.strip() for u in str(requester).split(",")]) if requester else Requester.unknown()
+    if not rules:
+        return  # an older decision under rules it does not name: its approvals' signatures were checked
+    report.rerun += 1
     decision = decide(rules, version.spec.approvers, ballots, who, now)
     if decision.state != details.get("decision"):
         raise Problem(

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, Protocol
 from privatevault.errors import TransientError
 from privatevault.evidence import archive, layout, manifest
 from privatevault.ledger import merkle
+from privatevault.ledger.checkpoint import CheckpointError, NoteVerifier, parse_and_verify
 
 #: ``(seq, canonical bytes, previous hash, record hash)``, as the ledger streams them.
 Row = tuple[int, bytes, bytes, bytes]
@@ -104,10 +105,21 @@ class Built:
         return int(sum(counts["audit"].values()) + counts["approvals"] + counts["decisions"] + counts["policies"])
 
 
-def choose_heads(source: EvidenceSource, request: Request, latest_size: int | None) -> tuple[SignedHead, SignedHead]:
-    """The anchor (first checkpoint covering the window) and the latest (or the one pinned)."""
+def _signed(head: SignedHead, verifiers: Sequence[NoteVerifier], origin: str) -> bool:
+    try:
+        parse_and_verify(head.note, verifiers, origin=origin)
+    except CheckpointError:
+        return False
+    return True
+
+
+def choose_heads(
+    source: EvidenceSource, request: Request, latest_size: int | None, verifiers: Sequence[NoteVerifier] = ()
+) -> tuple[SignedHead, SignedHead]:
+    """The anchor (first checkpoint covering the window) and the latest (or the one pinned), among
+    the checkpoints signed by every one of ``verifiers`` (the operator's own keys) when given."""
     needed = max(source.last_seq_before(request.end), 1)
-    heads = source.signed_heads()
+    heads = [h for h in source.signed_heads() if not verifiers or _signed(h, verifiers, request.origin)]
     anchor = next((head for head in heads if head.size >= needed), None)
     if anchor is None:
         newest = heads[-1].size if heads else 0
@@ -172,9 +184,10 @@ def build(
     *,
     sign: Callable[[bytes], bytes],
     latest_size: int | None = None,
+    verifiers: Sequence[NoteVerifier] = (),
 ) -> Built:
     """Write the bundle's files into the empty folder ``workdir``, the manifest last (see :func:`pack`)."""
-    anchor, latest = choose_heads(source, request, latest_size)
+    anchor, latest = choose_heads(source, request, latest_size, verifiers)
     built = Built(export={})
     counts: dict[str, Any] = {"audit": {}, "approvals": 0, "decisions": 0, "policies": 0}
     keys: list[dict[str, Any]] = []
