@@ -126,6 +126,7 @@ def test_an_approved_export_verifies_offline_and_tampering_is_caught(
     report = verify(bundle, keys_published)
     assert report["ok"] is True, report
     assert report["tenants"] == [tenant] and report["records"] == status["records"]
+    assert report["complete"] is True and report["unlinkedRecords"] == 0  # the tenant chain, end to end
 
     # Tampered: a record changed (its digest), and the manifest signed again by a stranger.
     files = tmp_path / "unpacked"

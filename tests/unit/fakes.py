@@ -16,7 +16,7 @@ from privatevault.crypto import LocalAesGcmWrapper
 from privatevault.errors import KmsError, KmsUnavailable, LedgerUnavailable, SpecError
 from privatevault.evidence.writer import SignedHead
 from privatevault.kms.facts import KeyFacts
-from privatevault.ledger import GENESIS, Event, Record, ResourceRef, merkle, record_hash
+from privatevault.ledger import GENESIS, Event, Record, ResourceRef, merkle, record_hash, tenantchain
 from privatevault.ledger.checkpoint import sign_checkpoint
 from privatevault.ledger.event import canonical
 from privatevault.ledger.store import StoredCheckpoint
@@ -395,6 +395,7 @@ class MemoryEvidence:
         self.rows: list[Record] = []
         self.tree: dict[merkle.NodeKey, bytes] = {}
         self.heads: list[SignedHead] = []
+        self.tenants = tenantchain.Heads()
 
     def get_many(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
         return {key: self.tree[key] for key in keys if key in self.tree}
@@ -402,14 +403,23 @@ class MemoryEvidence:
     def append(self, event: Event, time: datetime) -> Record:
         seq = len(self.rows) + 1
         prev = self.rows[-1].record_hash if self.rows else GENESIS
-        body = canonical(event.body(seq=seq, time=time))
+        link = self.tenants.link(event.tenant)
+        body = canonical(event.body(seq=seq, time=time, link=link))
         record = Record(seq, body, prev, record_hash(prev, body), event.idempotency_key)
+        self.tenants.advance(event.tenant, link, record.record_hash)
         self.tree.update(
             (node.key, node.hash)
             for node in merkle.append_leaves(len(self.rows), [merkle.leaf_hash(record.record_hash)], self)
         )
         self.rows.append(record)
         return record
+
+    def boundaries(self, tenant: str, start: datetime, end: datetime) -> Iterator[tuple[int, bytes, bytes, bytes]]:
+        mine = [(r, json.loads(r.canonical)) for r in self.rows if json.loads(r.canonical)["tenant"] == tenant]
+        before = [r for r, b in mine if self._time(b) < start][-1:]
+        after = [r for r, b in mine if self._time(b) >= end][:1]
+        for record in before + after:
+            yield record.seq, record.canonical, record.prev_hash, record.record_hash
 
     def sign(self, signers: Sequence[Any], origin: str, witnesses: Sequence[Any] = ()) -> SignedHead:
         size = len(self.rows)

@@ -21,7 +21,6 @@ from securesystemslib.signer import Key
 from privatevault.evidence import archive, keys, layout, manifest, verifier
 from privatevault.ledger import Event, ResourceRef, merkle
 from privatevault.ledger.checkpoint import parse_verifier_key
-from privatevault.ledger.event import canonical
 from privatevault.quorum import dsse
 from tests import evidence_scenario
 from tests.evidence_scenario import Scenario, scenario
@@ -30,7 +29,7 @@ from .test_merkle import build_noteverify
 
 #: The bundle of ``scenario()`` signed with Ed25519 only. A change here means the bytes of every
 #: bundle changed: the layout, the archive's format or zlib's output.
-GOLDEN = "sha256:7bf1289c777dc8d12b467f087624b47af72433b370a848f4c42de973754f33d4"
+GOLDEN = "sha256:d53db276e7946c3d8dc73ae9fc6b38cd8bcab2c7c627f0b89ca9f438a8e79c11"
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +71,8 @@ def test_a_genuine_bundle_verifies(world: Scenario, tmp_path: Path) -> None:
     report = check(world, build(world, tmp_path))
     assert report.ok, report.problem
     assert (report.approvals, report.decisions, report.checkpoint, report.latest) == (1, 1, 20, 21)
-    assert report.records == 12
+    assert (report.records, report.boundaries) == (12, 2)  # 8 of acme, 2 policy versions, 2 approval records
+    assert report.complete and report.unlinked == 0
 
 
 def test_both_signatures_verify_and_each_key_is_required(tmp_path: Path) -> None:
@@ -181,6 +181,8 @@ FILES = [
     "README.md",
     "audit/acme/proofs.jsonl",
     "audit/acme/records.jsonl",
+    "audit/acme/boundaries/proofs.jsonl",
+    "audit/acme/boundaries/records.jsonl",
     layout.ANCHOR,
     layout.CONSISTENCY,
     layout.LATEST,
@@ -375,7 +377,6 @@ def _rewrite(world: Scenario, index: int, body: dict[str, object]) -> None:
             details=dict(document["details"]),  # type: ignore[call-overload]
         )
         fresh.append(event, time)
-        assert fresh.rows[-1].canonical == canonical(document) or i == index
         if any(head.size == seq for head in old.heads):
             fresh.sign([world.signer], evidence_scenario.ORIGIN, [world.witness])
     world.ledger = fresh
@@ -388,3 +389,47 @@ def test_data_hidden_after_the_last_entry_is_refused(world: Scenario, tmp_path: 
     report = check(world, hidden)
     assert report.problem is not None and report.problem.check == "archive"
     assert "holds data after its last entry" in str(report.problem)
+
+
+def _drop(files: Path, section: str, pick: Callable[[list[bytes]], int]) -> int:
+    """Drop one record (and its proof) from a section, and its count from export.json; its seq."""
+    records = (files / layout.records_file(section)).read_bytes().splitlines()
+    index = pick(records)
+    seq = int(json.loads(records[index])["seq"])
+    for name in (layout.records_file(section), layout.proofs_file(section)):
+        _edit_lines(files / name, lambda lines: lines[:index] + lines[index + 1 :])
+    export = json.loads((files / layout.EXPORT).read_text())
+    export["counts"]["audit"]["acme"] -= 1
+    (files / layout.EXPORT).write_bytes(layout.json_file(export))
+    return seq
+
+
+@pytest.mark.parametrize(
+    ("pick", "message"),
+    [
+        (lambda lines: len(lines) // 2, "record(s) of acme missing between records"),
+        (lambda lines: len(lines) - 1, "record(s) of acme missing at the end of the window"),
+        (lambda lines: 0, "record(s) of acme missing at the start of the window"),
+    ],
+    ids=["middle", "end", "start"],
+)
+def test_a_record_dropped_from_the_window_is_caught(
+    world: Scenario, tmp_path: Path, pick: Callable[[list[bytes]], int], message: str
+) -> None:
+    dropped: list[int] = []
+    bundle = _retamper(
+        world, build(world, tmp_path), tmp_path, lambda f: dropped.append(_drop(f, "audit/acme", pick)), resign=True
+    )
+    report = check(world, bundle)
+    assert report.problem is not None and report.problem.check == "completeness", report.problem
+    assert message in str(report.problem)
+
+
+def test_a_boundary_dropped_is_caught(world: Scenario, tmp_path: Path) -> None:
+    def change(files: Path) -> None:
+        for name in (layout.records_file("audit/acme/boundaries"), layout.proofs_file("audit/acme/boundaries")):
+            _edit_lines(files / name, lambda lines: lines[:1])
+
+    report = check(world, _retamper(world, build(world, tmp_path), tmp_path, change, resign=True))
+    assert report.problem is not None and report.problem.check == "completeness"
+    assert "no record of acme after the window" in str(report.problem)

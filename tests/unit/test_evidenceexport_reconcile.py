@@ -143,7 +143,7 @@ def test_a_gated_export_waits_then_is_built_once_and_rebuilt_the_same(tmp_path: 
     )
     assert report.ok, report.problem
     actions = [json.loads(r.canonical)["action"] for r in world.ledger.records]
-    assert actions.count("quorum-decision") == 1 and actions.count("export-evidence") == 1
+    assert actions.count("quorum-decision") == 1 and actions.count("export-evidence") == 1  # one tenant
 
     # Ready and there: not rebuilt, not decided again (even once the approval has gone).
     world.cluster.objects = {k: v for k, v in world.cluster.objects.items() if k[0] != "Approval"}

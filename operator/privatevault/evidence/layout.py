@@ -6,6 +6,7 @@ canonical bytes verbatim (RFC 8785 JSON has no raw newline, so one record is one
 checkpoint, one JSON object per line::
 
     audit/<tenant>/records.jsonl, audit/<tenant>/proofs.jsonl   the tenant's records in the window
+    audit/<tenant>/boundaries/records.jsonl, …/proofs.jsonl     its last record before, first after it
     quorum/records.jsonl, quorum/proofs.jsonl                   approvals and quorum decisions in it
     policies/records.jsonl, policies/proofs.jsonl               QuorumPolicy/ProtectionPolicy versions
                                                                 in force at its start or during it
@@ -48,6 +49,11 @@ POLICIES: Final = "policies"
 
 def audit_section(tenant: str) -> str:
     return f"audit/{tenant}"
+
+
+def boundary_section(tenant: str) -> str:
+    """The tenant's last record before the window and first after it: its chain's two ends."""
+    return f"audit/{tenant}/boundaries"
 
 
 def records_file(section: str) -> str:

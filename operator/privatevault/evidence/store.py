@@ -68,6 +68,13 @@ class PgEvidenceSource:
             (list(actions), start, end, list(actions), start),
         )
 
+    def boundaries(self, tenant: str, start: datetime, end: datetime) -> Iterator[Row]:
+        return self._stream(
+            "seq IN ((SELECT seq FROM audit_records WHERE tenant = %s AND recorded_at < %s ORDER BY seq DESC LIMIT 1)"
+            " UNION ALL (SELECT seq FROM audit_records WHERE tenant = %s AND recorded_at >= %s ORDER BY seq LIMIT 1))",
+            (tenant, start, tenant, end),
+        )
+
     def last_seq_before(self, end: datetime) -> int:
         try:
             with self._pool.connection() as conn, conn.cursor() as cur:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -32,8 +33,8 @@ from typing import Any
 from privatevault.api.v1alpha1.quorumpolicy import QuorumPolicySpec
 from privatevault.errors import PrivateVaultError
 from privatevault.evidence import archive, layout, manifest
-from privatevault.ledger import merkle
-from privatevault.ledger.chain import record_hash
+from privatevault.ledger import merkle, tenantchain
+from privatevault.ledger.chain import GENESIS, record_hash
 from privatevault.ledger.checkpoint import Checkpoint, CheckpointError, KeyVerifier, NoteVerifier, parse_and_verify
 from privatevault.ledger.cosignature import CosignatureVerifier
 from privatevault.quorum import dsse
@@ -55,10 +56,16 @@ class Report:
     ok: bool = False
     problem: Problem | None = None
     records: int = 0
+    #: The tenants' last records before and first after the window (not counted in ``records``).
+    boundaries: int = 0
     files: int = 0
     approvals: int = 0
     decisions: int = 0
     rerun: int = 0
+    #: Every tenant's chain checked from its last record before the window to its first after it.
+    complete: bool = False
+    #: Records written before tenant chains existed: their predecessors cannot be checked.
+    unlinked: int = 0
     tenants: list[str] = field(default_factory=list)
     window: dict[str, str] = field(default_factory=dict)
     checkpoint: int = 0
@@ -70,10 +77,13 @@ class Report:
         out: dict[str, Any] = {
             "ok": self.ok,
             "records": self.records,
+            "boundaryRecords": self.boundaries,
             "files": self.files,
             "approvals": self.approvals,
             "decisions": self.decisions,
             "decisionsRerun": self.rerun,
+            "complete": self.complete,
+            "unlinkedRecords": self.unlinked,
             "tenants": self.tenants,
             "window": self.window,
             "checkpoint": self.checkpoint,
@@ -138,23 +148,27 @@ def _verify(
     audit: list[dict[str, Any]] = []
     for tenant in export["tenants"]:
         section = layout.audit_section(tenant)
-        if layout.records_file(section) not in names:
+        where = layout.records_file(section)
+        if where not in names:
             continue
-        for record in _section(root, section, anchor, report):
-            if record["tenant"] != tenant:
-                raise Problem(
-                    "section",
-                    layout.records_file(section),
-                    f"record {record['seq']} is of tenant {record['tenant']!r}, not {tenant!r}",
-                    seq=record["seq"],
-                )
-            _in_window(record, start, end, layout.records_file(section))
-            audit.append(record)
-        if len([r for r in audit if r["tenant"] == tenant]) != export["counts"]["audit"].get(tenant):
-            raise Problem("counts", layout.records_file(section), "the number of records differs from export.json")
+        window: list[tuple[dict[str, Any], bytes]] = []
+        for record, digest in _section(root, section, anchor, report):
+            _of_tenant(record, tenant, where)
+            _in_window(record, start, end, where)
+            window.append((record, digest))
+        bounds = layout.records_file(layout.boundary_section(tenant))
+        ends = (
+            list(_section(root, layout.boundary_section(tenant), anchor, report, boundary=True))
+            if bounds in names
+            else None
+        )
+        _check_complete(tenant, window, ends, (start, end), report)
+        if len(window) != export["counts"]["audit"].get(tenant):
+            raise Problem("counts", where, "the number of records differs from export.json")
+        audit.extend(record for record, _ in window)
     policies: list[dict[str, Any]] = []
     if layout.records_file(layout.POLICIES) in names:
-        for record in _section(root, layout.POLICIES, anchor, report):
+        for record, _ in _section(root, layout.POLICIES, anchor, report):
             if record["action"] not in layout.POLICY_ACTIONS:
                 raise Problem(
                     "section",
@@ -235,8 +249,10 @@ def _lines(path: Path) -> Iterator[bytes]:
             yield line.rstrip(b"\n")
 
 
-def _section(root: Path, section: str, anchor: Checkpoint, report: Report) -> Iterator[dict[str, Any]]:
-    """Each record of a section, once its hash and inclusion proof verify, in seq order."""
+def _section(
+    root: Path, section: str, anchor: Checkpoint, report: Report, *, boundary: bool = False
+) -> Iterator[tuple[dict[str, Any], bytes]]:
+    """Each record of a section and its record hash, once both and the inclusion proof verify, in seq order."""
     records_name, proofs_name = layout.records_file(section), layout.proofs_file(section)
     records, proofs = _lines(root / records_name), _lines(root / proofs_name)
     last = 0
@@ -277,10 +293,82 @@ def _section(root: Path, section: str, anchor: Checkpoint, report: Report) -> It
                 f"record {proof.seq}: the inclusion proof does not lead to the root of anchor checkpoint {anchor.size}",
                 seq=proof.seq,
             )
-        report.records += 1
-        yield record
+        if boundary:
+            report.boundaries += 1
+        else:
+            report.records += 1
+        yield record, proof.record_hash
     if next(records, None) is not None or next(proofs, None) is not None:
         raise Problem("proof", section, f"{records_name} and {proofs_name} have different numbers of lines")
+
+
+def _of_tenant(record: dict[str, Any], tenant: str, where: str) -> None:
+    if record["tenant"] != tenant:
+        raise Problem(
+            "section",
+            where,
+            f"record {record['seq']} is of tenant {record['tenant']!r}, not {tenant!r}",
+            seq=record["seq"],
+        )
+
+
+def _check_complete(
+    tenant: str,
+    window: Sequence[tuple[dict[str, Any], bytes]],
+    ends: Sequence[tuple[dict[str, Any], bytes]] | None,
+    span: tuple[datetime, datetime],
+    report: Report,
+) -> None:
+    """The tenant's chain runs unbroken from its last record before the window to its first after it."""
+    where = layout.records_file(layout.boundary_section(tenant))
+    if ends is None:
+        raise Problem("completeness", where, f"the bundle holds no boundary records of {tenant}: completeness unproven")
+    for record, _ in ends:
+        _of_tenant(record, tenant, where)
+    before = [(r, h) for r, h in ends if parse_time(r["time"]) < span[0]]
+    after = [(r, h) for r, h in ends if parse_time(r["time"]) >= span[1]]
+    if len(before) > 1 or len(after) > 1 or len(before) + len(after) != len(ends):
+        raise Problem("completeness", where, "holds other records than the one before and the one after the window")
+    if not after:
+        raise Problem(
+            "completeness",
+            where,
+            f"no record of {tenant} after the window: nothing proves that its last records in the window are all here",
+        )
+    chain = [*before, *window, *after]
+    if not before:
+        first = chain[0][0]
+        if first.get(tenantchain.SEQ) != 1 or first.get(tenantchain.PREV) != base64.b64encode(GENESIS).decode():
+            raise Problem(
+                "completeness",
+                where,
+                f"the bundle lacks {tenant}'s last record before the window: record {first['seq']} is its"
+                f" record #{first.get(tenantchain.SEQ)}, not its first",
+                seq=first["seq"],
+            )
+    for n, ((a, a_hash), (b, _)) in enumerate(itertools.pairwise(chain)):
+        if tenantchain.SEQ not in b:
+            report.unlinked += 1  # written before tenant chains: its predecessor cannot be checked
+            continue
+        expected = int(a.get(tenantchain.SEQ) or 0) + 1
+        if b[tenantchain.SEQ] == expected and b[tenantchain.PREV] == base64.b64encode(a_hash).decode():
+            continue
+        gap = (
+            f"tenant records #{expected} to #{int(b[tenantchain.SEQ]) - 1}"
+            if b[tenantchain.SEQ] > expected
+            else ("a record that is not the one before it")
+        )
+        if after and b is after[0][0]:
+            message = (
+                f"record(s) of {tenant} missing at the end of the window: the first record after it ({b['seq']})"
+                f" follows {gap}, not the bundle's last record ({a['seq']})"
+            )
+        elif before and n == 0:
+            message = f"record(s) of {tenant} missing at the start of the window: record {b['seq']} follows {gap}"
+        else:
+            message = f"record(s) of {tenant} missing between records {a['seq']} and {b['seq']}: {gap}"
+        raise Problem("completeness", layout.records_file(layout.audit_section(tenant)), message, seq=b["seq"])
+    report.complete = report.unlinked == 0
 
 
 def _in_window(record: dict[str, Any], start: datetime, end: datetime, where: str) -> None:
@@ -325,7 +413,7 @@ def _check_quorum(
     start, end = window
     where = layout.records_file(layout.QUORUM)
     seen_approvals: dict[str, datetime] = {}
-    for record in _section(root, layout.QUORUM, anchor, report):
+    for record, _ in _section(root, layout.QUORUM, anchor, report):
         seq, details = record["seq"], record.get("details") or {}
         if record["action"] not in layout.QUORUM_ACTIONS:
             raise Problem(

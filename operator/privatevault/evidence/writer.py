@@ -64,6 +64,10 @@ class EvidenceSource(Protocol):
         """Records of ``actions`` in the window, and the last one per resource before it, in seq order."""
         ...
 
+    def boundaries(self, tenant: str, start: datetime, end: datetime) -> Iterator[Row]:
+        """The tenant's last record before ``start`` and first at or after ``end`` (those that exist), in seq order."""
+        ...
+
     def last_seq_before(self, end: datetime) -> int:
         """The largest seq recorded before ``end`` (0: none)."""
         ...
@@ -114,11 +118,17 @@ def _signed(head: SignedHead, verifiers: Sequence[NoteVerifier], origin: str) ->
 
 
 def choose_heads(
-    source: EvidenceSource, request: Request, latest_size: int | None, verifiers: Sequence[NoteVerifier] = ()
+    source: EvidenceSource,
+    request: Request,
+    latest_size: int | None,
+    verifiers: Sequence[NoteVerifier] = (),
+    *,
+    after: int = 0,
 ) -> tuple[SignedHead, SignedHead]:
-    """The anchor (first checkpoint covering the window) and the latest (or the one pinned), among
-    the checkpoints signed by every one of ``verifiers`` (the operator's own keys) when given."""
-    needed = max(source.last_seq_before(request.end), 1)
+    """The anchor (first checkpoint covering the window and the records ``after`` it) and the
+    latest (or the one pinned), among the checkpoints every one of ``verifiers`` (the operator's
+    own keys) signed, when given."""
+    needed = max(source.last_seq_before(request.end), after, 1)
     heads = [h for h in source.signed_heads() if not verifiers or _signed(h, verifiers, request.origin)]
     anchor = next((head for head in heads if head.size >= needed), None)
     if anchor is None:
@@ -187,7 +197,10 @@ def build(
     verifiers: Sequence[NoteVerifier] = (),
 ) -> Built:
     """Write the bundle's files into the empty folder ``workdir``, the manifest last (see :func:`pack`)."""
-    anchor, latest = choose_heads(source, request, latest_size, verifiers)
+    audited = bool(request.include & {"Audit", "KeyMetadata", "ComplianceResults"})
+    bounds = {t: list(source.boundaries(t, request.start, request.end)) for t in request.tenants} if audited else {}
+    after = max((row[0] for rows in bounds.values() for row in rows), default=0)
+    anchor, latest = choose_heads(source, request, latest_size, verifiers, after=after)
     built = Built(export={})
     counts: dict[str, Any] = {"audit": {}, "approvals": 0, "decisions": 0, "policies": 0}
     keys: list[dict[str, Any]] = []
@@ -225,6 +238,7 @@ def build(
 
             rows = source.tenant_records(tenant, request.start, request.end)
             counts["audit"][tenant] = section(layout.audit_section(tenant), rows, derive)
+            section(layout.boundary_section(tenant), iter(bounds[tenant]))
     if "Approvals" in request.include or "Policies" in request.include:
         decided = {"n": 0}
 

@@ -29,8 +29,9 @@ class Event:
     idempotency_key: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
-    def body(self, *, seq: int, time: datetime) -> dict[str, Any]:
-        """The record's content as hashed: the event plus its position and time."""
+    def body(self, *, seq: int, time: datetime, link: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The record's content as hashed: the event plus its position and time, and its place in
+        its tenant's chain (``link``, from ``ledger.tenantchain``)."""
         resource = {"kind": self.resource.kind, "name": self.resource.name}
         if self.resource.namespace is not None:
             resource["namespace"] = self.resource.namespace
@@ -47,6 +48,7 @@ class Event:
             "outcome": self.outcome,
             "details": self.details,
             "idempotencyKey": self.idempotency_key,
+            **(link or {}),
         }
 
 

@@ -9,7 +9,9 @@ must share one policy (each policy decides under its own approvers; export them 
 
 Once approved (a ``quorum-decision`` record for this spec and generation exists), the decision
 is not taken again: approvals expiring later do not un-approve a finished export. The bundle is
-recorded in the ledger before it is written (``export-evidence``), and the manifest's signature
+recorded in the ledger before it is written (``export-evidence``, one record per tenant: each
+tenant's first record after the window, which its completeness proof ends on, so the export
+waits for a checkpoint covering it), and the manifest's signature
 too (``sign-evidence-manifest``, keyed by the Statement's digest): ML-DSA signing is hedged, so
 a rebuild of the same Statement reuses the recorded envelope and gives the same bytes.
 """
@@ -216,23 +218,26 @@ def reconcile(
         and ports.exporter.existing(previous.location) == previous.digest
     ):
         return status.Done(message=_message(previous.records, previous.checkpoint), facts=remembered(export))
-    ports.ledger.append(
-        event(
-            kind="evidenceexport",
-            uid=str(export.metadata["uid"]),
-            tenant=_tenant(export),
-            actor=actor,
-            action=EXPORT,
-            resource=ref(export),
-            change=str(generation),
-            details={
-                "tenants": list(spec.tenants),
-                "window": {"from": spec.window.from_, "to": spec.window.to},
-                "include": sorted(spec.include),
-                "destination": f"{spec.destination.path}/{bundle_name(str(export.metadata['name']))}",
-            },
+    # One record per tenant, after its window: the first record after the window that the
+    # bundle's completeness proof needs exists, whatever the tenant does next.
+    for tenant in spec.tenants:
+        ports.ledger.append(
+            event(
+                kind="evidenceexport",
+                uid=str(export.metadata["uid"]),
+                tenant=tenant,
+                actor=actor,
+                action=EXPORT,
+                resource=ref(export),
+                change=f"{generation}/{tenant}",
+                details={
+                    "tenants": list(spec.tenants),
+                    "window": {"from": spec.window.from_, "to": spec.window.to},
+                    "include": sorted(spec.include),
+                    "destination": f"{spec.destination.path}/{bundle_name(str(export.metadata['name']))}",
+                },
+            )
         )
-    )
     job = Job(
         name=str(export.metadata["name"]),
         tenants=tuple(spec.tenants),
