@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import itertools
 import json
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -145,49 +144,63 @@ def _verify(
     report.tenants, report.window = list(export["tenants"]), dict(export["window"])
     anchor, latest = _check_checkpoints(root, export, ledger_keys, witnesses, report)
     start, end = parse_time(export["window"]["from"]), parse_time(export["window"]["to"])
-    audit: list[dict[str, Any]] = []
+    derived = _check_audit(root, names, export, anchor, report)
+    policies = _policy_records(root, names, end, anchor, report)
+    if layout.records_file(layout.QUORUM) in names:
+        _check_quorum(root, policies, (start, end), anchor, report)
+    _check_derived(root, names, derived)
+    del latest
+
+
+def _check_audit(
+    root: Path, names: Sequence[str], export: dict[str, Any], anchor: Checkpoint, report: Report
+) -> dict[str, list[dict[str, Any]]]:
+    """Each tenant's records: genuine, its own, in the window, complete; what they derive."""
+    start, end = parse_time(export["window"]["from"]), parse_time(export["window"]["to"])
+    derived: dict[str, list[dict[str, Any]]] = {layout.KEYS: [], layout.COMPLIANCE: []}
     for tenant in export["tenants"]:
         section = layout.audit_section(tenant)
         where = layout.records_file(section)
         if where not in names:
             continue
-        window: list[tuple[dict[str, Any], bytes]] = []
+        bounds = layout.boundary_section(tenant)
+        in_bundle = layout.records_file(bounds) in names
+        ends = list(_section(root, bounds, anchor, report, boundary=True)) if in_bundle else None
+        chain = _TenantChain(tenant, ends, (start, end), report)
+        count = 0
         for record, digest in _section(root, section, anchor, report):
             _of_tenant(record, tenant, where)
             _in_window(record, start, end, where)
-            window.append((record, digest))
-        bounds = layout.records_file(layout.boundary_section(tenant))
-        ends = (
-            list(_section(root, layout.boundary_section(tenant), anchor, report, boundary=True))
-            if bounds in names
-            else None
-        )
-        _check_complete(tenant, window, ends, (start, end), report)
-        if len(window) != export["counts"]["audit"].get(tenant):
+            chain.step(record, digest)
+            count += 1
+            derived[layout.KEYS] += layout.key_metadata([record])
+            derived[layout.COMPLIANCE] += layout.compliance_results([record])
+        chain.finish()
+        if count != export["counts"]["audit"].get(tenant):
             raise Problem("counts", where, "the number of records differs from export.json")
-        audit.extend(record for record, _ in window)
+    return derived
+
+
+def _policy_records(
+    root: Path, names: Sequence[str], end: datetime, anchor: Checkpoint, report: Report
+) -> list[dict[str, Any]]:
+    """The policy versions in force during the window (few: kept in memory for the quorum checks)."""
+    where = layout.records_file(layout.POLICIES)
     policies: list[dict[str, Any]] = []
-    if layout.records_file(layout.POLICIES) in names:
-        for record, _ in _section(root, layout.POLICIES, anchor, report):
-            if record["action"] not in layout.POLICY_ACTIONS:
-                raise Problem(
-                    "section",
-                    layout.records_file(layout.POLICIES),
-                    f"record {record['seq']} is a {record['action']} record, not a policy version",
-                    seq=record["seq"],
-                )
-            if parse_time(record["time"]) >= end:
-                raise Problem(
-                    "section",
-                    layout.records_file(layout.POLICIES),
-                    f"record {record['seq']} is after the window",
-                    seq=record["seq"],
-                )
-            policies.append(record)
-    if layout.records_file(layout.QUORUM) in names:
-        _check_quorum(root, policies, (start, end), anchor, report)
-    _check_derived(root, names, audit)
-    del latest
+    if where not in names:
+        return policies
+    for record, _ in _section(root, layout.POLICIES, anchor, report):
+        if record["action"] not in layout.POLICY_ACTIONS:
+            raise Problem(
+                "section",
+                where,
+                f"record {record['seq']} is a {record['action']} record, not a policy version",
+                seq=record["seq"],
+            )
+        if parse_time(record["time"]) >= end:
+            raise Problem("section", where, f"record {record['seq']} is after the window", seq=record["seq"])
+        policies.append(record)
+    return policies
 
 
 def _check_digests(root: Path, names: Sequence[str], subjects: dict[str, str]) -> None:
@@ -312,63 +325,85 @@ def _of_tenant(record: dict[str, Any], tenant: str, where: str) -> None:
         )
 
 
-def _check_complete(
-    tenant: str,
-    window: Sequence[tuple[dict[str, Any], bytes]],
-    ends: Sequence[tuple[dict[str, Any], bytes]] | None,
-    span: tuple[datetime, datetime],
-    report: Report,
-) -> None:
-    """The tenant's chain runs unbroken from its last record before the window to its first after it."""
-    where = layout.records_file(layout.boundary_section(tenant))
-    if ends is None:
-        raise Problem("completeness", where, f"the bundle holds no boundary records of {tenant}: completeness unproven")
-    for record, _ in ends:
-        _of_tenant(record, tenant, where)
-    before = [(r, h) for r, h in ends if parse_time(r["time"]) < span[0]]
-    after = [(r, h) for r, h in ends if parse_time(r["time"]) >= span[1]]
-    if len(before) > 1 or len(after) > 1 or len(before) + len(after) != len(ends):
-        raise Problem("completeness", where, "holds other records than the one before and the one after the window")
-    if not after:
-        raise Problem(
-            "completeness",
-            where,
-            f"no record of {tenant} after the window: nothing proves that its last records in the window are all here",
+class _TenantChain:
+    """The tenant's chain, checked as the records stream by: unbroken from its last record before
+    the window, through every record in it, to its first record after it."""
+
+    def __init__(
+        self,
+        tenant: str,
+        ends: Sequence[tuple[dict[str, Any], bytes]] | None,
+        span: tuple[datetime, datetime],
+        report: Report,
+    ) -> None:
+        self.tenant, self.report = tenant, report
+        self.where = layout.records_file(layout.boundary_section(tenant))
+        if ends is None:
+            raise Problem("completeness", self.where, f"the bundle holds no boundary records of {tenant}")
+        for record, _ in ends:
+            _of_tenant(record, tenant, self.where)
+        before = [(r, h) for r, h in ends if parse_time(r["time"]) < span[0]]
+        self.after = [(r, h) for r, h in ends if parse_time(r["time"]) >= span[1]]
+        if len(before) > 1 or len(self.after) > 1 or len(before) + len(self.after) != len(ends):
+            raise Problem(
+                "completeness", self.where, "holds other records than the one before and the one after the window"
+            )
+        self.previous: tuple[dict[str, Any], bytes] | None = before[0] if before else None
+        self.had_before = bool(before)
+        self.first = True
+
+    def step(self, record: dict[str, Any], digest: bytes, *, last: bool = False) -> None:
+        if self.previous is None:
+            if record.get(tenantchain.SEQ) != 1 or record.get(tenantchain.PREV) != base64.b64encode(GENESIS).decode():
+                raise Problem(
+                    "completeness",
+                    self.where,
+                    f"the bundle lacks {self.tenant}'s last record before the window: record {record['seq']} is its"
+                    f" record #{record.get(tenantchain.SEQ)}, not its first",
+                    seq=record["seq"],
+                )
+        elif tenantchain.SEQ not in record:
+            self.report.unlinked += 1  # written before tenant chains: its predecessor cannot be checked
+        else:
+            self._link(self.previous, record, last=last)
+        self.previous, self.first = (record, digest), False
+
+    def _link(self, previous: tuple[dict[str, Any], bytes], record: dict[str, Any], *, last: bool) -> None:
+        a, a_hash = previous
+        expected = int(a.get(tenantchain.SEQ) or 0) + 1
+        if record[tenantchain.SEQ] == expected and record[tenantchain.PREV] == base64.b64encode(a_hash).decode():
+            return
+        found = int(record[tenantchain.SEQ])
+        gap = (
+            f"tenant records #{expected} to #{found - 1}"
+            if found > expected
+            else "a record that is not the one before it"
         )
-    chain = [*before, *window, *after]
-    if not before:
-        first = chain[0][0]
-        if first.get(tenantchain.SEQ) != 1 or first.get(tenantchain.PREV) != base64.b64encode(GENESIS).decode():
+        if last:
+            message = (
+                f"record(s) of {self.tenant} missing at the end of the window: the first record after it"
+                f" ({record['seq']}) follows {gap}, not the bundle's last record ({a['seq']})"
+            )
+        elif self.first and self.had_before:
+            message = (
+                f"record(s) of {self.tenant} missing at the start of the window: record {record['seq']} follows {gap}"
+            )
+        else:
+            message = f"record(s) of {self.tenant} missing between records {a['seq']} and {record['seq']}: {gap}"
+        raise Problem(
+            "completeness", layout.records_file(layout.audit_section(self.tenant)), message, seq=record["seq"]
+        )
+
+    def finish(self) -> None:
+        if not self.after:
             raise Problem(
                 "completeness",
-                where,
-                f"the bundle lacks {tenant}'s last record before the window: record {first['seq']} is its"
-                f" record #{first.get(tenantchain.SEQ)}, not its first",
-                seq=first["seq"],
+                self.where,
+                f"no record of {self.tenant} after the window: nothing proves that its last records in the window"
+                " are all here",
             )
-    for n, ((a, a_hash), (b, _)) in enumerate(itertools.pairwise(chain)):
-        if tenantchain.SEQ not in b:
-            report.unlinked += 1  # written before tenant chains: its predecessor cannot be checked
-            continue
-        expected = int(a.get(tenantchain.SEQ) or 0) + 1
-        if b[tenantchain.SEQ] == expected and b[tenantchain.PREV] == base64.b64encode(a_hash).decode():
-            continue
-        gap = (
-            f"tenant records #{expected} to #{int(b[tenantchain.SEQ]) - 1}"
-            if b[tenantchain.SEQ] > expected
-            else ("a record that is not the one before it")
-        )
-        if after and b is after[0][0]:
-            message = (
-                f"record(s) of {tenant} missing at the end of the window: the first record after it ({b['seq']})"
-                f" follows {gap}, not the bundle's last record ({a['seq']})"
-            )
-        elif before and n == 0:
-            message = f"record(s) of {tenant} missing at the start of the window: record {b['seq']} follows {gap}"
-        else:
-            message = f"record(s) of {tenant} missing between records {a['seq']} and {b['seq']}: {gap}"
-        raise Problem("completeness", layout.records_file(layout.audit_section(tenant)), message, seq=b["seq"])
-    report.complete = report.unlinked == 0
+        self.step(*self.after[0], last=True)
+        self.report.complete = self.report.unlinked == 0
 
 
 def _in_window(record: dict[str, Any], start: datetime, end: datetime, where: str) -> None:
@@ -542,12 +577,9 @@ def _rerun(
         )
 
 
-def _check_derived(root: Path, names: Sequence[str], audit: Sequence[dict[str, Any]]) -> None:
-    for name, derive, key in (
-        (layout.KEYS, layout.key_metadata, "keys"),
-        (layout.COMPLIANCE, layout.compliance_results, "results"),
-    ):
+def _check_derived(root: Path, names: Sequence[str], derived: dict[str, list[dict[str, Any]]]) -> None:
+    for name, key in ((layout.KEYS, "keys"), (layout.COMPLIANCE, "results")):
         if name not in names:
             continue
-        if json.loads((root / name).read_bytes()) != {key: derive(audit)}:
+        if json.loads((root / name).read_bytes()) != {key: derived[name]}:
             raise Problem("derived", name, "differs from what the bundle's audit records give")
