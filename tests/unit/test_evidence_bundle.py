@@ -29,7 +29,7 @@ from .test_merkle import build_noteverify
 
 #: The bundle of ``scenario()`` signed with Ed25519 only. A change here means the bytes of every
 #: bundle changed: the layout, the archive's format or zlib's output.
-GOLDEN = "sha256:d53db276e7946c3d8dc73ae9fc6b38cd8bcab2c7c627f0b89ca9f438a8e79c11"
+GOLDEN = "sha256:41d3e5a09dc49e819d0fc214ef79c529585fbe90db3599ee89abe450d4bf5951"
 
 
 @pytest.fixture(scope="module")

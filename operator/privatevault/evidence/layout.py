@@ -26,6 +26,7 @@ checkpoint, one JSON object per line::
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -76,11 +77,17 @@ class ProofLine:
     def to_bytes(self) -> bytes:
         """RFC 8785 bytes, written out by hand (the hot loop of an export): the keys in JCS order,
         values that need no escaping (integers, standard base64)."""
-        proof = ",".join(f'"{b64(p)}"' for p in self.proof)
-        return (
-            f'{{"prevHash":"{b64(self.prev_hash)}","proof":[{proof}],'
-            f'"recordHash":"{b64(self.record_hash)}","seq":{self.seq}}}\n'
-        ).encode()
+        proof = b'","'.join(binascii.b2a_base64(p, newline=False) for p in self.proof)
+        return b"".join(
+            (
+                b'{"prevHash":"',
+                binascii.b2a_base64(self.prev_hash, newline=False),
+                b'","proof":[' + (b'"' + proof + b'"' if self.proof else b""),
+                b'],"recordHash":"',
+                binascii.b2a_base64(self.record_hash, newline=False),
+                b'","seq":%d}\n' % self.seq,
+            )
+        )
 
     @classmethod
     def parse(cls, line: bytes) -> ProofLine:
