@@ -9,7 +9,7 @@ DEMO_DIR ?= .demo
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-setup: ## Install what a fresh machine lacks (PostgreSQL, .venv, control plane binaries); idempotent
+setup: ## Install what a fresh machine lacks (PostgreSQL, Prometheus, .venv, control plane, helm); idempotent
 	@tools/setup.sh
 
 demo: setup ## Start a local control plane, PostgreSQL, OpenBao and the operator; apply examples/
@@ -29,11 +29,15 @@ lint: setup ## ruff, mypy --strict and the import-linter layer contracts
 	@$(VENV)/mypy
 	@$(VENV)/lint-imports
 
-generate: ## Write the CRDs in crds/ from the pydantic models
+generate: ## Write the CRDs in crds/ (and the chart's copies) from the models, the chart README's values table
 	@$(PY) -m privatevault crds generate crds
+	@cp crds/*.yaml charts/privatevault/crds/
+	@$(PY) tools/chart_readme.py
 
 verify: ## Fail when committed generated files drift from their sources
 	@$(PY) -m privatevault crds verify crds
+	@$(PY) -m privatevault crds verify charts/privatevault/crds
+	@$(PY) tools/chart_readme.py --check
 
 bench: setup ## Benchmarks on the real PostgreSQL; prints figures and writes .bench/results.json
 	@$(PY) -m tests.bench --out .bench/results.json

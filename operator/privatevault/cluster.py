@@ -132,6 +132,18 @@ class Cluster:
             raise _translate(exc, f"creating {obj['kind']} {obj['metadata']['name']}") from exc
         return dict(created.to_dict())
 
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Replace ``obj`` if its ``resourceVersion`` is still current; None when someone wrote first."""
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        metadata = obj["metadata"]
+        try:
+            replaced = resource.replace(body=obj, name=metadata["name"], namespace=metadata.get("namespace"))
+        except ConflictError:
+            return None
+        except (ApiException, DynamicApiError, HTTPError) as exc:
+            raise _translate(exc, f"replacing {obj['kind']} {metadata['name']}") from exc
+        return dict(replaced.to_dict())
+
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         """Delete an object; False when it was not there."""
         resource = self._resource(api_version, kind)

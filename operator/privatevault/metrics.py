@@ -17,12 +17,24 @@ The witnesses, from their client (``ledger.witness.WitnessStatus``), labelled ``
   to it, 0 after it failed (``reason`` label: ``Unreachable``, ``Inconsistent``, ``UnknownLog``, …);
 - ``privatevault_ledger_witness_failures_total``: checkpoints it did not cosign since start;
 - ``privatevault_ledger_witness_cosigned_size``: the size it cosigned last.
+
+The objects the operator reconciles, by kind and state (``reconcile.status.state``: Ready,
+Stalled, AwaitingQuorum, Reconciling):
+
+- ``privatevault_objects{kind,state}``: counted from the last status each reconcile wrote or kept.
+  Every object is reconciled at least once per resync interval, so an object not seen for
+  ``forget_after`` seconds is gone (deleted) and no longer counted; every state of every kind
+  is exported, 0 included, so that an alert on Stalled has a series before anything stalls;
+- ``privatevault_objects_stalled{kind,reason}``: the Stalled ones by reason (``KMSUnavailable``,
+  ``NamespaceConflict``, …), only reasons that some object has.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -32,11 +44,25 @@ from privatevault.inventory.metrics import METRICS
 from privatevault.ledger.integrity import Integrity
 from privatevault.ledger.witness import WitnessStatus
 
+#: The kinds whose objects are counted by state.
+KINDS = ("Tenant", "ProtectionPolicy", "QuorumPolicy", "Approval")
+#: The states of ``reconcile.status.state`` (kept equal by a unit test: this module sits below it).
+STATES = ("Ready", "Stalled", "AwaitingQuorum", "Reconciling")
+
 
 class OperatorMetrics(Collector):
     def __init__(
-        self, integrity: Integrity | None = None, witnesses: Mapping[str, WitnessStatus] | None = None
+        self,
+        integrity: Integrity | None = None,
+        witnesses: Mapping[str, WitnessStatus] | None = None,
+        *,
+        forget_after: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        #: (kind, name) -> (state, stalled reason, when last seen)
+        self._objects: dict[tuple[str, str], tuple[str, str, float]] = {}
+        self._forget_after, self._clock = forget_after, clock
+        self._objects_lock = threading.Lock()  # reconcile threads observe, the scrape thread forgets
         self.inventories: dict[str, Inventory] = {}
         self.integrity = integrity if integrity is not None else Integrity()
         self.witnesses = witnesses if witnesses is not None else {}
@@ -44,6 +70,15 @@ class OperatorMetrics(Collector):
         self.bypassed: defaultdict[str, int] = defaultdict(int)
         #: Decisions on gated actions, by action and state (Approved, Pending, Refused, Expired).
         self.decisions: defaultdict[tuple[str, str], int] = defaultdict(int)
+
+    def observe(self, kind: str, name: str, state: str, reason: str = "") -> None:
+        """The state of an object as its reconcile just left it (``reason``: why it is Stalled)."""
+        with self._objects_lock:
+            self._objects[(kind, name)] = (state, reason, self._clock())
+
+    def forget(self, kind: str, name: str) -> None:
+        with self._objects_lock:
+            self._objects.pop((kind, name), None)
 
     def collect(self) -> Iterator[Metric]:
         grouped: defaultdict[str, list[tuple[dict[str, str], float]]] = defaultdict(list)
@@ -60,6 +95,33 @@ class OperatorMetrics(Collector):
         yield from self._ledger()
         yield from self._witnesses()
         yield from self._quorum()
+        yield from self._states()
+
+    def _states(self) -> Iterator[Metric]:
+        cutoff = self._clock() - self._forget_after
+        counts: defaultdict[tuple[str, str], int] = defaultdict(int)
+        stalled: defaultdict[tuple[str, str], int] = defaultdict(int)
+        with self._objects_lock:
+            for key in [key for key, (_, _, seen) in self._objects.items() if seen < cutoff]:
+                del self._objects[key]
+            current = list(self._objects.items())
+        for key, (state, reason, _) in current:
+            counts[(key[0], state)] += 1
+            if state == "Stalled":
+                stalled[(key[0], reason)] += 1
+        family = GaugeMetricFamily(
+            "privatevault_objects", "Objects the operator reconciles, by kind and state", labels=["kind", "state"]
+        )
+        for kind in sorted({*KINDS, *(k for k, _ in counts)}):
+            for state in STATES:
+                family.add_metric([kind, state], float(counts.get((kind, state), 0)))
+        yield family
+        reasons = GaugeMetricFamily(
+            "privatevault_objects_stalled", "Stalled objects by kind and reason", labels=["kind", "reason"]
+        )
+        for (kind, reason), count in sorted(stalled.items()):
+            reasons.add_metric([kind, reason], float(count))
+        yield reasons
 
     def _quorum(self) -> Iterator[Metric]:
         bypassed = CounterMetricFamily(

@@ -72,6 +72,9 @@ class WebhookSettings:
     configuration: str = "validating.privatevault.io"
     #: Seconds a request waits for its record before it is let through unrecorded.
     record_timeout: float = 3.0
+    #: ``namespace/name`` of a Service in front of the webhook: the API server is then told to call
+    #: the Service (``clientConfig.service``), which works where it cannot resolve cluster DNS.
+    service: str | None = None
 
     @property
     def advertised_host(self) -> str:
@@ -90,6 +93,7 @@ class WebhookSettings:
             ca_file=_path(env.get(f"{prefix}CA_FILE")),
             configuration=env.get(f"{prefix}CONFIGURATION", cls.configuration),
             record_timeout=float(env.get(f"{prefix}RECORD_TIMEOUT", cls.record_timeout)),
+            service=env.get(f"{prefix}SERVICE") or None,
         )
 
 
@@ -102,6 +106,10 @@ class Settings:
     drift_interval: float = 60.0
     protection_interval: float = 30.0
     retry_delay: float = 5.0
+    #: Run only while holding the Lease ``privatevault-operator`` in ``namespace`` (several replicas).
+    leader_election: bool = False
+    #: Seconds a Lease not renewed stays with its holder; renewals come every ~duration/7.5.
+    lease_seconds: float = 15.0
     ledger_origin: str = "privatevault.io/ledger"
     checkpoint_every_records: int = 1000
     checkpoint_every_seconds: float = 60.0
@@ -113,6 +121,13 @@ class Settings:
     metrics_port: int | None = None
     metrics_addr: str = "0.0.0.0"  # noqa: S104 - a pod's metrics port; NetworkPolicy narrows who scrapes
     vault_token_file: Path | None = None
+    #: Without a token file, the operator logs in to Vault through Kubernetes auth as this role.
+    vault_auth_role: str | None = None
+    vault_auth_mount: str = "kubernetes"
+    #: The ServiceAccount token it logs in with (a projected, kubelet-rotated token in the chart).
+    vault_jwt_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    #: CA bundle of Vault's TLS certificate; default: the system's.
+    vault_ca_file: Path | None = None
     vault_kubernetes_host: str | None = None
     #: How long an unchanged vault tenant's key, policy and role count as checked (OpenBao drift is repaired after).
     vault_recheck_seconds: float = 600.0
@@ -135,6 +150,8 @@ class Settings:
             drift_interval=float(env.get(f"{ENV_PREFIX}DRIFT_INTERVAL", cls.drift_interval)),
             protection_interval=float(env.get(f"{ENV_PREFIX}PROTECTION_INTERVAL", cls.protection_interval)),
             retry_delay=float(env.get(f"{ENV_PREFIX}RETRY_DELAY", cls.retry_delay)),
+            leader_election=_flag(env.get(f"{ENV_PREFIX}LEADER_ELECTION")),
+            lease_seconds=float(env.get(f"{ENV_PREFIX}LEASE_SECONDS", cls.lease_seconds)),
             ledger_origin=env.get(f"{ENV_PREFIX}LEDGER_ORIGIN", cls.ledger_origin),
             metrics_port=int(port) if (port := env.get(f"{ENV_PREFIX}METRICS_PORT")) else None,
             metrics_addr=env.get(f"{ENV_PREFIX}METRICS_ADDR", cls.metrics_addr),
@@ -142,6 +159,10 @@ class Settings:
             vault_token_file=Path(env[f"{ENV_PREFIX}VAULT_TOKEN_FILE"])
             if env.get(f"{ENV_PREFIX}VAULT_TOKEN_FILE")
             else None,
+            vault_auth_role=env.get(f"{ENV_PREFIX}VAULT_AUTH_ROLE") or None,
+            vault_auth_mount=env.get(f"{ENV_PREFIX}VAULT_AUTH_MOUNT") or cls.vault_auth_mount,
+            vault_jwt_file=Path(env.get(f"{ENV_PREFIX}VAULT_JWT_FILE") or cls.vault_jwt_file),
+            vault_ca_file=Path(ca) if (ca := env.get(f"{ENV_PREFIX}VAULT_CA_FILE")) else None,
             vault_kubernetes_host=env.get(f"{ENV_PREFIX}VAULT_KUBERNETES_HOST") or None,
             vault_recheck_seconds=float(env.get(f"{ENV_PREFIX}VAULT_RECHECK_SECONDS", cls.vault_recheck_seconds)),
             database_connections=int(env.get(f"{ENV_PREFIX}DATABASE_CONNECTIONS", cls.database_connections)),

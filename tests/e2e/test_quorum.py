@@ -21,6 +21,7 @@ from privatevault.ledger.schema import Database
 from privatevault.ledger.store import Ledger
 from privatevault.quorum import dsse
 from tests import builders
+from tests.kstatus import kstatus
 from tests.quorum_keys import ApproverKeys, approver, signed_approval
 from tests.support import Kubectl, Operator, condition, eventually, wait_for_condition
 
@@ -149,6 +150,7 @@ def test_deletion_waits_for_two_roles_in_two_regions(
     kubectl.apply(expired)
     verdict = wait_for_condition(kubectl, "approval", expired["metadata"]["name"], "Stalled")
     assert verdict["status"]["verdict"] == "Expired"
+    assert kstatus(verdict)[0] == "Failed"  # what Flux reads: an expired approval will never count
     waiting(kubectl, "tenant", name, "missing role platform")
     assert kubectl.get("tenant", name) is not None
 
@@ -186,7 +188,9 @@ def test_unknown_requester_needs_one_more_and_routes_around_are_held(
     kubectl.run("patch", "tenant", name, "--type=json", "-p", '[{"op":"remove","path":"/spec/quorumPolicyRef"}]')
     moved = pending_of(kubectl, "tenant", name, "ChangeQuorumGate")
     assert moved["policy"] == qp
-    waiting(kubectl, "tenant", name, "requester unknown")
+    held = waiting(kubectl, "tenant", name, "requester unknown")
+    assert held["reason"] == "AwaitingQuorum"
+    assert kstatus(kubectl.get("tenant", name) or {})[0] == "InProgress"  # waiting is not failing: Flux waits
 
     # A weaker QuorumPolicy (one approval) waits too; the old rules keep deciding.
     weaker = policy(qp, people, min_approvals=1, required_roles=["security"], min_distinct_regions=1)
@@ -195,6 +199,7 @@ def test_unknown_requester_needs_one_more_and_routes_around_are_held(
     assert weakening["approvals"].endswith("/3")  # 2 + 1: the requester is unknown
     qp_status = kubectl.get("quorumpolicy", qp)["status"]  # type: ignore[index]
     assert qp_status["inForceGeneration"] == 1
+    assert kstatus(kubectl.get("quorumpolicy", qp) or {})[0] == "InProgress"
 
     # So the deletion is still held under the old policy with the old ref, needing 2 + 1.
     kubectl.run("delete", "tenant", name, "--wait=false")

@@ -1,8 +1,9 @@
 """The Vault KMS on a real OpenBao and kube-apiserver: a tenant's ServiceAccount token logs in to
 its own role and uses only its own key; other tenants' keys and roles, and unrelated namespaces,
-get nothing; the operator's policy suffices for administration; destroy crypto-shreds and retain
-keeps; secrets stay out of errors; and an OpenBao that is down, sealed or silent is KmsUnavailable
-promptly, working again once it is back."""
+get nothing; the operator's policy suffices for administration, and the operator logs in with its
+own ServiceAccount token through Kubernetes auth (again once its token's lease runs out); destroy
+crypto-shreds and retain keeps; secrets stay out of errors; and an OpenBao that is down, sealed or
+silent is KmsUnavailable promptly, working again once it is back."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import hvac
 import hvac.exceptions
@@ -21,6 +23,7 @@ import pytest
 from privatevault.errors import KmsError, KmsUnavailable
 from privatevault.kms import KeyProvider
 from privatevault.kms.vault import (
+    KubernetesLogin,
     VaultAdmin,
     VaultKms,
     healthy,
@@ -224,6 +227,49 @@ def test_the_operator_token_administers_tenants_but_nothing_else(
     server, ca_pem = bench.control_plane.server, bench.control_plane.ca_file.read_text()
     issuer = bench.control_plane.service_account_issuer
     assert admin.ensure_kubernetes_auth(server, ca_pem, issuer=issuer, token_reviewer_jwt=world.reviewer_jwt)
+
+
+def test_the_operator_logs_in_with_its_service_account_and_again_when_its_token_expires(
+    bench: Bench, kubectl: Kubectl, world: World, tmp_path: Path
+) -> None:
+    # As the platform team would, once: a role for the operator's ServiceAccount with its policy.
+    namespace, role = f"pv-operator-{SUFFIX}", f"privatevault-operator-{SUFFIX}"
+    namespace_with_account(kubectl, namespace, "privatevault")
+    root = vault_client(bench.openbao.address, token=bench.openbao.root_token)
+    root.write_data(
+        f"auth/{AUTH_MOUNT}/role/{role}",
+        data={
+            "bound_service_account_names": ["privatevault"],
+            "bound_service_account_namespaces": [namespace],
+            "token_policies": [role],
+            "token_ttl": "3s",
+            "token_max_ttl": "3s",
+        },
+    )
+    jwt_file = tmp_path / "token"
+    jwt_file.write_text(sa_token(kubectl, namespace, "privatevault"))
+    client = vault_client(bench.openbao.address, login=KubernetesLogin(role=role, jwt_file=jwt_file, mount=AUTH_MOUNT))
+    admin = VaultAdmin(client, auth_mount=AUTH_MOUNT)
+    tenant = f"login-{SUFFIX}"
+    assert admin.ensure_tenant_key(tenant).latest_version == 1
+    first = client.token
+    assert first and role in client.auth.token.lookup_self()["data"]["policies"]
+    time.sleep(3.5)  # the token's lease is over: the next call logs in again
+    assert admin.ensure_tenant_key(tenant).latest_version == 1
+    assert client.token and client.token != first
+    with pytest.raises(hvac.exceptions.Forbidden):
+        vault_client(bench.openbao.address, token=first).lookup_token()
+    # Another namespace's ServiceAccount is refused, and the JWT stays out of the message.
+    outsider = tmp_path / "outsider"
+    outsider.write_text(sa_token(kubectl, world.a))
+    stranger = VaultAdmin(
+        vault_client(bench.openbao.address, login=KubernetesLogin(role=role, jwt_file=outsider, mount=AUTH_MOUNT)),
+        auth_mount=AUTH_MOUNT,
+    )
+    with pytest.raises(KmsError) as error:
+        stranger.ensure_tenant_key(tenant)
+    assert f"role {role}" in str(error.value) and outsider.read_text() not in str(error.value)
+    kubectl.run("delete", "namespace", namespace, "--wait=false")
 
 
 def test_context_is_authenticated_and_secrets_stay_out_of_errors(

@@ -12,6 +12,8 @@ import ssl
 from pathlib import Path
 from typing import Any
 
+import kopf
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -133,3 +135,14 @@ def test_the_generated_certificate_verifies_for_its_host_and_is_kept_while_it_fi
     renewed = x509.load_pem_x509_certificate(files.cert.read_bytes())
     names = renewed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.DNSName) == ["webhook.example"]
+
+
+def test_a_service_reference_replaces_the_url() -> None:
+    base = kopf.WebhookClientConfig(url="https://pv.privatevault-system.svc:9443", caBundle="Q0E=")
+    config = admission.by_service(base, "privatevault-system/pv", 9443)
+    # No path: kopf appends "/<handler id>" to service.path as it does to the URL.
+    assert config == {"service": {"namespace": "privatevault-system", "name": "pv", "port": 9443}, "caBundle": "Q0E="}
+    prefixed = admission.by_service(kopf.WebhookClientConfig(url="https://h:9443/hooks/"), "ns/pv", None)
+    assert prefixed == {"service": {"namespace": "ns", "name": "pv", "path": "/hooks"}}
+    with pytest.raises(ValueError, match="namespace/name"):
+        admission.by_service(base, "pv", 9443)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -12,11 +14,12 @@ import typer
 
 from privatevault import __version__
 from privatevault.api import crdgen
-from privatevault.app import build
+from privatevault.app import App, build
 from privatevault.cli import approvals, audit, demo, evidence, quorum, reanchor, witness
 from privatevault.cli.output import errors
 from privatevault.errors import PrivateVaultError
 from privatevault.handlers import registry, tune_transport
+from privatevault.leader import LEASE, Election, Timing
 from privatevault.ledger.schema import migrate
 from privatevault.settings import Settings
 
@@ -72,8 +75,22 @@ def operator_run(
     except PrivateVaultError as exc:
         errors.print(f"[red]error:[/red] the operator cannot start: {exc}")
         raise typer.Exit(1) from exc
+    if settings.leader_election:
+        _lead(built, settings)
     tune_transport()
     kopf.run(registry=registry(built), standalone=True, clusterwide=True, liveness_endpoint=liveness)
+
+
+def _lead(built: App, settings: Settings) -> None:
+    """Wait until this replica holds the Lease, then keep it; a lost Lease ends the process at once
+    (exit code 1), so a former leader never reconciles beside the new one."""
+    duration = settings.lease_seconds
+    timing = Timing(duration=duration, deadline=duration * 2 / 3, retry=max(0.5, duration / 7.5))
+    election = Election(built.cluster.live, settings.namespace, f"{socket.gethostname()}-{os.getpid()}", timing=timing)
+    errors.print(f"waiting to lead (Lease {settings.namespace}/{LEASE})", highlight=False)
+    election.acquire()
+    errors.print(f"leading as {election.identity}", highlight=False)
+    election.keep(on_lost=lambda: os._exit(1), stop=threading.Event())
 
 
 @crds_app.command("generate")

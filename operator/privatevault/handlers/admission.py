@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
@@ -46,10 +47,15 @@ class Server(kopf.WebhookServer):
     and ``before_register`` called with each client config before kopf registers it."""
 
     def __init__(
-        self, *, before_register: Callable[[kopf.WebhookClientConfig], Awaitable[None]] | None = None, **kwargs: Any
+        self,
+        *,
+        before_register: Callable[[kopf.WebhookClientConfig], Awaitable[None]] | None = None,
+        service: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.before_register = before_register
+        self.service = service
 
     async def __call__(self, fn: kopf.WebhookFn) -> AsyncIterator[kopf.WebhookClientConfig]:
         async def with_uid(
@@ -65,10 +71,29 @@ class Server(kopf.WebhookServer):
             finally:
                 REQUEST_UID.reset(token)
 
-        async for config in super().__call__(with_uid):
+        async for found in super().__call__(with_uid):
+            config = by_service(found, self.service, self.port) if self.service else found
             if self.before_register is not None:
                 await self.before_register(config)
             yield config
+
+
+def by_service(config: kopf.WebhookClientConfig, service: str, port: int | None) -> kopf.WebhookClientConfig:
+    """``config`` pointing at the Service ``namespace/name`` instead of a URL (kopf appends each
+    handler's path to ``service.path`` as it does to the URL)."""
+    namespace, _, name = service.partition("/")
+    if not namespace or not name:
+        raise ValueError(f"PRIVATEVAULT_WEBHOOK_SERVICE must be namespace/name, not {service!r}")
+    reference = kopf.WebhookClientConfigService(namespace=namespace, name=name)
+    path = urllib.parse.urlsplit(str(config.get("url") or "")).path.rstrip("/")
+    if path:
+        reference["path"] = path
+    if port is not None:
+        reference["port"] = port
+    out = kopf.WebhookClientConfig(service=reference)
+    if config.get("caBundle"):
+        out["caBundle"] = config["caBundle"]
+    return out
 
 
 def server(
@@ -89,6 +114,7 @@ def server(
         pkeyfile=key,
         cafile=ca,
         before_register=before_register,
+        service=hook.service,
     )
 
 
@@ -101,6 +127,7 @@ def registration(app: App) -> Callable[[kopf.WebhookClientConfig], Awaitable[Non
     def record(config: kopf.WebhookClientConfig) -> None:
         details = {
             "url": config.get("url"),
+            "service": dict(config.get("service") or {}) or None,
             "caBundleSha256": digest({"caBundle": config.get("caBundle", "")}),
             "webhooks": [f"requester-{model.kind.lower()}" for model in KINDS],
         }

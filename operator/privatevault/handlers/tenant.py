@@ -115,6 +115,7 @@ def _deletion(registry: kopf.OperatorRegistry, app: App) -> None:
                 wiring.to_kopf(exc, retry_delay=app.settings.retry_delay, logger=logger, what="deletion")
                 return
         app.metrics.inventories.pop(str(tenant.metadata["name"]), None)
+        app.metrics.forget("Tenant", str(tenant.metadata["name"]))
         logger.info("tenant finalized (%s): its namespaces go by garbage collection", deletion.deletion_policy)
 
     def _hold(tenant: Tenant, error: GateClosed | SpecError, pending: list[PendingAction]) -> None:

@@ -58,6 +58,8 @@ class Kind(Generic[R]):
 
 def write_status(app: App, kind: str, name: str, before: BaseModel | None, after: BaseModel) -> None:
     """Patch the status subresource, only when it changed: an idle reconcile writes nothing."""
+    if isinstance(after, Status):
+        app.metrics.observe(kind, name, status.state(after), status.stalled_reason(after))
     if before == after:
         return
     app.cluster.live.patch_status(

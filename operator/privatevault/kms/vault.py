@@ -19,6 +19,12 @@ extra cluster rights; the operator refreshes the reviewer's short-lived token by
 itself, which stores no credential but needs every tenant ServiceAccount bound to
 ``system:auth-delegator`` (which also lets workloads ask SubjectAccessReviews about anyone).
 
+The operator's own login: a static token file (``PRIVATEVAULT_VAULT_TOKEN_FILE``, the local demo)
+or, in a cluster, its ServiceAccount's token through Kubernetes auth (:class:`KubernetesLogin`),
+so that no long-lived OpenBao token is stored anywhere: the client logs in before its first
+request and again before the token's lease runs out, reading the (kubelet-rotated) projected
+token file each time.
+
 Errors: OpenBao unreachable, sealed, or answering 429/5xx raises ``KmsUnavailable``; a refusal
 (400, 401, 403, 404) raises ``KmsError``. Messages name the action and the key, never a
 plaintext, a JWT or a token.
@@ -28,9 +34,13 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import hvac
@@ -64,11 +74,87 @@ _REFUSALS = (
 )
 
 
+#: The share of a login token's lease after which the client logs in again.
+RELOGIN_AT = 0.75
+
+
+@dataclass(frozen=True, kw_only=True)
+class KubernetesLogin:
+    """Log in at ``mount`` as ``role`` with the ServiceAccount token read from ``jwt_file``."""
+
+    role: str
+    jwt_file: Path
+    mount: str = DEFAULT_AUTH_MOUNT
+
+
+class _KubernetesAuthAdapter(hvac.adapters.JSONAdapter):  # type: ignore[misc]
+    """hvac's JSON transport, logged in with a ServiceAccount token and renewed by a new login.
+
+    A transport rather than a login call at start-up, so that every caller of the client (the
+    admin, the per-tenant KMS) gets a valid token however long the operator runs.
+    """
+
+    def __init__(self, *, login: KubernetesLogin, clock: Callable[[], float] = time.monotonic, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._login, self._clock = login, clock
+        self._path = f"/v1/auth/{_mount(login.mount)}/login"
+        self._renew_at = 0.0
+
+    def request(self, method: str, url: str, headers: Any = None, raise_exception: bool = True, **kwargs: Any) -> Any:
+        if url != self._path and (not self.token or self._clock() >= self._renew_at):
+            self._log_in()
+        return super().request(method, url, headers=headers, raise_exception=raise_exception, **kwargs)
+
+    def _log_in(self) -> None:
+        try:
+            jwt = self._login.jwt_file.read_text().strip()
+        except OSError as exc:
+            raise KmsError(
+                f"cannot read the ServiceAccount token for Vault login at {self._login.jwt_file}: {exc}"
+            ) from exc
+        denied = "check that the Kubernetes auth role is bound to the operator's ServiceAccount and namespace"
+        started = self._clock()
+        self.token = None
+        with _mapped(f"log in with Kubernetes auth role {self._login.role}", jwt, denied=denied):
+            answer = super().request("post", self._path, json={"role": self._login.role, "jwt": jwt})
+        auth = answer["auth"]
+        self.token = auth["client_token"]
+        lease = float(auth.get("lease_duration") or 0)
+        self._renew_at = started + lease * RELOGIN_AT if lease > 0 else float("inf")
+
+
 def vault_client(
-    address: str, *, token: str | None = None, timeout: float = DEFAULT_TIMEOUT, verify: bool | str = True
+    address: str,
+    *,
+    token: str | None = None,
+    login: KubernetesLogin | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    verify: bool | str = True,
 ) -> hvac.Client:
-    """An hvac client whose every request gives up after ``timeout`` seconds (``verify``: a CA file, or bool)."""
+    """An hvac client whose every request gives up after ``timeout`` seconds (``verify``: a CA file, or bool).
+
+    With ``login``, it logs in through Kubernetes auth on first use and again before the token expires.
+    """
+    if login is not None:
+        adapter = partial(_KubernetesAuthAdapter, login=login)
+        return hvac.Client(url=address, timeout=timeout, verify=verify, adapter=adapter)
     return hvac.Client(url=address, token=token, timeout=timeout, verify=verify)
+
+
+def operator_client(
+    address: str, *, token_file: Path | None, login: KubernetesLogin | None, ca_file: Path | None = None
+) -> hvac.Client:
+    """The operator's own client: with the token in ``token_file``, else logged in by ``login``."""
+    verify: bool | str = str(ca_file) if ca_file is not None else True
+    if token_file is not None:
+        return vault_client(address, token=token_file.read_text().strip(), verify=verify)
+    if login is None:
+        raise KmsError(
+            "Vault is configured (PRIVATEVAULT_VAULT_ADDR) but not how the operator logs in: set"
+            " PRIVATEVAULT_VAULT_AUTH_ROLE (Kubernetes auth with its ServiceAccount token)"
+            " or PRIVATEVAULT_VAULT_TOKEN_FILE"
+        )
+    return vault_client(address, login=login, verify=verify)
 
 
 def key_name(tenant: str) -> str:

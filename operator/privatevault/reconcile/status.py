@@ -150,3 +150,32 @@ def failed(
             **(facts or {}),
         }
     )
+
+
+#: What :func:`state` answers: the kstatus reading of a status, with a gate told apart.
+STATES = ("Ready", "Stalled", "AwaitingQuorum", "Reconciling")
+
+
+def state(status: Status) -> str:
+    """One word for ``status`` as kstatus and the Argo CD health checks read it (the metrics' label).
+
+    ``Stalled`` wins over everything, then ``Ready`` of the current generation; a gate held is
+    ``AwaitingQuorum``; anything else is ``Reconciling``.
+    """
+    found = {c.type: c for c in status.conditions or []}
+    if (stalled := found.get("Stalled")) is not None and stalled.status == "True":
+        return "Stalled"
+    reconciling = found.get("Reconciling")
+    if reconciling is not None and reconciling.status == "True":
+        return "AwaitingQuorum" if reconciling.reason == "AwaitingQuorum" else "Reconciling"
+    if (ready := found.get("Ready")) is not None and ready.status == "True":
+        return "Ready"
+    return "Reconciling"
+
+
+def stalled_reason(status: Status) -> str:
+    """The reason of ``Stalled=True`` (``KMSUnavailable``, ``NamespaceConflict``, …); empty otherwise."""
+    for condition in status.conditions or []:
+        if condition.type == "Stalled" and condition.status == "True":
+            return condition.reason
+    return ""

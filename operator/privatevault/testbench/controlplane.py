@@ -5,7 +5,11 @@ stored, validated, admitted and authorised exactly as in a cluster, but no pod e
 bare envtest it also runs the controllers the operator depends on (namespaces, service accounts and
 their tokens, garbage collection, deployments and replica sets), each under its own service-account
 identity and bootstrap RBAC role as in a real cluster, and it keeps the ServiceAccount admission
-plugin enabled.
+plugin enabled, with OwnerReferencesPermissionEnforcement as hardened clusters (OpenShift) run it.
+
+Requests made with ServiceAccount tokens (other than the controllers' in kube-system) are written
+to an audit log (:attr:`ControlPlane.audit_log`, metadata only): the chart's test reads what the
+operator, running with its ServiceAccount's token, actually asked for.
 
 The binaries are built from pinned Go modules by tools/build-control-plane.sh (`make setup`);
 PV_KUBE_BIN_DIR and PV_ETCD_BIN_DIR override where they are looked up.
@@ -25,6 +29,18 @@ from privatevault.testbench.pki import ClusterPKI
 from privatevault.testbench.ports import LOOPBACK, free_port, free_ports
 from privatevault.testbench.probe import http_get, http_ok, insecure_tls
 from privatevault.testbench.process import ManagedProcess
+
+#: Metadata of the requests ServiceAccounts make, but the controllers' (kube-system).
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: None
+    userGroups: ["system:serviceaccounts:kube-system"]
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+"""
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "tools" / "build-control-plane.sh"
@@ -114,6 +130,11 @@ class ControlPlane:
         return f"https://{LOOPBACK}:{self._port}"
 
     @property
+    def audit_log(self) -> Path:
+        """JSON lines, one audit event per request made with a ServiceAccount token."""
+        return self.workdir / "audit" / "audit.log"
+
+    @property
     def processes(self) -> list[ManagedProcess]:
         return list(self._processes)
 
@@ -176,6 +197,9 @@ class ControlPlane:
     def _start_apiserver(self, etcd_url: str) -> None:
         self._port = free_port()
         pki = self.pki
+        self.audit_log.parent.mkdir(parents=True, exist_ok=True)
+        policy = self.audit_log.parent / "policy.yaml"
+        policy.write_text(AUDIT_POLICY)
         argv = [
             f"--etcd-servers={etcd_url}",
             f"--bind-address={LOOPBACK}",
@@ -192,6 +216,10 @@ class ControlPlane:
             "--authorization-mode=RBAC",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-format=json",
         ]
         context, url = self._admin_tls(), f"{self.server}/readyz"
         self._run("kube-apiserver", argv, lambda: http_ok(url, context), APISERVER_TIMEOUT)

@@ -1,0 +1,1 @@
+../kstatus.lua
