@@ -438,6 +438,18 @@ def _policy_at(policies: Sequence[dict[str, Any]], name: str, seq: int) -> _Poli
     return found
 
 
+def _required_policy(
+    policies: Sequence[dict[str, Any]], name: str, seq: int, check: str, where: str
+) -> tuple[int, QuorumPolicySpec]:
+    """The QuorumPolicy version in force at ``seq``; a Problem when the bundle lacks it (or it was deleted)."""
+    version = _policy_at(policies, name, seq)
+    if version is None or version.spec is None:
+        raise Problem(
+            check, where, f"record {seq}: the QuorumPolicy {name} version in force is not in the bundle", seq=seq
+        )
+    return version.generation, version.spec
+
+
 def _check_quorum(
     root: Path,
     policies: Sequence[dict[str, Any]],
@@ -461,15 +473,8 @@ def _check_quorum(
             seen_approvals.setdefault(_envelope_digest(envelope), parse_time(record["time"]))
             if details.get("verdictWhenSeen") != "Valid":
                 continue
-            version = _policy_at(policies, str(details.get("policy")), seq)
-            if version is None or version.spec is None:
-                raise Problem(
-                    "approval",
-                    where,
-                    f"record {seq}: the QuorumPolicy {details.get('policy')} version in force is not in the bundle",
-                    seq=seq,
-                )
-            _verify_envelope(envelope, str(details.get("approver")), version.spec, where, seq)
+            _, spec = _required_policy(policies, str(details.get("policy")), seq, "approval", where)
+            _verify_envelope(envelope, str(details.get("approver")), spec, where, seq)
         else:
             report.decisions += 1
             _rerun(record, policies, seen_approvals, where, report)
@@ -514,25 +519,18 @@ def _rerun(
 ) -> None:
     seq, details = record["seq"], record.get("details") or {}
     policy = details.get("policy") or {}
-    version = _policy_at(policies, str(policy.get("name")), seq)
-    if version is None or version.spec is None:
-        raise Problem(
-            "decision",
-            where,
-            f"record {seq}: the QuorumPolicy {policy.get('name')} version in force is not in the bundle",
-            seq=seq,
-        )
-    if version.generation != policy.get("generation"):
+    generation, spec = _required_policy(policies, str(policy.get("name")), seq, "decision", where)
+    if generation != policy.get("generation"):
         raise Problem(
             "decision",
             where,
             f"record {seq}: decided under generation {policy.get('generation')} of {policy.get('name')}, but generation"
-            f" {version.generation} was in force",
+            f" {generation} was in force",
             seq=seq,
         )
     # Decisions name the rules they were taken under; older ones, only their action's rule.
     names = details.get("rules") or [details.get("action")]
-    rules = [r for name in names for r in version.spec.rules if r.action == name]
+    rules = [r for name in names for r in spec.rules if r.action == name]
     if len(rules) != len(names) and "rules" in details:
         raise Problem(
             "decision", where, f"record {seq}: the policy version in force lacks a rule the decision names", seq=seq
@@ -541,9 +539,7 @@ def _rerun(
     ballots = []
     for entry in details.get("approvals") or []:
         envelope = entry.get("envelope") or {}
-        approver, algorithms, not_after = _verify_envelope(
-            envelope, str(entry.get("approver")), version.spec, where, seq
-        )
+        approver, algorithms, not_after = _verify_envelope(envelope, str(entry.get("approver")), spec, where, seq)
         try:
             statement = parse(dsse.parse(envelope).payload)
         except (dsse.EnvelopeError, StatementError) as exc:  # checked above; kept for the type checker
@@ -566,7 +562,7 @@ def _rerun(
     if not rules:
         return  # an older decision under rules it does not name: its approvals' signatures were checked
     report.rerun += 1
-    decision = decide(rules, version.spec.approvers, ballots, who, now)
+    decision = decide(rules, spec.approvers, ballots, who, now)
     if decision.state != details.get("decision"):
         raise Problem(
             "decision",
