@@ -1,14 +1,15 @@
 """The ledger as an evidence bundle reads it: records of a window streamed from PostgreSQL.
 
 Kept beside the ledger's own store (``ledger.store``) rather than in it, so the bundle's reads
-change nothing on the ledger's write path. Records stream through binary COPY, as the ledger's
-verifier reads them: memory stays flat however large the window. Node reads and checkpoints go
+change nothing on the ledger's write path. Records stream through binary COPY, parsed in blocks
+(:func:`binary_rows`): memory stays flat however large the window. Node reads and checkpoints go
 through the ledger's store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import struct
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,54 @@ from privatevault.errors import LedgerUnavailable
 from privatevault.evidence.writer import Row, SignedHead
 from privatevault.ledger import merkle
 from privatevault.ledger.store import Ledger
+
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_SHORT = struct.Struct("!h")
+_INT = struct.Struct("!i")
+_ROW = struct.Struct("!hiq")  # field count, length of seq (8), seq
+
+
+def binary_rows(blocks: Iterable[bytes]) -> Iterator[Row]:
+    """``(seq, canonical, prev_hash, record_hash)`` rows of a binary COPY stream, parsed in blocks.
+
+    psycopg parses binary COPY row by row with a wait per row; reading the raw blocks and
+    unpacking the four fields here is several times faster, and an export reads millions.
+    """
+    buffer, at, started = b"", 0, False
+    stream = iter(blocks)
+    for block in stream:
+        buffer = buffer[at:] + block
+        at = 0
+        if not started:
+            if len(buffer) < 19:
+                continue
+            if not buffer.startswith(_SIGNATURE):
+                raise LedgerUnavailable("the ledger answered with a COPY stream that is not PostgreSQL's binary format")
+            at = 19 + _INT.unpack_from(buffer, 15)[0]
+            started = True
+        while True:
+            if len(buffer) - at < 2:
+                break
+            if _SHORT.unpack_from(buffer, at)[0] == -1:
+                for _ in stream:  # the COPY must be read to its end before the connection is free
+                    pass
+                return
+            if len(buffer) - at < _ROW.size:
+                break
+            _, _, seq = _ROW.unpack_from(buffer, at)
+            cursor, fields = at + _ROW.size, []
+            for _ in range(3):
+                if len(buffer) - cursor < 4:
+                    break
+                size = _INT.unpack_from(buffer, cursor)[0]
+                if len(buffer) - cursor - 4 < size:
+                    break
+                fields.append(buffer[cursor + 4 : cursor + 4 + size])
+                cursor += 4 + size
+            if len(fields) < 3:
+                break
+            yield seq, fields[0], fields[1], fields[2]
+            at = cursor
 
 
 class PgEvidenceSource:
@@ -43,9 +92,7 @@ class PgEvidenceSource:
                     params,
                 ) as copy,
             ):
-                copy.set_types(["int8", "bytea", "bytea", "bytea"])
-                for seq, body, prev, digest in copy.rows():
-                    yield int(seq), bytes(body), bytes(prev), bytes(digest)
+                yield from binary_rows(bytes(block) for block in copy)
         except psycopg.OperationalError as exc:
             raise LedgerUnavailable(f"the audit ledger cannot be read: {exc}".strip()) from exc
 
