@@ -132,7 +132,9 @@ class App:
             cluster=self.cluster,
             ledger=self.ledger,
             exporter=exporter,
-            sign=lambda statement: manifest.envelope_bytes(dsse.sign(statement, keys.pairs)),
+            sign=lambda statement, algorithms: manifest.envelope_bytes(
+                dsse.sign(statement, {a: pair for a, pair in keys.pairs.items() if a in algorithms})
+            ),
         )
 
     def evidence_bundle(self, name: str) -> Path | None:

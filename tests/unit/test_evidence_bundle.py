@@ -29,7 +29,7 @@ from .test_merkle import build_noteverify
 
 #: The bundle of ``scenario()`` signed with Ed25519 only. A change here means the bytes of every
 #: bundle changed: the layout, the archive's format or zlib's output.
-GOLDEN = "sha256:41d3e5a09dc49e819d0fc214ef79c529585fbe90db3599ee89abe450d4bf5951"
+GOLDEN = "sha256:edcdddeb1a0e3a219fdf9dd41cf3aab7f56bba880a1fa5ee71e81ca5fcf5865d"
 
 
 @pytest.fixture(scope="module")

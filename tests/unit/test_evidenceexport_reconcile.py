@@ -38,7 +38,7 @@ class World:
             cluster=self.cluster,
             ledger=self.ledger,
             exporter=Exporter(self.evidence.ledger, origin=ORIGIN),
-            sign=self.evidence.sign,
+            sign=lambda statement, _: self.evidence.sign(statement),
         )
         self.cluster.put(dict(builders.tenant("acme", uid="uid-acme", quorum_policy_ref="exports" if gated else None)))
         policy = dict(
@@ -107,6 +107,7 @@ def _camel(name: str) -> str:
         ({"end": (NOW + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}, "WindowInFuture"),
         ({"tenants": ["acme", "nobody"]}, "TenantNotFound"),
         ({"destination": {"path": "/proc/no-such-place"}}, "DestinationNotWritable"),
+        ({"signing": ["Ed25519", "ML-DSA-87"]}, "SigningUnavailable"),
     ],
 )
 def test_a_spec_that_cannot_be_exported_is_stalled_with_its_reason(

@@ -29,6 +29,7 @@ class Job:
     start: datetime
     end: datetime
     include: frozenset[str]
+    signing: tuple[str, ...]
     destination: str
     #: The checkpoint the consistency proof reaches; None: the newest (a first build).
     latest: int | None = None
@@ -73,7 +74,7 @@ class Exporter:
             )
         destination = Path(job.destination)
         final = destination / bundle_name(job.name)
-        request = writer.Request(job.tenants, job.start, job.end, job.include, self._origin)
+        request = writer.Request(job.tenants, job.start, job.end, job.include, self._origin, job.signing)
         try:
             with tempfile.TemporaryDirectory(dir=destination, prefix=f".{job.name}.") as aside:
                 work = Path(aside)

@@ -86,6 +86,8 @@ class Request:
     end: datetime
     include: frozenset[str]
     origin: str
+    #: The manifest's signature algorithms (part of the Statement: another choice, another Statement).
+    signing: tuple[str, ...] = ("Ed25519", "ML-DSA-65")
 
     @property
     def window(self) -> dict[str, str]:
@@ -264,6 +266,7 @@ def build(
         "tenants": list(request.tenants),
         "window": request.window,
         "include": sorted(request.include),
+        "signing": sorted(request.signing),
         "checkpoint": {"size": anchor.size, "root": base64.b64encode(anchor.root).decode()},
         "latest": {"size": latest.size, "root": base64.b64encode(latest.root).decode()},
         "counts": counts,

@@ -39,6 +39,8 @@ BEGIN_MESSAGE = "checking the export's tenants, window and destination"
 ACTION = "CreateEvidenceExport"
 EXPORT = "export-evidence"
 SIGN = "sign-evidence-manifest"
+#: The algorithms of the operator's evidence keys (``evidence.keys``).
+SIGNING = ("Ed25519", "ML-DSA-65")
 
 
 def ref(export: EvidenceExport) -> ResourceRef:
@@ -62,6 +64,13 @@ def refusal(export: EvidenceExport, tenants: Mapping[str, Mapping[str, Any] | No
     missing = sorted(name for name, body in tenants.items() if body is None)
     if missing:
         return SpecError(f"no Tenant named {', '.join(missing)}: export only existing tenants", reason="TenantNotFound")
+    unavailable = sorted(set(export.spec.signing) - set(SIGNING))
+    if unavailable:
+        return SpecError(
+            f"the operator's evidence keys are {' and '.join(SIGNING)}; it holds no {', '.join(unavailable)} key:"
+            " remove it from spec.signing",
+            reason="SigningUnavailable",
+        )
     problem = writable(export.spec.destination.path)
     if problem is not None:
         return SpecError(
@@ -176,7 +185,7 @@ def memo_signer(export: EvidenceExport, *, ports: EvidenceExportPorts, actor: st
         digest = hashlib.sha256(statement).hexdigest()
         found = ports.ledger.find(f"evidence/{digest}/{SIGN}/", limit=1)
         if not found:
-            envelope = json.loads(ports.sign(statement))
+            envelope = json.loads(ports.sign(statement, frozenset(export.spec.signing)))
             found = [
                 ports.ledger.append(
                     event(
@@ -244,6 +253,7 @@ def reconcile(
         start=parse_time(spec.window.from_),
         end=parse_time(spec.window.to),
         include=frozenset(spec.include),
+        signing=tuple(sorted(spec.signing)),
         destination=spec.destination.path,
         latest=previous.latest_checkpoint if built_before and previous is not None else None,
     )

@@ -119,5 +119,6 @@ class EvidenceExportPorts:
     cluster: ClusterPort
     ledger: LedgerPort
     exporter: ExporterPort
-    #: Signs a manifest Statement with the operator's evidence keys: the DSSE envelope's bytes.
-    sign: Callable[[bytes], bytes]
+    #: Signs a manifest Statement with the operator's evidence keys of the algorithms named: the
+    #: DSSE envelope's bytes.
+    sign: Callable[[bytes, frozenset[str]], bytes]
