@@ -8,7 +8,9 @@
 - ``writer``: a bundle streamed from an :class:`~privatevault.evidence.writer.EvidenceSource`
   (the ledger), memory flat in the size of the window;
 - ``verifier``: the offline check, naming the first problem;
-- ``keys``: the operator's evidence signing keys, kept wrapped like the checkpoint keys.
+- ``keys``: the operator's evidence signing keys, kept wrapped like the checkpoint keys;
+- ``exporter``: a bundle written to its destination aside, fsynced, renamed; ``finished`` finds
+  one for the read API.
 
 Pure but for files: the PostgreSQL reads are ``evidence.store``, built by the composition root.
 """
