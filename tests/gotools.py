@@ -1,7 +1,9 @@
-"""The project's small Go tools (``tools/<name>``), built once per source version and cached outside
-the work tree (``$PV_CACHE``, default ``~/.cache/privatevault``), like the control plane.
+"""The small Go programs in tools/ that tests and benchmarks run, built once per source version.
 
-Go is a requirement of the tiers that use them: without it those tests fail, they never skip.
+Each is built with ``go build`` into ``$PV_CACHE/bin/<name>-<tag>/<name>`` (``~/.cache/privatevault``
+by default), outside the work tree, as the control plane is, so fresh clones on the same machine
+reuse it; the tag is a digest of its ``go.mod``, ``go.sum`` and Go sources. Go is a requirement of
+the tiers that use them: without it those tests fail (``GoToolError``), they never skip.
 """
 
 from __future__ import annotations
@@ -12,22 +14,24 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
-def build(name: str) -> Path:
-    """The binary of ``tools/<name>``, named by a digest of its go.mod, go.sum and sources."""
+class GoToolError(RuntimeError):
+    """Go is missing, or the program does not build."""
+
+
+def build(name: str, *, prefix: str = "") -> Path:
+    """``tools/<name>`` built (or found in the cache); ``prefix`` goes before the digest in the tag."""
+    source = TOOLS / name
     go = shutil.which("go")
     if go is None:
-        pytest.fail(f"Go is not on PATH: it is needed to build tools/{name} for these tests")
-    source = TOOLS / name
+        raise GoToolError(f"Go is not on PATH: it is needed to build tools/{name}")
     digest = hashlib.sha256()
     for path in sorted([source / "go.mod", source / "go.sum", *source.glob("*.go")]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     cache = Path(os.environ.get("PV_CACHE", Path.home() / ".cache" / "privatevault"))
-    binary = cache / "bin" / f"{name}-{digest.hexdigest()[:16]}" / name
+    binary = cache / "bin" / f"{name}-{prefix}{digest.hexdigest()[:16]}" / name
     if binary.is_file():
         return binary
     binary.parent.mkdir(parents=True, exist_ok=True)
@@ -40,9 +44,9 @@ def build(name: str) -> Path:
         capture_output=True,
         text=True,
         check=False,
-        timeout=600,
+        timeout=900,
     )
     if done.returncode != 0:
-        pytest.fail(f"go build of tools/{name} failed:\n{done.stderr}")
+        raise GoToolError(f"go build of tools/{name} failed:\n{done.stderr}")
     partial.replace(binary)
     return binary

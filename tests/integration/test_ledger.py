@@ -59,6 +59,21 @@ def test_retried_append_returns_the_original(ledger: Ledger) -> None:
     assert len(list(ledger.records())) == 2
 
 
+@pytest.mark.parametrize("size", [5, 100])  # through INSERTs and through COPY
+def test_a_batch_with_keys_written_before_writes_only_the_new_ones(ledger: Ledger, size: int) -> None:
+    """The writer does not look keys up first: a key already there fails the insert, and the batch
+    is written again with the look-up; a key twice in one batch is written once."""
+    before = ledger.append_many([event(f"old{i}") for i in range(size)])
+    batch = [event(f"new{i}") if i % 2 else event(f"old{i}") for i in range(size)] + [event("new1")]
+    written = ledger.append_many(batch)
+    assert [r for r in written if r.idempotency_key.startswith("old")] == before[::2]
+    new = [r for r in written if r.idempotency_key.startswith("new")]
+    assert [r.seq for r in new[:-1]] == list(range(size + 1, size + 1 + size // 2))
+    assert new[-1] == new[0]
+    assert ledger.size() == size + size // 2
+    assert verify_chain(ledger.records()) is None
+
+
 @pytest.mark.parametrize(
     "statement",
     [

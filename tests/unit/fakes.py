@@ -6,7 +6,7 @@ import copy
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +16,7 @@ from privatevault.crypto import LocalAesGcmWrapper
 from privatevault.errors import KmsError, KmsUnavailable, LedgerUnavailable, SpecError
 from privatevault.evidence.writer import SignedHead
 from privatevault.kms.facts import KeyFacts
-from privatevault.ledger import GENESIS, Event, Record, ResourceRef, merkle, record_hash, tenantchain
+from privatevault.ledger import GENESIS, Event, Record, ResourceRef, merkle, recompute, record_hash, tenantchain
 from privatevault.ledger.checkpoint import sign_checkpoint
 from privatevault.ledger.event import canonical
 from privatevault.ledger.store import StoredCheckpoint
@@ -355,9 +355,11 @@ class MemoryLedger:
     def nodes(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
         return self.get_many(keys)
 
-    def stream(self, *, start: int = 1, end: int | None = None) -> Iterator[tuple[int, bytes, bytes, bytes]]:
-        for record in self.rows[start - 1 : end]:
-            yield record.seq, record.canonical, record.prev_hash, record.record_hash
+    def record_batches(self, start: int, end: int, counts: Iterable[int]) -> Iterator[bytes]:
+        rows = sorted(record[:4] for record in self.rows if start <= record.seq <= end)
+        for count in counts:
+            yield recompute.pack(rows[:count])
+            rows = rows[count:]
 
     def node_runs(self, runs: Sequence[tuple[int, int, int]]) -> bytes:
         return b"".join(

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from privatevault.ledger import merkle
+from privatevault.ledger import merkle, recompute
+from privatevault.ledger import verify as verify_module
 from privatevault.ledger.checkpoint import Checkpoint, CheckpointError, LocalSigner, parse_and_verify, sign_checkpoint
 from privatevault.ledger.remembered import RememberedCheckpoint, default_path
 from privatevault.ledger.store import StoredCheckpoint
-from privatevault.ledger.verify import Report, _NodeCheck, verify
+from privatevault.ledger.verify import Report, verify
 
 from .fakes import MemoryLedger
 
@@ -48,7 +49,16 @@ def filled(size: int) -> MemoryLedger:
 @pytest.fixture(autouse=True)
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches of 8 leaves, so a ledger of tens of records crosses several of them."""
-    monkeypatch.setattr(_NodeCheck, "BATCH", 8)
+    monkeypatch.setattr(verify_module, "BATCH", 8)
+
+
+@pytest.fixture(autouse=True, params=["c", "python"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test with the compiled pass and again with the pure-Python one."""
+    implementation = recompute.recompute_c if request.param == "c" else recompute.recompute_py
+    if implementation is None:
+        pytest.fail("the C extension privatevault.ledger._recompute is not built: run `make setup`")
+    monkeypatch.setattr(recompute, "recompute", implementation)
 
 
 # -- every stored node ----------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Verifying the ledger: the chain, every stored Merkle node, and the checkpoints it must reproduce.
 
-One pass over the records recomputes every record hash and link (``chain.verify_chain``) and,
-alongside, the Merkle tree. Every perfect node the growing tree completes is compared with the
-stored one (:class:`_NodeCheck`, a batch per level at a time), so a wrong node anywhere in the
+One pass over the records recomputes every record hash and link (the checks of
+``chain.verify_chain``) and, alongside, the Merkle tree, a batch of records at a time
+(``recompute``: compiled, with a pure-Python twin; neither shares code with the writer). Every
+perfect node the growing tree completes is compared with the stored one (one byte comparison per
+batch, the stored nodes read ahead on a thread of their own), so a wrong node anywhere in the
 store is named here, not only one on the right frontier: the store serves inclusion and
 consistency proofs, and a wrong node off the frontier would otherwise pass this check and fail
 only at an auditor's. The tree head is known at every size on the way, and each checkpoint is
@@ -29,23 +31,25 @@ root, and only the records (and nodes) after it are read.
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import threading
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from privatevault.errors import IntegrityError
-from privatevault.ledger import merkle
-from privatevault.ledger.chain import GENESIS, verify_chain
+from privatevault.ledger import merkle, recompute
+from privatevault.ledger.chain import GENESIS
 from privatevault.ledger.checkpoint import Checkpoint, CheckpointError, NoteVerifier, parse_and_verify
 from privatevault.ledger.cosignature import CosignatureVerifier, cosigned_by
 from privatevault.ledger.event import Record
 from privatevault.ledger.store import StoredCheckpoint
 
 Progress = Callable[[int, int], None]
+
+#: Records per batch of the pass: the stored nodes a batch completes are compared in one go.
+BATCH = 16384
 
 
 class LedgerReader(Protocol):
@@ -63,7 +67,7 @@ class LedgerReader(Protocol):
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]: ...
 
-    def stream(self, *, start: int = 1, end: int | None = None) -> Iterator[tuple[int, bytes, bytes, bytes]]: ...
+    def record_batches(self, start: int, end: int, counts: Iterable[int]) -> Iterator[bytes]: ...
 
     def node_runs(self, runs: Sequence[tuple[int, int, int]]) -> bytes: ...
 
@@ -77,13 +81,13 @@ class Frontier:
             (level, digest) for (level, _), digest in sorted((nodes or {}).items(), key=lambda item: -item[0][0])
         ]
 
-    def add(self, leaf: bytes) -> None:
-        level, digest, index = 0, leaf, self.size
-        while index & 1:
-            digest = merkle.node_hash(self.stack.pop()[1], digest)
-            level, index = level + 1, index >> 1
-        self.stack.append((level, digest))
-        self.size += 1
+    def digests(self) -> tuple[bytes, ...]:
+        return tuple(digest for _, digest in self.stack)
+
+    def reset(self, size: int, digests: Sequence[bytes]) -> None:
+        """The frontier at ``size``: one perfect root per set bit of the size, largest first."""
+        levels = [level for level in range(size.bit_length() - 1, -1, -1) if size >> level & 1]
+        self.size, self.stack = size, list(zip(levels, digests, strict=True))
 
     def root(self) -> bytes:
         if not self.stack:
@@ -247,80 +251,85 @@ def _runs(before: int, after: int) -> list[tuple[int, int, int]]:
     ]
 
 
-class _NodeCheck:
-    """Compares every perfect node the pass completes with the stored one, a batch of leaves at a time.
+T = TypeVar("T")
 
-    The pass appends each completed node's hash to ``completed[level]``; every :attr:`BATCH`
-    leaves (and at the end) the stored nodes completed meanwhile are read as one value (the
-    server concatenates them, :meth:`Ledger.node_runs`) and compared with the computed ones
-    joined, so a node costs the pass a list append and a share of one byte comparison. Which
-    nodes each batch completes depends only on the sizes, so a thread reads the next batch's
-    stored nodes while the pass hashes this one's records.
+
+class _ReadAhead(Generic[T]):
+    """Runs an iterator on a thread of its own, at most :attr:`AHEAD` items ahead of its consumer.
+
+    The pass reads two: the records, batch by batch, and the stored nodes each batch completes
+    (which depend only on the sizes). PostgreSQL and the reading threads work while the pass
+    (compiled, the GIL released) hashes the batch before.
     """
 
-    BATCH = 16384
+    AHEAD = 2
 
-    def __init__(self, ledger: LedgerReader, start: int, end: int, report: Report) -> None:
-        self._ledger, self._report, self._done = ledger, report, start
-        self.completed: list[list[bytes]] = [[] for _ in range(end.bit_length() + 1)]
-        points = [*range(start + self.BATCH, end, self.BATCH), end] if end > start else []
-        self._stored: queue.Queue[bytes | Exception] = queue.Queue(maxsize=2)
+    def __init__(self, items: Iterator[T], name: str) -> None:
+        self._items = items
+        self._queue: queue.Queue[tuple[T] | Exception | None] = queue.Queue(maxsize=self.AHEAD)
         self._stop = threading.Event()
-        self._reader = threading.Thread(
-            target=self._read_ahead, args=(start, points), name="privatevault-verify-nodes", daemon=True
-        )
-        self._reader.start()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
 
-    def _read_ahead(self, start: int, points: list[int]) -> None:
-        before = start
-        for after in points:
-            item: bytes | Exception
+    def _put(self, item: tuple[T] | Exception | None) -> bool:
+        while not self._stop.is_set():
             try:
-                item = self._ledger.node_runs(_runs(before, after))
-            except Exception as exc:  # handed to the pass, which raises it
-                item = exc
-            while not self._stop.is_set():
-                try:
-                    self._stored.put(item, timeout=0.5)
+                self._queue.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put((item,)):
                     break
-                except queue.Full:
-                    continue
-            if self._stop.is_set() or isinstance(item, Exception):
-                return
-            before = after
+            else:
+                self._put(None)
+        except Exception as exc:  # handed to the consumer, which raises it
+            self._put(exc)
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self) -> Iterator[T]:
+        while (item := self._queue.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield item[0]
 
     def close(self) -> None:
         self._stop.set()
-        self._reader.join()
+        self._thread.join()
 
-    def flush(self) -> None:
-        """Compare the nodes completed since the last flush (every BATCH leaves, and at the end)."""
-        after = self._done + len(self.completed[0])
-        if after == self._done:
-            return
-        if self._report.ok:  # after the first problem, the rest is not worth reading
-            stored = self._stored.get()
-            if isinstance(stored, Exception):
-                raise stored
-            computed = b"".join(map(b"".join, self.completed))
-            if stored != computed:
-                self._name_first_bad(_runs(self._done, after))
-            self._report.nodes += len(computed) // merkle.HASH_SIZE
-        for level in self.completed:
-            level.clear()
-        self._done = after
 
-    def _name_first_bad(self, runs: list[tuple[int, int, int]]) -> None:
-        stored = self._ledger.nodes([(level, index) for level, first, end in runs for index in range(first, end)])
-        for (level, first, _), computed in zip(runs, self.completed, strict=False):
-            for index, digest in enumerate(computed, start=first):
-                found = stored.get((level, index))
-                if found != digest:
-                    what = "is missing" if found is None else "does not match the records"
-                    node = f"stored Merkle node (level {level}, index {index})"
-                    records = f"records {(index << level) + 1}..{(index + 1) << level}"
-                    self._report.fail(f"{node} over {records} {what}: proofs served from it would be wrong", None)
-                    return
+def _points(start: int, total: int, targets: Targets, batch: int) -> list[tuple[int, int]]:
+    """The batches ``(before, after)`` from ``start`` to ``total`` leaves: every ``batch`` leaves,
+    and at each checkpoint's size, so that the tree head is known there."""
+    ends = {*range(start + batch, total, batch), *(size for size in targets if start < size < total)}
+    if total > start:
+        ends.add(total)
+    bounds = sorted(ends)
+    return list(zip([start, *bounds[:-1]], bounds, strict=True))
+
+
+def _name_first_bad(ledger: LedgerReader, before: int, after: int, computed: bytes, report: Report) -> None:
+    """Name the first stored node of a batch that differs from the computed one."""
+    runs = _runs(before, after)
+    stored = ledger.nodes([(level, index) for level, first, end in runs for index in range(first, end)])
+    offset = 0
+    for level, first, end in runs:
+        for index in range(first, end):
+            digest, offset = computed[offset : offset + merkle.HASH_SIZE], offset + merkle.HASH_SIZE
+            found = stored.get((level, index))
+            if found != digest:
+                what = "is missing" if found is None else "does not match the records"
+                node = f"stored Merkle node (level {level}, index {index})"
+                records = f"records {(index << level) + 1}..{(index + 1) << level}"
+                report.fail(f"{node} over {records} {what}: proofs served from it would be wrong", None)
+                return
 
 
 def verify(
@@ -385,8 +394,14 @@ def _one_pass(
     report: Report,
     progress: Progress | None,
 ) -> None:
-    """Records ``frontier.size + 1`` … ``total``: chain, every node they complete, the targets on the way."""
-    start, last_good = frontier.size + 1, 0
+    """Records ``frontier.size + 1`` … ``total``: chain, every node they complete, the targets on the way.
+
+    A batch of :data:`BATCH` records at a time, read ahead by :class:`_ReadAhead` and recomputed
+    by :func:`recompute.recompute`: the chain as ``chain.verify_chain`` checks it, the leaves,
+    and every perfect node, compared with the stored ones the batch completes in one byte
+    comparison per batch.
+    """
+    last_good = 0
 
     def check_targets() -> None:
         nonlocal last_good
@@ -396,41 +411,30 @@ def _one_pass(
             else:
                 last_good = frontier.size
 
-    nodes = _NodeCheck(ledger, frontier.size, total, report)
-
-    def tapped() -> Generator[tuple[int, bytes, bytes, bytes]]:
-        # Frontier.add(), merkle.leaf_hash() and node_hash() inlined: this is the hot loop.
-        check_targets()
-        stack, sha256, completed, batch = frontier.stack, hashlib.sha256, nodes.completed, nodes.BATCH
-        leaves, size = completed[0], frontier.size
-        try:
-            for row in ledger.stream(start=start, end=total):
-                yield row
-                digest = sha256(b"\x00" + row[3]).digest()
-                leaves.append(digest)
-                index, level = size, 0
-                while index & 1:
-                    digest = sha256(b"\x01" + stack.pop()[1] + digest).digest()
-                    index, level = index >> 1, level + 1
-                    completed[level].append(digest)
-                stack.append((level, digest))
-                size += 1
-                if size in targets:
-                    frontier.size = size
-                    check_targets()
-                if len(leaves) >= batch:
-                    nodes.flush()
-                if progress is not None and not size % 50_000:
-                    progress(size, total)
-        finally:
-            frontier.size = size
-
-    # Closing the stream releases its connection; closing the node check stops its reader thread.
-    with closing(nodes), closing(tapped()) as records:
-        broken = verify_chain(records, start_hash=prev, start_seq=start)
-        if broken is not None:
-            report.fail(broken.problem, broken.seq)
-        elif frontier.size < total:
-            report.fail(f"records {frontier.size + 1}..{total} are missing", frontier.size + 1)
-        else:
-            nodes.flush()
+    check_targets()
+    points = _points(frontier.size, total, targets, BATCH)
+    records = _ReadAhead(
+        ledger.record_batches(frontier.size + 1, total, [after - before for before, after in points]),
+        "privatevault-verify-records",
+    )
+    nodes = _ReadAhead((ledger.node_runs(_runs(*point)) for point in points), "privatevault-verify-nodes")
+    # Closing the readers stops their threads (and releases their connections).
+    with closing(records), closing(nodes):
+        for (before, after), batch, stored in zip(points, records, nodes, strict=False):
+            result = recompute.recompute(batch, frontier.size + 1, prev, frontier.digests())
+            frontier.reset(result.next_seq - 1, result.frontier)
+            prev = result.prev
+            if result.problem is not None:
+                report.fail(result.problem.describe(), result.problem.seq)
+                return
+            if frontier.size < after:  # the table ends before ``total``: the rest is missing
+                break
+            check_targets()
+            if report.ok:  # after the first problem, the nodes are not worth comparing
+                if stored != result.nodes:
+                    _name_first_bad(ledger, before, after, result.nodes, report)
+                report.nodes += len(result.nodes) // merkle.HASH_SIZE
+            if progress is not None:
+                progress(frontier.size, total)
+    if frontier.size < total:
+        report.fail(f"records {frontier.size + 1}..{total} are missing", frontier.size + 1)

@@ -2,7 +2,9 @@
 
 The harness runs `postgres` itself rather than through pg_ctl, so it owns the process and can stop
 it, watch it die, or restart it mid-write as the fault tests do. Durability is switched off (fsync,
-synchronous commit, full-page writes): the cluster only has to survive clean restarts.
+synchronous commit, full-page writes): the cluster only has to survive clean restarts. A
+benchmark that measures writes asks for ``durable=True``: PostgreSQL's defaults, as production
+runs it (every commit flushed to disk), so that write figures are not flattered.
 
 PostgreSQL refuses to run as root. When the harness is root, initdb and postgres run as the
 `postgres` OS user, which must be able to reach the data directory; if the work directory's
@@ -75,8 +77,9 @@ def _traversable(path: Path, user: pwd.struct_passwd) -> bool:
 class Postgres:
     """A PostgreSQL server on a free 127.0.0.1 port with a random superuser password."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, durable: bool = False) -> None:
         self.workdir = workdir.resolve()
+        self.durable = durable
         self.log = self.workdir / "logs" / "postgres.log"
         self.password = secrets.token_urlsafe(24)
         self._user = _service_user() if os.geteuid() == 0 else None
@@ -93,6 +96,12 @@ class Postgres:
     @property
     def superuser_dsn(self) -> str:
         return f"postgresql://{SUPERUSER}:{self.password}@{LOOPBACK}:{self.port}/postgres"
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """The durability settings the server runs with (``durable``: PostgreSQL's defaults)."""
+        value = "on" if self.durable else "off"
+        return {"fsync": value, "synchronous_commit": value, "full_page_writes": value}
 
     @property
     def data_root(self) -> Path | None:
@@ -171,8 +180,8 @@ class Postgres:
     def _launch(self, root: Path) -> None:
         argv = [str(_binary("postgres")), "-D", str(root / "data"), "-p", str(self.port)]
         argv += ["-k", str(root), "-c", f"listen_addresses={LOOPBACK}"]
-        for setting in ("fsync=off", "synchronous_commit=off", "full_page_writes=off"):
-            argv += ["-c", setting]
+        for name, value in self.settings.items():
+            argv += ["-c", f"{name}={value}"]
         self._process = ManagedProcess(
             "postgres",
             argv,
