@@ -399,11 +399,12 @@ def build(settings: Settings, *, cluster: Cluster | None = None) -> App:
     signers = load_signers(own, local_kms, origin=settings.ledger_origin)
     evidence = evidence_keys.load(own, local_kms, origin=settings.ledger_origin)
     witnesses = _witnesses(settings)
+    publisher = _Publisher(view, namespace, [signer.verifier_key for signer in signers], evidence.verifier_keys())
     checkpointer = Checkpointer(
         ledger,
         signers,
         origin=settings.ledger_origin,
-        publication=_Publisher(view, namespace, [signer.verifier_key for signer in signers], evidence.verifier_keys()),
+        publication=publisher,
         alarm=_IntegrityAlarm(view, namespace, audit),
         policy=Policy(settings.checkpoint_every_records, settings.checkpoint_every_seconds),
         witnesses=witnesses,
@@ -429,5 +430,6 @@ def build(settings: Settings, *, cluster: Cluster | None = None) -> App:
             PgEvidenceSource(pool, ledger),
             origin=settings.ledger_origin,
             verifiers=[signer.verifier for signer in signers],
+            published=lambda: publisher.read().note,
         ),
     )

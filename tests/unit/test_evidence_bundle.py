@@ -18,7 +18,7 @@ import pytest
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import Key
 
-from privatevault.evidence import archive, keys, layout, manifest, verifier
+from privatevault.evidence import archive, keys, layout, manifest, verifier, writer
 from privatevault.ledger import Event, ResourceRef, merkle
 from privatevault.ledger.checkpoint import parse_verifier_key
 from privatevault.quorum import dsse
@@ -433,3 +433,24 @@ def test_a_boundary_dropped_is_caught(world: Scenario, tmp_path: Path) -> None:
     report = check(world, _retamper(world, build(world, tmp_path), tmp_path, change, resign=True))
     assert report.problem is not None and report.problem.check == "completeness"
     assert "no record of acme after the window" in str(report.problem)
+
+
+def test_the_witnesses_cosign_the_published_checkpoint_the_bundle_reaches(tmp_path: Path) -> None:
+    """The database keeps the log's own notes; the published one carries the cosignatures."""
+    world = scenario()
+    bare = [type(h)(h.size, h.root, h.note[: h.note.index("\u2014 witness".encode())]) for h in world.ledger.heads]
+    published = world.ledger.heads[-1].note
+    world.ledger.heads = bare
+    work = tmp_path / "w"
+    work.mkdir()
+    built = writer.build(
+        world.ledger, world.request(), work, sign=world.sign, verifiers=[world.signer.verifier], latest_note=published
+    )
+    with (tmp_path / "b.tar.gz").open("wb") as out:
+        writer.pack(built, out)
+    report = check(world, tmp_path / "b.tar.gz")
+    assert report.ok, report.problem
+    assert (
+        b"witness.test" in (work / layout.LATEST).read_bytes()
+        and b"witness.test" not in (work / layout.ANCHOR).read_bytes()
+    )

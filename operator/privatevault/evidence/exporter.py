@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from privatevault.errors import SpecError
-from privatevault.evidence import writer
+from privatevault.evidence import layout, writer
 from privatevault.evidence.archive import sha256_file
 from privatevault.ledger.checkpoint import NoteVerifier
 
@@ -33,6 +33,8 @@ class Job:
     destination: str
     #: The checkpoint the consistency proof reaches; None: the newest (a first build).
     latest: int | None = None
+    #: That checkpoint's note as published, with the witnesses' cosignatures (pinned for rebuilds).
+    latest_note: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class Result:
     digest: str
     size: int
     export: Mapping[str, Any]
+    #: The note of the checkpoint the consistency proof reaches, as the bundle holds it.
+    latest_note: bytes = b""
 
 
 def bundle_name(name: str) -> str:
@@ -60,11 +64,22 @@ def writable(destination: str) -> str | None:
 class Exporter:
     """Builds bundles from ``source`` (the ledger) to filesystem destinations."""
 
-    def __init__(self, source: writer.EvidenceSource, *, origin: str, verifiers: Sequence[NoteVerifier] = ()) -> None:
-        """``verifiers``: the operator's checkpoint keys; only checkpoints they all signed anchor a bundle."""
+    def __init__(
+        self,
+        source: writer.EvidenceSource,
+        *,
+        origin: str,
+        verifiers: Sequence[NoteVerifier] = (),
+        published: Callable[[], bytes | None] = lambda: None,
+    ) -> None:
+        """``verifiers``: the operator's checkpoint keys; only checkpoints they all signed anchor a
+        bundle. ``published``: the checkpoint published outside the database, with the witnesses'
+        cosignatures (the database keeps the log's own note): the one the bundle's consistency
+        proof reaches, unless a rebuild pins another."""
         self._source = source
         self._origin = origin
         self._verifiers = tuple(verifiers)
+        self._published = published
 
     def export(self, job: Job, *, sign: Callable[[bytes], bytes]) -> Result:
         problem = writable(job.destination)
@@ -80,8 +95,15 @@ class Exporter:
                 work = Path(aside)
                 (work / "files").mkdir()
                 built = writer.build(
-                    self._source, request, work / "files", sign=sign, latest_size=job.latest, verifiers=self._verifiers
+                    self._source,
+                    request,
+                    work / "files",
+                    sign=sign,
+                    latest_size=job.latest,
+                    verifiers=self._verifiers,
+                    latest_note=job.latest_note if job.latest_note is not None else self._published(),
                 )
+                latest_note = built.files[layout.LATEST].read_bytes()
                 partial = work / bundle_name(job.name)
                 with partial.open("wb") as out:
                     packed = writer.pack(built, out)
@@ -92,7 +114,9 @@ class Exporter:
                 _sync_directory(destination)
         except PermissionError as exc:
             raise SpecError(f"destination {job.destination}: {exc}", reason="DestinationNotWritable") from exc
-        return Result(location=str(final), digest=packed.digest, size=packed.size, export=built.export)
+        return Result(
+            location=str(final), digest=packed.digest, size=packed.size, export=built.export, latest_note=latest_note
+        )
 
     def existing(self, location: str) -> str | None:
         """``sha256:<hex>`` of the bundle at ``location``, or None when there is none."""

@@ -126,6 +126,7 @@ def choose_heads(
     verifiers: Sequence[NoteVerifier] = (),
     *,
     after: int = 0,
+    latest_note: bytes | None = None,
 ) -> tuple[SignedHead, SignedHead]:
     """The anchor (first checkpoint covering the window and the records ``after`` it) and the
     latest (or the one pinned), among the checkpoints every one of ``verifiers`` (the operator's
@@ -136,6 +137,18 @@ def choose_heads(
     if anchor is None:
         newest = heads[-1].size if heads else 0
         raise NotCovered(f"the newest checkpoint covers {newest} records; the window needs {needed}")
+    if latest_note is not None:
+        # The published checkpoint, with the witnesses' cosignatures (the database keeps the log's own note).
+        try:
+            published = parse_and_verify(latest_note, verifiers, origin=request.origin) if verifiers else None
+        except CheckpointError as exc:
+            raise NotCovered(f"the published checkpoint does not verify under the operator's keys: {exc}") from exc
+        if published is not None:
+            if published.size < anchor.size:
+                raise NotCovered(
+                    f"the published checkpoint covers {published.size} records; the window needs {anchor.size}"
+                )
+            return anchor, SignedHead(published.size, published.root, latest_note)
     if latest_size is None:
         return anchor, heads[-1]
     latest = next((head for head in heads if head.size == latest_size), None)
@@ -205,12 +218,13 @@ def build(
     sign: Callable[[bytes], bytes],
     latest_size: int | None = None,
     verifiers: Sequence[NoteVerifier] = (),
+    latest_note: bytes | None = None,
 ) -> Built:
     """Write the bundle's files into the empty folder ``workdir``, the manifest last (see :func:`pack`)."""
     audited = bool(request.include & {"Audit", "KeyMetadata", "ComplianceResults"})
     bounds = {t: list(source.boundaries(t, request.start, request.end)) for t in request.tenants} if audited else {}
     after = max((row[0] for rows in bounds.values() for row in rows), default=0)
-    anchor, latest = choose_heads(source, request, latest_size, verifiers, after=after)
+    anchor, latest = choose_heads(source, request, latest_size, verifiers, after=after, latest_note=latest_note)
     built = Built(export={})
     counts: dict[str, Any] = {"audit": {}, "approvals": 0, "decisions": 0, "policies": 0}
     keys: list[dict[str, Any]] = []

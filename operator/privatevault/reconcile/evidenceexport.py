@@ -39,6 +39,7 @@ BEGIN_MESSAGE = "checking the export's tenants, window and destination"
 ACTION = "CreateEvidenceExport"
 EXPORT = "export-evidence"
 SIGN = "sign-evidence-manifest"
+PIN = "pin-evidence-checkpoint"
 #: The algorithms of the operator's evidence keys (``evidence.keys``).
 SIGNING = ("Ed25519", "ML-DSA-65")
 
@@ -256,8 +257,22 @@ def reconcile(
         signing=tuple(sorted(spec.signing)),
         destination=spec.destination.path,
         latest=previous.latest_checkpoint if built_before and previous is not None else None,
+        latest_note=_pinned(ports, export) if built_before else None,
     )
     result = ports.exporter.export(job, sign=memo_signer(export, ports=ports, actor=actor))
+    # The published checkpoint changes; a rebuild must reach the same one, cosignatures and all.
+    ports.ledger.append(
+        event(
+            kind="evidenceexport",
+            uid=str(export.metadata["uid"]),
+            tenant=_tenant(export),
+            actor=actor,
+            action=PIN,
+            resource=ref(export),
+            change=str(generation),
+            details={"note": result.latest_note.decode()},
+        )
+    )
     found = facts(result)
     if built_before and previous is not None and previous.digest != result.digest:
         raise SpecError(
@@ -266,6 +281,13 @@ def reconcile(
             reason="BundleChanged",
         )
     return status.Done(message=_message(found["records"], found["checkpoint"]), facts=found)
+
+
+def _pinned(ports: EvidenceExportPorts, export: EvidenceExport) -> bytes | None:
+    """The latest checkpoint's note this generation's bundle was built with (None: not recorded)."""
+    generation = export.metadata.get("generation")
+    found = ports.ledger.find(f"evidenceexport/{export.metadata['uid']}/{PIN}/{generation}", limit=1)
+    return str(quorum.details(found[-1])["note"]).encode() if found else None
 
 
 def _message(records: int | None, checkpoint: int | None) -> str:
