@@ -26,10 +26,16 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from privatevault.api.v1alpha1 import API_VERSION
 from privatevault.cache import ClusterView
 from privatevault.cluster import Cluster, SecretStore
 from privatevault.database import Pool, open_pool
 from privatevault.errors import IntegrityError, PrivateVaultError
+from privatevault.evidence import keys as evidence_keys
+from privatevault.evidence import manifest
+from privatevault.evidence.exporter import Exporter, finished
+from privatevault.evidence.keys import EvidenceKeys
+from privatevault.evidence.store import PgEvidenceSource
 from privatevault.kms import LocalKms
 from privatevault.kms.tenants import LocalTenantKeys, Providers, VaultTenantKeys
 from privatevault.kms.vault import KubernetesLogin, VaultAdmin, operator_client
@@ -43,8 +49,9 @@ from privatevault.ledger.store import Ledger, StoredCheckpoint
 from privatevault.manifests import ledger as ledger_manifests
 from privatevault.mcs.store import LevelStore
 from privatevault.metrics import OperatorMetrics
+from privatevault.quorum import dsse
 from privatevault.reconcile.audit import event
-from privatevault.reconcile.ports import ProtectionPolicyPorts, TenantPorts
+from privatevault.reconcile.ports import EvidenceExportPorts, ProtectionPolicyPorts, TenantPorts
 from privatevault.settings import Settings
 from privatevault.witness.client import Witness, Witnesses
 
@@ -103,6 +110,9 @@ class App:
     #: The checkpointer's latest finding, read by the readiness probe and the metrics.
     integrity: Integrity
     witnesses: Witnesses | None = None
+    #: The operator's evidence signing keys and the bundle writer (None in apps of fakes without them).
+    evidence_keys: EvidenceKeys | None = None
+    exporter: Exporter | None = None
     locks: Locks = field(default_factory=Locks)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -113,6 +123,24 @@ class App:
 
     def protectionpolicy_ports(self) -> ProtectionPolicyPorts:
         return ProtectionPolicyPorts(cluster=self.cluster, ledger=self.ledger, keys=self.providers)
+
+    def evidenceexport_ports(self) -> EvidenceExportPorts:
+        keys, exporter = self.evidence_keys, self.exporter
+        if keys is None or exporter is None:
+            raise PrivateVaultError("this operator was built without evidence keys: it cannot export evidence")
+        return EvidenceExportPorts(
+            cluster=self.cluster,
+            ledger=self.ledger,
+            exporter=exporter,
+            sign=lambda statement, algorithms: manifest.envelope_bytes(
+                dsse.sign(statement, {a: pair for a, pair in keys.pairs.items() if a in algorithms})
+            ),
+        )
+
+    def evidence_bundle(self, name: str) -> Path | None:
+        """The finished bundle of the EvidenceExport ``name`` (for the read API), or None."""
+        found = self.cluster.get(API_VERSION, "EvidenceExport", name)
+        return None if found is None else finished(found)
 
     def start(self) -> None:
         """The checkpointer thread (its first tick signs the head left by the last run) and /metrics."""
@@ -162,6 +190,7 @@ class _Publisher:
     cluster: ClusterView
     namespace: str
     verifier_keys: list[str] = field(default_factory=list)
+    evidence_keys: list[str] = field(default_factory=list)
 
     def _current(self) -> dict[str, Any] | None:
         # Live, never from a cache: what the checkpointer proves consistency from must be what is there.
@@ -185,7 +214,11 @@ class _Publisher:
         abandoned = anchor is not None and _abandons(anchor, ledger_manifests.published_note(current) or "")
         if ledger_manifests.published_size(current) >= checkpoint.size and not abandoned:
             return
-        self.cluster.apply(ledger_manifests.checkpoint_configmap(self.namespace, checkpoint.note, self.verifier_keys))
+        self.cluster.apply(
+            ledger_manifests.checkpoint_configmap(
+                self.namespace, checkpoint.note, self.verifier_keys, evidence_keys=self.evidence_keys
+            )
+        )
 
 
 def _abandons(anchor: str, note: str) -> bool:
@@ -364,12 +397,14 @@ def build(settings: Settings, *, cluster: Cluster | None = None) -> App:
         local=LocalTenantKeys(local_kms, SecretStore(view, namespace)), vault=_vault(settings, view, audit)
     )
     signers = load_signers(own, local_kms, origin=settings.ledger_origin)
+    evidence = evidence_keys.load(own, local_kms, origin=settings.ledger_origin)
     witnesses = _witnesses(settings)
+    publisher = _Publisher(view, namespace, [signer.verifier_key for signer in signers], evidence.verifier_keys())
     checkpointer = Checkpointer(
         ledger,
         signers,
         origin=settings.ledger_origin,
-        publication=_Publisher(view, namespace, [signer.verifier_key for signer in signers]),
+        publication=publisher,
         alarm=_IntegrityAlarm(view, namespace, audit),
         policy=Policy(settings.checkpoint_every_records, settings.checkpoint_every_seconds),
         witnesses=witnesses,
@@ -390,4 +425,11 @@ def build(settings: Settings, *, cluster: Cluster | None = None) -> App:
         ),
         integrity=checkpointer.integrity,
         witnesses=witnesses,
+        evidence_keys=evidence,
+        exporter=Exporter(
+            PgEvidenceSource(pool, ledger),
+            origin=settings.ledger_origin,
+            verifiers=[signer.verifier for signer in signers],
+            published=lambda: publisher.read().note,
+        ),
     )

@@ -15,7 +15,15 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-MODULES = ("bench_ledger", "bench_witness", "bench_crypto", "bench_quorum", "bench_tenants", "bench_readapi")
+MODULES = (
+    "bench_ledger",
+    "bench_witness",
+    "bench_crypto",
+    "bench_quorum",
+    "bench_tenants",
+    "bench_readapi",
+    "bench_evidence",
+)
 
 
 def main() -> int:

@@ -36,7 +36,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from privatevault.evidence import verifier as evidence_verifier
 from privatevault.kms.vault import operator_policy, vault_client
+from privatevault.ledger.checkpoint import parse_verifier_key
+from privatevault.ledger.cosignature import parse_cosignature_key
 from privatevault.ledger.schema import Database
 from privatevault.testbench import Bench
 from privatevault.testbench.ports import free_port
@@ -297,6 +300,7 @@ UNSEEN: dict[Permission, str] = {
     ("authentication.k8s.io", "tokenreviews", "create"): "a client of the read API (tests/e2e/test_read_api.py)",
     ("authorization.k8s.io", "subjectaccessreviews", "create"): "a client of the read API, authorised per tenant",
     ("privatevault.io", "protectionpolicies", "get"): "an Approval of a ProtectionPolicy weakening reads its target",
+    ("privatevault.io", "evidenceexports", "get"): "an Approval of an export reads its target; the read API, a bundle",
     # Checked by the API server on the objects the operator writes, not requested by it.
     ("rbac.authorization.k8s.io", "clusterroles", "bind"): "RoleBindings to admin, the binding to auth-delegator",
     (
@@ -561,6 +565,33 @@ def test_the_chart_installs_and_its_service_account_runs_every_scenario(
             ),
             what=f"namespace {extra} deleted",
         )
+        # An evidence export of the ungated tenant: written to the destination, verified offline
+        # with the keys the chart's operator published and the witness's key.
+        destination = release.workdir / "evidence"
+        destination.mkdir()
+        until = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        kubectl.apply(
+            builders.evidence_export(
+                f"chart-ee-{SUFFIX}",
+                tenants=[kept],
+                start="2020-01-01T00:00:00Z",
+                end=until.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                destination={"path": str(destination)},
+            )
+        )
+        exported = wait_for_condition(
+            kubectl, "evidenceexport", f"chart-ee-{SUFFIX}", "Ready", current=True, timeout=90
+        )
+        data = (kubectl.get("configmap", "privatevault-ledger-checkpoint", release.namespace) or {}).get("data") or {}
+        keys = [k for name in ("verifier-keys", "evidence-keys") for k in data.get(name, "").splitlines() if k]
+        report = evidence_verifier.verify(
+            Path(exported["status"]["location"]),
+            [parse_verifier_key(k) for k in keys],
+            [parse_cosignature_key(release.witness.vkey)],
+        )
+        assert report.ok and report.complete, report.problem
+        figures["evidence records verified"] = report.records
+
         # A tenant whose namespace someone else holds is Stalled (NamespaceConflict), and counted so.
         orphan = f"chart-d-{SUFFIX}"
         kubectl.run("create", "namespace", orphan)

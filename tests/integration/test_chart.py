@@ -136,6 +136,9 @@ NEEDED: dict[tuple[str, str], set[str]] = {
     ("privatevault.io", "protectionpolicies"): {"get", "list", "watch", "patch"},  # get: an Approval's target
     ("privatevault.io", "quorumpolicies"): {"list", "watch", "patch"},
     ("privatevault.io", "approvals"): {"list", "watch", "patch"},
+    # get: an Approval's target, and the read API's bundle lookup (App.evidence_bundle)
+    ("privatevault.io", "evidenceexports"): {"get", "list", "watch", "patch"},
+    ("privatevault.io", "evidenceexports/status"): {"patch"},
     ("privatevault.io", "tenants/status"): {"patch"},  # handlers/wiring.write_status
     ("privatevault.io", "protectionpolicies/status"): {"patch"},
     ("privatevault.io", "quorumpolicies/status"): {"patch"},

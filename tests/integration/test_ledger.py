@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from privatevault.errors import LedgerUnavailable
-from privatevault.ledger import Event, ResourceRef, verify_chain
+from privatevault.ledger import GENESIS, Event, ResourceRef, tenantchain, verify_chain
 from privatevault.ledger.schema import Database, migrate
 from privatevault.ledger.store import Ledger
 from privatevault.testbench.ports import free_port
@@ -35,6 +35,20 @@ def test_appends_chain_and_verify(ledger: Ledger) -> None:
     assert [r.seq for r in written] == list(range(1, 51))
     assert verify_chain(ledger.records()) is None
     assert [r.seq for r in ledger.records(tenant="globex")] == list(range(1, 51, 2))
+
+
+def test_each_tenant_has_its_own_chain_across_batches(ledger: Ledger) -> None:
+    ledger.append(event("t0", tenant="acme"))
+    ledger.append_many([event(f"t{i}", tenant="acme" if i % 3 else "globex") for i in range(1, 40)])
+    ledger.append(event("cluster-wide", tenant=""))
+    for tenant in ("acme", "globex"):
+        records = list(ledger.records(tenant=tenant))
+        links = [tenantchain.of(r.canonical) for r in records]
+        assert [link[0] for link in links if link] == list(range(1, len(records) + 1))
+        previous = [GENESIS] + [r.record_hash for r in records[:-1]]
+        assert [link[1] for link in links if link] == previous
+    [unlinked] = [r for r in ledger.records() if r.idempotency_key == "cluster-wide"]
+    assert tenantchain.of(unlinked.canonical) is None
 
 
 def test_retried_append_returns_the_original(ledger: Ledger) -> None:

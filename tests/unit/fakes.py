@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +14,10 @@ from keyring.backend import KeyringBackend
 
 from privatevault.crypto import LocalAesGcmWrapper
 from privatevault.errors import KmsError, KmsUnavailable, LedgerUnavailable, SpecError
+from privatevault.evidence.writer import SignedHead
 from privatevault.kms.facts import KeyFacts
-from privatevault.ledger import GENESIS, Event, Record, ResourceRef, merkle, recompute, record_hash
+from privatevault.ledger import GENESIS, Event, Record, ResourceRef, merkle, recompute, record_hash, tenantchain
+from privatevault.ledger.checkpoint import sign_checkpoint
 from privatevault.ledger.event import canonical
 from privatevault.ledger.store import StoredCheckpoint
 from privatevault.manifests.objects import comparable
@@ -384,3 +387,90 @@ class MemoryKeyring(KeyringBackend):
 
     def delete_password(self, service: str, username: str) -> None:
         self.secrets.pop((service, username), None)
+
+
+class MemoryEvidence:
+    """A ledger in memory whose records carry their own times, read the way an evidence bundle
+    reads the real one (``evidence.writer.EvidenceSource``)."""
+
+    def __init__(self) -> None:
+        self.rows: list[Record] = []
+        self.tree: dict[merkle.NodeKey, bytes] = {}
+        self.heads: list[SignedHead] = []
+        self.tenants = tenantchain.Heads()
+
+    def get_many(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
+        return {key: self.tree[key] for key in keys if key in self.tree}
+
+    def append(self, event: Event, time: datetime) -> Record:
+        seq = len(self.rows) + 1
+        prev = self.rows[-1].record_hash if self.rows else GENESIS
+        link = self.tenants.link(event.tenant)
+        body = canonical(event.body(seq=seq, time=time, link=link))
+        record = Record(seq, body, prev, record_hash(prev, body), event.idempotency_key)
+        self.tenants.advance(event.tenant, link, record.record_hash)
+        self.tree.update(
+            (node.key, node.hash)
+            for node in merkle.append_leaves(len(self.rows), [merkle.leaf_hash(record.record_hash)], self)
+        )
+        self.rows.append(record)
+        return record
+
+    def boundaries(self, tenant: str, start: datetime, end: datetime) -> Iterator[tuple[int, bytes, bytes, bytes]]:
+        mine = [(r, json.loads(r.canonical)) for r in self.rows if json.loads(r.canonical)["tenant"] == tenant]
+        before = [r for r, b in mine if self._time(b) < start][-1:]
+        after = [r for r, b in mine if self._time(b) >= end][:1]
+        for record in before + after:
+            yield record.seq, record.canonical, record.prev_hash, record.record_hash
+
+    def sign(self, signers: Sequence[Any], origin: str, witnesses: Sequence[Any] = ()) -> SignedHead:
+        size = len(self.rows)
+        root = merkle.tree_root(size, self)
+        note = sign_checkpoint(origin, size, root, signers)
+        body = note[: note.index(b"\n\n") + 1]
+        note += b"".join(witness.line(body) for witness in witnesses)
+        head = SignedHead(size, root, note)
+        self.heads.append(head)
+        return head
+
+    def _rows(self, keep: Callable[[dict[str, Any]], bool]) -> Iterator[tuple[int, bytes, bytes, bytes]]:
+        for record in self.rows:
+            if keep(json.loads(record.canonical)):
+                yield record.seq, record.canonical, record.prev_hash, record.record_hash
+
+    @staticmethod
+    def _time(body: dict[str, Any]) -> datetime:
+        return datetime.fromisoformat(body["time"].replace("Z", "+00:00"))
+
+    def tenant_records(self, tenant: str, start: datetime, end: datetime) -> Iterator[tuple[int, bytes, bytes, bytes]]:
+        return self._rows(lambda b: b["tenant"] == tenant and start <= self._time(b) < end)
+
+    def action_records(
+        self, actions: Sequence[str], tenants: Sequence[str], start: datetime, end: datetime
+    ) -> Iterator[tuple[int, bytes, bytes, bytes]]:
+        return self._rows(
+            lambda b: b["action"] in actions and b["tenant"] in (*tenants, "") and start <= self._time(b) < end
+        )
+
+    def in_force_records(
+        self, actions: Sequence[str], start: datetime, end: datetime
+    ) -> Iterator[tuple[int, bytes, bytes, bytes]]:
+        last: dict[tuple[str, str, str], int] = {}
+        for record in self.rows:
+            body = json.loads(record.canonical)
+            if body["action"] in actions and self._time(body) < start:
+                last[(body["action"], body["resource"]["name"], body["resource"].get("uid", ""))] = record.seq
+        keep = set(last.values())
+        for record in self.rows:
+            body = json.loads(record.canonical)
+            if body["action"] in actions and (record.seq in keep or start <= self._time(body) < end):
+                yield record.seq, record.canonical, record.prev_hash, record.record_hash
+
+    def last_seq_before(self, end: datetime) -> int:
+        return max((r.seq for r in self.rows if self._time(json.loads(r.canonical)) < end), default=0)
+
+    def signed_heads(self) -> list[SignedHead]:
+        return list(self.heads)
+
+    def nodes(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
+        return self.get_many(keys)

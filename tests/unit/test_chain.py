@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -135,9 +136,16 @@ _text = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
     details=st.dictionaries(_text, _json, max_size=4),
     seq=st.integers(1, 2**53 - 1),
     micros=st.integers(0, 10**15),
+    chained=st.none() | st.tuples(st.integers(1, 2**53 - 1), st.binary(min_size=32, max_size=32)),
 )
 def test_an_events_canonical_bytes_from_parts_are_those_of_its_whole_body(
-    fields: tuple[str, ...], optional: tuple[str | None, str | None], details: dict[str, Any], seq: int, micros: int
+    *,
+    fields: tuple[str, ...],
+    optional: tuple[str | None, str | None],
+    details: dict[str, Any],
+    seq: int,
+    micros: int,
+    chained: tuple[int, bytes] | None,
 ) -> None:
     tenant, actor, action, outcome, name, key = fields
     namespace, uid = optional
@@ -151,12 +159,14 @@ def test_an_events_canonical_bytes_from_parts_are_those_of_its_whole_body(
         details=details,
     )
     time = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    # The tenant chain's members (ledger.tenantchain), when the record has a tenant.
+    link = {"tenantSeq": chained[0], "tenantPrev": base64.b64encode(chained[1]).decode()} if chained else None
 
     def whole() -> bytes:
-        return canonical(event.body(seq=seq, time=time))
+        return canonical(event.body(seq=seq, time=time, link=link))
 
     def parts() -> bytes:
-        return event.canonical(seq=seq, time=canonical_time(time))
+        return event.canonical(seq=seq, time=canonical_time(time), link=link)
 
     fast, reference = (_attempt(encode) for encode in (parts, whole))
     assert fast == reference

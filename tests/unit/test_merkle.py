@@ -23,6 +23,7 @@ from privatevault.ledger.merkle import (
     consistency_proof_keys,
     inclusion_proof,
     inclusion_proof_keys,
+    inclusion_proofs,
     leaf_hash,
     root,
     root_keys,
@@ -398,3 +399,14 @@ def test_go_tlog_refuses_a_bad_proof_without_the_leaves(noteverify: Path) -> Non
     request["consistency"][0]["old_root"] = _b64(tree_root(6, STORE_70))
     done = go_merkle(noteverify, request)
     assert done.returncode != 0 and "consistency[0]" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 64, 1000, 1337])
+def test_batched_inclusion_proofs_equal_one_by_one_with_one_read(size: int) -> None:
+    store = MemoryNodeStore()
+    store.put_many(append_leaves(0, [leaf_hash(bytes([n % 256]) * 32) for n in range(size)], store))
+    indexes = sorted(_rng(size).sample(range(size), min(size, 50)))
+    reads = store.reads
+    batched = inclusion_proofs(indexes, size, store)
+    assert store.reads <= reads + 1
+    assert batched == [inclusion_proof(i, size, store) for i in indexes]

@@ -16,7 +16,7 @@ import typer
 from privatevault import __version__
 from privatevault.api import crdgen
 from privatevault.app import App, build
-from privatevault.cli import approvals, audit, demo, quorum, reanchor, status, witness
+from privatevault.cli import approvals, audit, demo, evidence, quorum, reanchor, status, witness
 from privatevault.cli.output import errors
 from privatevault.errors import PrivateVaultError
 from privatevault.handlers import registry, tune_transport
@@ -48,6 +48,7 @@ app.add_typer(status.tenant_app, name="tenant")
 app.command("status")(status.status)
 api_app = typer.Typer(help="The read API.", no_args_is_help=True)
 app.add_typer(api_app, name="api")
+app.add_typer(evidence.app, name="evidence")
 
 
 @app.command()

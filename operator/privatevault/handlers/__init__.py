@@ -15,7 +15,16 @@ import kopf
 
 from privatevault.api.v1alpha1 import GROUP
 from privatevault.app import App
-from privatevault.handlers import admission, approval, indexes, protectionpolicy, quorumpolicy, readapi, tenant
+from privatevault.handlers import (
+    admission,
+    approval,
+    evidenceexport,
+    indexes,
+    protectionpolicy,
+    quorumpolicy,
+    readapi,
+    tenant,
+)
 
 
 def _lifecycle(registry: kopf.OperatorRegistry, app: App) -> None:
@@ -87,7 +96,9 @@ def registry(app: App) -> kopf.OperatorRegistry:
     tenant.register(reg, app)
     protectionpolicy.register(reg, app)
     quorumpolicy.register(reg, app)
-    targets = {k.name: k for k in (tenant.kind(app), protectionpolicy.kind(app), quorumpolicy.kind(app))}
+    evidenceexport.register(reg, app)
+    kinds = (tenant.kind(app), protectionpolicy.kind(app), quorumpolicy.kind(app), evidenceexport.kind(app))
+    targets = {k.name: k for k in kinds}
     approval.register(reg, app, targets)
     admission.register(reg, app)
     readapi.register(reg, app)

@@ -31,8 +31,9 @@ class Event:
     idempotency_key: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
-    def body(self, *, seq: int, time: datetime) -> dict[str, Any]:
-        """The record's content as hashed: the event plus its position and time."""
+    def body(self, *, seq: int, time: datetime, link: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The record's content as hashed: the event plus its position and time, and its place in
+        its tenant's chain (``link``, from ``ledger.tenantchain``)."""
         return {
             "v": 1,
             "seq": seq,
@@ -44,6 +45,7 @@ class Event:
             "outcome": self.outcome,
             "details": self.details,
             "idempotencyKey": self.idempotency_key,
+            **(link or {}),
         }
 
     def _resource(self) -> dict[str, str]:
@@ -54,7 +56,7 @@ class Event:
             resource["uid"] = self.resource.uid
         return resource
 
-    def canonical(self, *, seq: int, time: bytes) -> bytes:
+    def canonical(self, *, seq: int, time: bytes, link: dict[str, Any] | None = None) -> bytes:
         """``canonical(self.body(seq=seq, time=...))``, from parts made once per event.
 
         ``time`` is the time's canonical form, :func:`canonical_time`, made once per batch. In
@@ -63,7 +65,11 @@ class Event:
         (``tests/unit/test_chain.py`` holds this to the bytes of the whole body).
         """
         head, tenant = self.canonical_parts
-        return b'%s,"seq":%d,%s,"time":%s,"v":1}' % (head, seq, tenant, time)
+        # The tenant chain's members sort between ``tenant`` and ``time``; base64 needs no escaping.
+        chained = (
+            b',"tenantPrev":"%s","tenantSeq":%d' % (link["tenantPrev"].encode(), link["tenantSeq"]) if link else b""
+        )
+        return b'%s,"seq":%d,%s%s,"time":%s,"v":1}' % (head, seq, tenant, chained, time)
 
     @cached_property
     def canonical_parts(self) -> tuple[bytes, bytes]:

@@ -22,7 +22,7 @@ from psycopg import sql
 
 from privatevault.database import Pool, open_pool
 from privatevault.errors import LedgerUnavailable
-from privatevault.ledger import merkle
+from privatevault.ledger import merkle, tenantchain
 from privatevault.ledger.chain import GENESIS, record_hash
 from privatevault.ledger.event import Event, Record, canonical_time
 
@@ -289,12 +289,15 @@ class Ledger:
             time = canonical_time(now)
             size = seq
             rows = []
+            heads = self._tenant_heads(cur, [e.tenant for e in events if e.idempotency_key not in found])
             for event in events:
                 if event.idempotency_key in found:
                     continue
                 seq += 1
-                body = event.canonical(seq=seq, time=time)
+                link = heads.link(event.tenant)
+                body = event.canonical(seq=seq, time=time, link=link)
                 digest = record_hash(prev, body)
+                heads.advance(event.tenant, link, digest)
                 resource = event.resource
                 rows.append(
                     (
@@ -488,6 +491,18 @@ class Ledger:
             return [_record(row) for row in reversed(cur.fetchall())]
 
         return self._read(query)
+
+    @staticmethod
+    def _tenant_heads(cur: psycopg.Cursor[tuple[Any, ...]], tenants: list[str]) -> tenantchain.Heads:
+        """Each tenant's newest record (read under the append lock): where its chain goes on."""
+        cur.execute(
+            # LATERAL: one backward scan of the (tenant, seq) index per tenant, however long its history.
+            "SELECT t.tenant, r.canonical, r.record_hash FROM unnest(%s::text[]) AS t(tenant)"
+            " CROSS JOIN LATERAL (SELECT canonical, record_hash FROM audit_records WHERE tenant = t.tenant"
+            " ORDER BY seq DESC LIMIT 1) r",
+            (sorted({t for t in tenants if t}),),
+        )
+        return tenantchain.Heads((str(t), bytes(c), bytes(h)) for t, c, h in cur.fetchall())
 
     @staticmethod
     def _by_keys(cur: psycopg.Cursor[tuple[Any, ...]], keys: list[str]) -> dict[str, Record]:

@@ -10,6 +10,7 @@ changes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from privatevault.manifests import labels
@@ -17,15 +18,24 @@ from privatevault.manifests import labels
 CHECKPOINT_CONFIGMAP = "privatevault-ledger-checkpoint"
 CHECKPOINT_KEY = "checkpoint"
 VERIFIER_KEYS_KEY = "verifier-keys"
+#: The public halves of the operator's evidence keys (``evidence.keys``), which sign bundle manifests.
+EVIDENCE_KEYS_KEY = "evidence-keys"
 REANCHOR_KEY = "reanchor"
 INTEGRITY_CONFIGMAP = "privatevault-ledger-integrity"
 COMPONENT = "privatevault-operator"
 
 
 def checkpoint_configmap(
-    namespace: str, note: bytes, verifier_keys: list[str], *, reanchor: str | None = None
+    namespace: str,
+    note: bytes,
+    verifier_keys: list[str],
+    *,
+    reanchor: str | None = None,
+    evidence_keys: Sequence[str] = (),
 ) -> dict[str, Any]:
     data = {CHECKPOINT_KEY: note.decode(), VERIFIER_KEYS_KEY: "".join(f"{key}\n" for key in verifier_keys)}
+    if evidence_keys:
+        data[EVIDENCE_KEYS_KEY] = "".join(f"{key}\n" for key in evidence_keys)
     if reanchor is not None:
         data[REANCHOR_KEY] = reanchor
     return {

@@ -8,11 +8,12 @@ and the contract tests run one table against both so a fake cannot drift from it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from privatevault.crypto import KeyWrapper
+from privatevault.evidence.exporter import Job, Result
 from privatevault.kms.facts import KeyFacts
 from privatevault.ledger import Event, Record
 from privatevault.mcs import Allocation
@@ -101,3 +102,23 @@ class ProtectionPolicyPorts:
     cluster: ClusterPort
     ledger: LedgerPort
     keys: ProvidersPort
+
+
+class ExporterPort(Protocol):
+    """Writes evidence bundles to their destination (``evidence.exporter.Exporter``)."""
+
+    def export(self, job: Job, *, sign: Callable[[bytes], bytes]) -> Result: ...
+
+    def existing(self, location: str) -> str | None:
+        """``sha256:<hex>`` of the bundle at ``location``, or None when there is none."""
+        ...
+
+
+@dataclass(frozen=True)
+class EvidenceExportPorts:
+    cluster: ClusterPort
+    ledger: LedgerPort
+    exporter: ExporterPort
+    #: Signs a manifest Statement with the operator's evidence keys of the algorithms named: the
+    #: DSSE envelope's bytes.
+    sign: Callable[[bytes, frozenset[str]], bytes]

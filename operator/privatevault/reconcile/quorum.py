@@ -157,6 +157,8 @@ def decide(
     key = f"{change.action}:{change.digest}:{change.target.generation}"
     action = DECISION if held.decision.approved else HELD
     record_details = held.ledger_details(who)
+    # The rules decided under, by action: an auditor re-runs the decision from the ledger alone.
+    record_details["rules"] = [rule.action for rule in rules]
     if not held.decision.approved:
         record_details = {k: v for k, v in record_details.items() if k != "approvals"}
         record_details["decision"] = "Held"

@@ -9,6 +9,7 @@ from typing import Annotated, ClassVar, Final, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .common import AGE, DNS_LABEL, Model, PrintColumn, Resource, Status, cel, ready_columns, validations
+from .pending import PendingAction
 
 Include = Literal["Audit", "Approvals", "Policies", "ComplianceResults", "KeyMetadata"]
 Signing = Literal["Ed25519", "ML-DSA-65", "ML-DSA-87"]
@@ -107,10 +108,21 @@ class EvidenceExportSpec(Model):
 
 
 class EvidenceExportStatus(Status):
-    digest: str | None = None
-    size: int | None = None
-    location: str | None = None
-    records: int | None = None
+    digest: str | None = Field(default=None, description="sha256:<hex> of the bundle's bytes.")
+    size: int | None = Field(default=None, description="The bundle's size in bytes.")
+    location: str | None = Field(default=None, description="Where the bundle is, on the destination.")
+    records: int | None = Field(default=None, description="Ledger records in the bundle, every section.")
+    approvals: int | None = None
+    decisions: int | None = None
+    policies: int | None = Field(default=None, description="Policy versions in force during the window.")
+    checkpoint: int | None = Field(default=None, description="Size of the checkpoint every proof is against.")
+    checkpoint_root: str | None = Field(default=None, description="Its root hash (base64).")
+    latest_checkpoint: int | None = Field(
+        default=None, description="The checkpoint the consistency proof reaches; a rebuild uses it again."
+    )
+    pending: list[PendingAction] = Field(
+        default_factory=list, max_length=8, description="The creation, while it waits for approvals."
+    )
 
 
 class EvidenceExport(Resource):
@@ -121,6 +133,7 @@ class EvidenceExport(Resource):
     columns: ClassVar[tuple[PrintColumn, ...]] = (
         *ready_columns(),
         PrintColumn(name="Records", type="integer", json_path=".status.records"),
+        PrintColumn(name="Checkpoint", type="integer", json_path=".status.checkpoint"),
         PrintColumn(name="Digest", type="string", json_path=".status.digest", priority=1),
         AGE,
     )

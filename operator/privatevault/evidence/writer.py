@@ -1,0 +1,336 @@
+"""A bundle streamed from the ledger: records in, proofs beside them, a signed manifest over all.
+
+Gather, then write: the anchor checkpoint is the first stored checkpoint covering every record up
+to the window's end, so the same window always gives the same anchor; ``latest`` names the
+checkpoint the consistency proof reaches (the newest, unless the caller pins one, as a rebuild
+does). Records are read in ``seq`` order and written to files beside the bundle batch by batch,
+each batch's inclusion proofs from one read of the Merkle nodes it needs, so memory stays flat in
+the size of the window. The tar.gz is written last, from those files (``archive``).
+
+The signature is the one part that is not a function of the inputs (ML-DSA signing is hedged):
+``sign`` is handed the Statement and returns the envelope, and the operator's signer returns the
+envelope it recorded in the ledger the first time it signed that Statement, so a rebuild gives
+the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from privatevault.errors import TransientError
+from privatevault.evidence import archive, layout, manifest
+from privatevault.ledger import merkle
+from privatevault.ledger.checkpoint import CheckpointError, NoteVerifier, parse_and_verify
+
+#: ``(seq, canonical bytes, previous hash, record hash)``, as the ledger streams them.
+Row = tuple[int, bytes, bytes, bytes]
+BATCH = 2000
+
+
+class NotCovered(TransientError):
+    """No signed checkpoint covers the window yet: the export waits for the checkpointer."""
+
+    dependency = "a checkpoint covering the window"
+
+
+@dataclass(frozen=True)
+class SignedHead:
+    size: int
+    root: bytes
+    note: bytes
+
+
+class EvidenceSource(Protocol):
+    """What a bundle reads from the ledger (``evidence.store.PgEvidenceSource``; memory in tests)."""
+
+    def tenant_records(self, tenant: str, start: datetime, end: datetime) -> Iterator[Row]:
+        """The tenant's records with ``start <= time < end``, in seq order."""
+        ...
+
+    def action_records(
+        self, actions: Sequence[str], tenants: Sequence[str], start: datetime, end: datetime
+    ) -> Iterator[Row]:
+        """Records of ``actions`` in the window whose tenant is one of ``tenants`` or none, in seq order."""
+        ...
+
+    def in_force_records(self, actions: Sequence[str], start: datetime, end: datetime) -> Iterator[Row]:
+        """Records of ``actions`` in the window, and the last one per resource before it, in seq order."""
+        ...
+
+    def boundaries(self, tenant: str, start: datetime, end: datetime) -> Iterator[Row]:
+        """The tenant's last record before ``start`` and first at or after ``end`` (those that exist), in seq order."""
+        ...
+
+    def last_seq_before(self, end: datetime) -> int:
+        """The largest seq recorded before ``end`` (0: none)."""
+        ...
+
+    def signed_heads(self) -> list[SignedHead]:
+        """The stored checkpoints, smallest first."""
+        ...
+
+    def nodes(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]: ...
+
+
+@dataclass(frozen=True)
+class Request:
+    tenants: tuple[str, ...]
+    start: datetime
+    end: datetime
+    include: frozenset[str]
+    origin: str
+    #: The manifest's signature algorithms (part of the Statement: another choice, another Statement).
+    signing: tuple[str, ...] = ("Ed25519", "ML-DSA-65")
+
+    @property
+    def window(self) -> dict[str, str]:
+        return {"from": _time(self.start), "to": _time(self.end)}
+
+
+def _time(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Built:
+    """What a bundle holds: the export document (also the manifest's predicate) and its files."""
+
+    export: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def records(self) -> int:
+        counts = self.export["counts"]
+        return int(sum(counts["audit"].values()) + counts["approvals"] + counts["decisions"] + counts["policies"])
+
+
+def _signed(head: SignedHead, verifiers: Sequence[NoteVerifier], origin: str) -> bool:
+    try:
+        parse_and_verify(head.note, verifiers, origin=origin)
+    except CheckpointError:
+        return False
+    return True
+
+
+def choose_heads(
+    source: EvidenceSource,
+    request: Request,
+    latest_size: int | None,
+    verifiers: Sequence[NoteVerifier] = (),
+    *,
+    after: int = 0,
+    latest_note: bytes | None = None,
+) -> tuple[SignedHead, SignedHead]:
+    """The anchor (first checkpoint covering the window and the records ``after`` it) and the
+    latest (or the one pinned), among the checkpoints every one of ``verifiers`` (the operator's
+    own keys) signed, when given."""
+    needed = max(source.last_seq_before(request.end), after, 1)
+    heads = [h for h in source.signed_heads() if not verifiers or _signed(h, verifiers, request.origin)]
+    anchor = next((head for head in heads if head.size >= needed), None)
+    if anchor is None:
+        newest = heads[-1].size if heads else 0
+        raise NotCovered(f"the newest checkpoint covers {newest} records; the window needs {needed}")
+    if latest_note is not None:
+        # The published checkpoint, with the witnesses' cosignatures (the database keeps the log's own note).
+        try:
+            published = parse_and_verify(latest_note, verifiers, origin=request.origin) if verifiers else None
+        except CheckpointError as exc:
+            raise NotCovered(f"the published checkpoint does not verify under the operator's keys: {exc}") from exc
+        if published is not None:
+            if published.size < anchor.size:
+                raise NotCovered(
+                    f"the published checkpoint covers {published.size} records; the window needs {anchor.size}"
+                )
+            return anchor, SignedHead(published.size, published.root, latest_note)
+    if latest_size is None:
+        return anchor, heads[-1]
+    latest = next((head for head in heads if head.size == latest_size), None)
+    if latest is None or latest.size < anchor.size:
+        raise NotCovered(f"checkpoint {latest_size} is not stored, or older than the anchor {anchor.size}")
+    return anchor, latest
+
+
+class _Nodes:
+    """A node store over nodes already read (the consistency proof's)."""
+
+    def __init__(self, found: Mapping[merkle.NodeKey, bytes]) -> None:
+        self._found = found
+
+    def get_many(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
+        return {key: self._found[key] for key in keys if key in self._found}
+
+
+class _SourceNodes:
+    def __init__(self, source: EvidenceSource) -> None:
+        self._source = source
+
+    def get_many(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
+        return self._source.nodes(keys)
+
+
+def _batches(rows: Iterator[Row]) -> Iterator[list[Row]]:
+    batch: list[Row] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def write_section(
+    source: EvidenceSource,
+    rows: Iterator[Row],
+    size: int,
+    records: Path,
+    proofs: Path,
+    *,
+    on_record: Callable[[bytes], None] | None = None,
+) -> int:
+    """Stream ``rows`` to the two files of a section, with inclusion proofs at ``size``; the count."""
+    records.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with records.open("wb") as out_records, proofs.open("wb") as out_proofs:
+        for batch in _batches(rows):
+            paths = merkle.inclusion_proofs([row[0] - 1 for row in batch], size, _SourceNodes(source))
+            for (seq, body, prev, digest), proof in zip(batch, paths, strict=True):
+                out_records.write(body + b"\n")
+                out_proofs.write(layout.ProofLine(seq, prev, digest, tuple(proof)).to_bytes())
+                if on_record is not None:
+                    on_record(body)
+                count += 1
+    return count
+
+
+def build(
+    source: EvidenceSource,
+    request: Request,
+    workdir: Path,
+    *,
+    sign: Callable[[bytes], bytes],
+    latest_size: int | None = None,
+    verifiers: Sequence[NoteVerifier] = (),
+    latest_note: bytes | None = None,
+) -> Built:
+    """Write the bundle's files into the empty folder ``workdir``, the manifest last (see :func:`pack`)."""
+    audited = bool(request.include & {"Audit", "KeyMetadata", "ComplianceResults"})
+    bounds = {t: list(source.boundaries(t, request.start, request.end)) for t in request.tenants} if audited else {}
+    after = max((row[0] for rows in bounds.values() for row in rows), default=0)
+    anchor, latest = choose_heads(source, request, latest_size, verifiers, after=after, latest_note=latest_note)
+    built = Built(export={})
+    counts: dict[str, Any] = {"audit": {}, "approvals": 0, "decisions": 0, "policies": 0}
+    keys: list[dict[str, Any]] = []
+    compliance: list[dict[str, Any]] = []
+
+    def put(name: str, data: bytes) -> None:
+        path = workdir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        built.files[name] = path
+
+    _checkpoints(source, anchor, latest, put)
+
+    def section(name: str, rows: Iterator[Row], on_record: Callable[[bytes], None] | None = None) -> int:
+        records, proofs = layout.records_file(name), layout.proofs_file(name)
+        count = write_section(source, rows, anchor.size, workdir / records, workdir / proofs, on_record=on_record)
+        built.files[records], built.files[proofs] = workdir / records, workdir / proofs
+        return count
+
+    if "Audit" in request.include or "KeyMetadata" in request.include or "ComplianceResults" in request.include:
+        for tenant in request.tenants:
+
+            def derive(body: bytes) -> None:
+                if b"kek" not in body and b"key" not in body and b"compliance-" not in body:
+                    return  # neither a key nor a compliance record: not worth parsing
+                document = json.loads(body)
+                keys.extend(layout.key_metadata([document]))
+                compliance.extend(layout.compliance_results([document]))
+
+            rows = source.tenant_records(tenant, request.start, request.end)
+            counts["audit"][tenant] = section(layout.audit_section(tenant), rows, derive)
+            section(layout.boundary_section(tenant), iter(bounds[tenant]))
+    if "Approvals" in request.include or "Policies" in request.include:
+        decided = {"n": 0}
+
+        def tally(body: bytes) -> None:
+            if b'"action":"quorum-decision"' in body:
+                decided["n"] += 1
+
+        rows = source.in_force_records(layout.POLICY_ACTIONS, request.start, request.end)
+        counts["policies"] = section(layout.POLICIES, rows)
+        if "Approvals" in request.include:
+            rows = source.action_records(layout.QUORUM_ACTIONS, request.tenants, request.start, request.end)
+            total = section(layout.QUORUM, rows, tally)
+            counts["decisions"], counts["approvals"] = decided["n"], total - decided["n"]
+    if "KeyMetadata" in request.include:
+        put(layout.KEYS, layout.json_file({"keys": keys}))
+    if "ComplianceResults" in request.include:
+        put(layout.COMPLIANCE, layout.json_file({"results": compliance}))
+    built.export = {
+        "version": 1,
+        "origin": request.origin,
+        "tenants": list(request.tenants),
+        "window": request.window,
+        "include": sorted(request.include),
+        "signing": sorted(request.signing),
+        "checkpoint": {"size": anchor.size, "root": base64.b64encode(anchor.root).decode()},
+        "latest": {"size": latest.size, "root": base64.b64encode(latest.root).decode()},
+        "counts": counts,
+    }
+    put(layout.EXPORT, layout.json_file(built.export))
+    put(layout.README, layout.readme(built.export, sorted([*built.files, manifest.ENVELOPE])))
+    digests = {name: archive.sha256_file(path) for name, path in built.files.items()}
+    put(manifest.ENVELOPE, sign(manifest.statement(digests, built.export)))
+    return built
+
+
+def _checkpoints(
+    source: EvidenceSource, anchor: SignedHead, latest: SignedHead, put: Callable[[str, bytes], None]
+) -> None:
+    """The anchor, the latest, and the consistency proof between them."""
+    put(layout.ANCHOR, anchor.note)
+    put(layout.LATEST, latest.note)
+    consistency = merkle.consistency_proof(anchor.size, latest.size, source_store(source, anchor.size, latest.size))
+    proof = [layout.b64(p) for p in consistency]
+    put(layout.CONSISTENCY, layout.json_file({"oldSize": anchor.size, "newSize": latest.size, "proof": proof}))
+
+
+def source_store(source: EvidenceSource, old: int, new: int) -> _Nodes:
+    if old in (0, new):
+        return _Nodes({})
+    return _Nodes(source.nodes(merkle.consistency_proof_keys(old, new)))
+
+
+@dataclass(frozen=True)
+class Packed:
+    digest: str
+    size: int
+
+
+def pack(built: Built, out: BinaryIO) -> Packed:
+    """The deterministic tar.gz of ``built`` to ``out``; its SHA-256 and size."""
+
+    class _Hashing:
+        def __init__(self) -> None:
+            self.digest = hashlib.sha256()
+            self.size = 0
+
+        def write(self, data: bytes) -> int:
+            self.digest.update(data)
+            self.size += len(data)
+            return out.write(data)
+
+        def flush(self) -> None:
+            out.flush()
+
+    sink = _Hashing()
+    archive.write(sink, built.files.items())  # type: ignore[arg-type]
+    return Packed("sha256:" + sink.digest.hexdigest(), sink.size)
