@@ -316,6 +316,11 @@ class ClusterView:
         return gone
 
     def forget(self, kind: str, namespace: str | None, name: str) -> None:
-        """Drop what is remembered of an object (its watch said it was deleted)."""
+        """Drop what is remembered of an object (its watch said it was deleted): the in-sync memo and
+        our own recent write of it, which would otherwise stand for the deleted object until it aged
+        out (RECENT_SECONDS), and a drift repaired just before the deletion would not be repaired again."""
         with self._lock:
             self._in_sync.pop((kind, namespace or "", name), None)
+            names = self._recent.get((kind, namespace or ""))
+            if names is not None:
+                names.pop(name, None)

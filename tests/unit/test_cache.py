@@ -134,6 +134,19 @@ def test_a_write_is_read_back_before_its_watch_event_arrives_and_a_delete_hides_
     assert view.list("v1", "ResourceQuota", namespace="acme") == []
 
 
+def test_an_object_deleted_by_someone_else_right_after_our_write_reads_as_gone() -> None:
+    """A drift repaired (our write), then the object deleted by someone else within RECENT_SECONDS:
+    the watch's DELETED event makes the view forget our write, so the next reconcile makes it again."""
+    live, indexes, view = world()
+    view.apply(quota())
+    obj = live.objects.pop(("ResourceQuota", "acme", "compute"))
+    indexes.event(obj, deleted=True)
+    view.forget("ResourceQuota", "acme", "compute")
+    assert view.get("v1", "ResourceQuota", "compute", "acme") is None
+    assert view.list("v1", "ResourceQuota", namespace="acme") == []
+    assert view.drifted(quota(), view.get("v1", "ResourceQuota", "compute", "acme")) is True
+
+
 def test_a_tls_private_key_is_never_kept() -> None:
     secret = {
         "apiVersion": "v1",
