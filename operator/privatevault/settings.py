@@ -165,6 +165,9 @@ class Settings:
     database_connections: int = 4
     #: Threads running reconciles; they wait mostly on the API server and the ledger, not the CPU.
     workers: int = 16
+    #: Connections kopf's own session keeps to the API server (watches, patches, events). kopf's
+    #: default has no limit: a thousand objects handled at once held a thousand TLS connections.
+    api_connections: int = 64
     #: Where the operator keeps files of its own (the webhook's generated certificate).
     state_dir: Path = Path.home() / ".local" / "state" / "privatevault"
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
@@ -198,6 +201,7 @@ class Settings:
             vault_recheck_seconds=float(env.get(f"{ENV_PREFIX}VAULT_RECHECK_SECONDS", cls.vault_recheck_seconds)),
             database_connections=int(env.get(f"{ENV_PREFIX}DATABASE_CONNECTIONS", cls.database_connections)),
             workers=int(env.get(f"{ENV_PREFIX}WORKERS", cls.workers)),
+            api_connections=int(env.get(f"{ENV_PREFIX}API_CONNECTIONS", cls.api_connections)),
             state_dir=_path(env.get(f"{ENV_PREFIX}STATE_DIR")) or cls.state_dir,
             webhook=WebhookSettings.from_env(env),
             api=ApiSettings.from_env(env),

@@ -11,10 +11,12 @@ import asyncio.sslproto
 import logging
 from typing import Any
 
+import aiohttp
 import kopf
 
-from privatevault.api.v1alpha1 import GROUP
+from privatevault.api.v1alpha1 import GROUP, KINDS
 from privatevault.app import App
+from privatevault.cache import CACHED
 from privatevault.handlers import (
     admission,
     approval,
@@ -29,10 +31,11 @@ from privatevault.handlers import (
 
 def _lifecycle(registry: kopf.OperatorRegistry, app: App) -> None:
     @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        # kopf's watches log in with the same credentials as the Kubernetes adapter.
+    async def login(**_: Any) -> kopf.AiohttpSession:
+        # kopf's watches log in with the same credentials as the Kubernetes adapter, through a
+        # session of our own (async: it must be made on kopf's event loop).
         creds = app.cluster.live.credentials()
-        return kopf.ConnectionInfo(
+        info = kopf.ConnectionInfo(
             server=creds.server,
             ca_path=creds.ca_path,
             insecure=creds.insecure,
@@ -40,6 +43,7 @@ def _lifecycle(registry: kopf.OperatorRegistry, app: App) -> None:
             private_key_path=creds.private_key_path,
             token=creds.token,
         )
+        return kopf.AiohttpSession(server=info.server, aiohttp_session=session(info, app.settings.api_connections))
 
     @kopf.on.startup(registry=registry)
     def start(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -87,6 +91,28 @@ def tune_transport() -> None:
     A TLS record is at most 16 KiB, so 32 KiB reads lose nothing but a few more read calls.
     """
     asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+
+
+#: Connections always left for requests beside the long-lived watch streams (one per watched resource).
+REQUEST_CONNECTIONS = 16
+
+
+def session(info: kopf.ConnectionInfo, connections: int) -> aiohttp.ClientSession:
+    """kopf's own session, with at most ``connections`` connections to the API server.
+
+    kopf's built-in session has no limit (``TCPConnector(limit=0)``): with a thousand objects
+    handled at once it held a thousand TLS connections, each with its buffers and TLS state, the
+    largest part of the operator's memory while onboarding. Above the limit, requests wait for a
+    free connection. Every watch stream holds one for as long as it runs, so the limit is raised
+    to leave :data:`REQUEST_CONNECTIONS` beside them whatever the setting says.
+    """
+    watches = len(CACHED) + len(KINDS)
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(
+            limit=max(connections, watches + REQUEST_CONNECTIONS), ssl=info.as_ssl_context()
+        ),
+        headers=info.as_http_headers(),
+    )
 
 
 def registry(app: App) -> kopf.OperatorRegistry:
