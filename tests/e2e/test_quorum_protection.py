@@ -60,7 +60,13 @@ def test_a_narrowed_selector_and_a_move_to_a_weaker_policy_wait_for_quorum(
     kubectl.apply(
         builders.protection_policy(strong, profile="cnsa-2.0", workload_selector=selector, spec={"quorumPolicyRef": qp})
     )
-    kubectl.apply(builders.protection_policy(weak, profile="classical-legacy", workload_selector=selector))
+    # The classical policy sits under the same gate: the move weakens the protection, it does not
+    # also take the workloads out from under the gate (which every rule of the policy would decide).
+    kubectl.apply(
+        builders.protection_policy(
+            weak, profile="classical-legacy", workload_selector=selector, spec={"quorumPolicyRef": qp}
+        )
+    )
     wait_for_condition(kubectl, "protectionpolicy", strong, "Ready", current=True)
     kubectl.apply(builders.tenant(tenant, protection_policy_ref=strong))
     wait_for_condition(kubectl, "tenant", tenant, "Ready", current=True, timeout=90)

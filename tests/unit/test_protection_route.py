@@ -19,7 +19,18 @@ from tests import builders
 from tests.unit.fakes import FakeKeys
 from tests.unit.test_quorum_reconcile import NOW, World, policy_body
 
-PROFILES = {"strong": "cnsa-2.0", "equal": "cnsa-2.0", "hybrid": "hybrid-default", "weak": "classical-legacy"}
+PROFILES = {
+    "strong": "cnsa-2.0",
+    "equal": "cnsa-2.0",
+    "twin": "cnsa-2.0",
+    "hybrid": "hybrid-default",
+    "weak": "classical-legacy",
+}
+#: The policies gated by the QuorumPolicy two-person (none, when the world is not gated).
+GATED = ("strong", "equal", "hybrid")
+#: The rules of two-person, in order: a move out from under it is decided by all of them, as a
+#: change of the left policy's own quorumPolicyRef would be (two-person has no ChangeQuorumGate rule).
+ALL_RULES = ["DeleteTenant", "CryptoShred", "WeakenProtectionPolicy"]
 
 
 def spec(**fields: Any) -> ProtectionPolicySpec:
@@ -49,8 +60,29 @@ def test_a_move_is_held_unless_the_target_protects_at_least_as_well(
     assert reason in (why or "")
 
 
+@pytest.mark.parametrize(
+    ("target", "name", "reason"),
+    [
+        (spec(quorumPolicyRef="two-person"), "same", None),
+        (
+            spec(quorumPolicyRef="lenient"),
+            "other",
+            "ProtectionPolicy other is gated by QuorumPolicy lenient, not two-person",
+        ),
+        (spec(), "ungated", "ProtectionPolicy ungated is gated by no QuorumPolicy, not two-person"),
+        (None, None, "no ProtectionPolicy is gated by no QuorumPolicy, not two-person"),
+    ],
+    ids=repr,
+)
+def test_a_move_out_from_under_the_left_policys_gate_is_named(
+    target: ProtectionPolicySpec | None, name: str | None, reason: str | None
+) -> None:
+    assert tenant_gate.leaves_gate(spec(quorumPolicyRef="two-person"), target, name) == reason
+    assert tenant_gate.leaves_gate(spec(), target, name) is None  # an ungated policy left: no gate to leave
+
+
 class Protected(World):
-    """A QuorumPolicy gating weakenings, ProtectionPolicies of each strength (``strong`` gated by it)."""
+    """A QuorumPolicy gating weakenings, ProtectionPolicies of each strength (those of ``GATED`` gated by it)."""
 
     def __init__(self, *, gated: bool = True) -> None:
         super().__init__()
@@ -58,7 +90,7 @@ class Protected(World):
         body["spec"]["rules"].append(builders.rule("WeakenProtectionPolicy", min_approvals=2))
         self.policy(body)
         for name, profile in PROFILES.items():
-            extra = {"quorumPolicyRef": "two-person"} if gated and name == "strong" else {}
+            extra = {"quorumPolicyRef": "two-person"} if gated and name in GATED else {}
             self.cluster.put(dict(builders.protection_policy(name, profile=profile, uid=f"pp-{name}", spec=extra)))
 
     def tenant(self, generation: int, ref: str | None) -> tuple[Tenant, dict[str, Any]]:
@@ -72,21 +104,33 @@ class Protected(World):
         return tenant_gate.change(moved, moved_body, ports=self.ports, actor="test", now=NOW)
 
 
+WEAKER_AND_UNGATED = ["WeakenProtectionPolicy", "DeleteTenant", "CryptoShred"]
+
+
 @pytest.mark.parametrize(
-    ("to", "held"),
-    [("equal", False), ("hybrid", True), ("weak", True), ("missing", True), (None, True)],
+    ("to", "rules"),
+    [
+        ("equal", []),  # as strong, under the same gate: in force at once
+        ("hybrid", ["WeakenProtectionPolicy"]),
+        ("twin", ALL_RULES),  # as strong, but weakened in place under no gate afterwards
+        ("weak", WEAKER_AND_UNGATED),
+        ("missing", WEAKER_AND_UNGATED),
+        (None, WEAKER_AND_UNGATED),
+    ],
     ids=repr,
 )
-def test_the_tenant_leaving_a_gated_policy_waits_and_the_old_one_keeps_protecting(to: str | None, held: bool) -> None:
+def test_the_tenant_leaving_a_gated_policy_waits_and_the_old_one_keeps_protecting(
+    to: str | None, rules: list[str]
+) -> None:
     world = Protected()
     gates = world.move(to)
     moved, _ = world.tenant(2, to)
-    if not held:
+    if not rules:
         assert gates == [] and tenant_gate.protection_ref(world.ledger, moved) == to
         return
     (gate,) = gates  # the tenant has no quorumPolicyRef: the strong policy's own gate decides
     assert (gate.held.change.action, gate.held.pending.policy) == ("ChangeQuorumGate", "two-person")
-    assert [o.action for o in gate.held.decision.outcomes] == ["WeakenProtectionPolicy"]
+    assert [o.action for o in gate.held.decision.outcomes] == rules
     assert tenant_gate.protection_ref(world.ledger, moved) == "strong"
 
     world.approve(gate.held.pending, "alice", "bob", "carol")  # 2, plus 1: the requester is unknown

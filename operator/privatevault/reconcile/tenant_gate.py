@@ -121,7 +121,8 @@ def change(
     deciders = _deciders(known, wanted, own, move)
     if not deciders:
         weaker = _weakens(known, wanted) or move is not None
-        _record(ports, actor, tenant, wanted, "no quorum policy in force gates it" if weaker else "not weaker")
+        why = f"no quorum policy in force gates it{f' ({move.reason})' if move else ''}"
+        _record(ports, actor, tenant, wanted, why if weaker else "not weaker")
         return []
     moved = changes.new_spec("ChangeQuorumGate", body)
     gates = [decide(tenant, moved, rules, policy, ports=ports, actor=actor, now=now) for policy, rules in deciders]
@@ -137,15 +138,22 @@ def _policy(ports: TenantPorts, name: Any) -> InForce | None:
 
 @dataclass(frozen=True)
 class ProtectionMove:
-    """The tenant's protectionPolicyRef moved to a weaker policy (or none): why, and the gate it leaves."""
+    """The tenant's protectionPolicyRef moved away from a policy that still protects its workloads."""
 
-    reason: str
+    #: Why the protection weakens (``moves_weaker``), or None when the target protects as well.
+    weaker: str | None
+    #: Why the target escapes the gate of the policy left (``leaves_gate``), or None.
+    gate_moved: str | None
     #: The QuorumPolicy in force of the ProtectionPolicy left, when it has one.
     left_gate: InForce | None
 
+    @property
+    def reason(self) -> str:
+        return "; ".join(r for r in (self.weaker, self.gate_moved) if r)
+
 
 def protection_move(ports: TenantPorts, known: Mapping[str, Any], wanted: Mapping[str, Any]) -> ProtectionMove | None:
-    """Gather the two ProtectionPolicies as in force and decide whether the move weakens protection."""
+    """Gather the two ProtectionPolicies as in force and decide what the move does to the protection."""
     old_name, new_name = known["protectionPolicyRef"], wanted["protectionPolicyRef"]
     if not old_name or old_name == new_name:
         return None
@@ -153,10 +161,11 @@ def protection_move(ports: TenantPorts, known: Mapping[str, Any], wanted: Mappin
     if left is None:
         return None  # the policy left is gone: nothing of it protects the workloads any more
     target = _protection(ports, str(new_name)) if new_name else None
-    reason = moves_weaker(left, target, str(new_name) if new_name else None)
-    if reason is None:
+    weaker = moves_weaker(left, target, str(new_name) if new_name else None)
+    gate_moved = leaves_gate(left, target, str(new_name) if new_name else None)
+    if weaker is None and gate_moved is None:
         return None
-    return ProtectionMove(reason, _policy(ports, left.quorum_policy_ref))
+    return ProtectionMove(weaker, gate_moved, _policy(ports, left.quorum_policy_ref))
 
 
 def moves_weaker(
@@ -170,6 +179,20 @@ def moves_weaker(
         return f"ProtectionPolicy {target_name} does not exist: the move waits like a weakening"
     weaker, reason = is_weakening(left, target)
     return f"ProtectionPolicy {target_name} {reason}" if weaker else None
+
+
+def leaves_gate(left: ProtectionPolicySpec, target: ProtectionPolicySpec | None, target_name: str | None) -> str | None:
+    """Why the move takes the workloads out from under the left policy's QuorumPolicy, or None.
+
+    A policy as strong but gated by another QuorumPolicy (or none) could then be weakened in place
+    under that other gate: the same route as changing the left policy's own quorumPolicyRef.
+    """
+    gate = left.quorum_policy_ref
+    if gate is None or (target is not None and target.quorum_policy_ref == gate):
+        return None
+    where = f"ProtectionPolicy {target_name}" if target_name else "no ProtectionPolicy"
+    other = target.quorum_policy_ref if target is not None else None
+    return f"{where} is gated by {f'QuorumPolicy {other}' if other else 'no QuorumPolicy'}, not {gate}"
 
 
 def _protection(ports: TenantPorts, name: str) -> ProtectionPolicySpec | None:
@@ -201,10 +224,13 @@ def _deciders(
             rules += own.rules("CryptoShred", "DeleteTenant")
         add(own, rules)
     if move is not None:
-        # Decided as weakening the policy left would be, and as a change of the tenant's own gate.
-        if move.left_gate is not None:
-            add(move.left_gate, move.left_gate.rules("WeakenProtectionPolicy"))
-        if own is not None:
+        # Decided as the same edit of the policy left would be (``protectionpolicy_gate``) ...
+        left = move.left_gate
+        if left is not None:
+            add(left, left.rules("WeakenProtectionPolicy") if move.weaker else [])
+            add(left, (left.rules("ChangeQuorumGate") or list(left.spec.rules)) if move.gate_moved else [])
+        # ... and as a weaker change of the tenant's own gate.
+        if own is not None and move.weaker:
             add(own, own.rules("ChangeQuorumGate", "WeakenProtectionPolicy"))
     return list(out.values())
 
