@@ -190,3 +190,26 @@ def test_the_protection_policy_controller_follows_the_ref_in_force() -> None:
 
     assert (protects("strong"), protects("weak")) == (["acme"], [])
     assert moved.spec.protection_policy_ref == "weak"  # what the spec asks is not what protects
+
+
+def test_under_two_quorum_policies_both_must_approve() -> None:
+    world = Protected()
+    own = policy_body()
+    own["metadata"].update(name="tenant-own", uid="qp-own")
+    own["spec"]["rules"] = [builders.rule("ChangeQuorumGate", min_approvals=1, allow_self_approval=True)]
+    world.policy(own)
+    bodies = []
+    for generation, to in ((1, "strong"), (2, "hybrid")):
+        _, body = world.tenant(generation, to)
+        body["spec"]["quorumPolicyRef"] = "tenant-own"
+        bodies.append(body)
+        gates = tenant_gate.change(Tenant.model_validate(body), body, ports=world.ports, actor="test", now=NOW)
+    assert sorted(g.held.pending.policy for g in gates) == ["tenant-own", "two-person"]
+    assert len({g.held.change.digest for g in gates}) == 1  # one change, decided under each policy
+
+    (own_gate,) = [g for g in gates if g.held.pending.policy == "tenant-own"]
+    world.approve(own_gate.held.pending, "alice")
+    moved = Tenant.model_validate(bodies[-1])
+    (still,) = tenant_gate.change(moved, bodies[-1], ports=world.ports, actor="test", now=NOW)
+    assert still.held.pending.policy == "two-person"
+    assert tenant_gate.protection_ref(world.ledger, moved) == "strong"
