@@ -109,14 +109,18 @@ def test_moving_the_tenant_gate_is_held_under_the_policy_in_force_and_deletion_f
     world = World()
     world.policy(policy_body())
     acme, body = tenant()
-    assert tenant_gate.change(acme, body, ports=world.ports, actor="test", now=NOW) is None  # first seen
+    assert tenant_gate.change(acme, body, ports=world.ports, actor="test", now=NOW) == []  # first seen
 
     moved, moved_body = tenant(generation=2)
     moved_body["spec"].pop("quorumPolicyRef")
     moved = Tenant.model_validate(moved_body)
-    gate = tenant_gate.change(moved, moved_body, ports=world.ports, actor="test", now=NOW)
-    assert gate is not None and gate.held.change.action == "ChangeQuorumGate" and not gate.approved
-    assert tenant_gate.in_force(world.ports, moved) == {"quorumPolicyRef": "two-person", "deletionPolicy": "Retain"}
+    (gate,) = tenant_gate.change(moved, moved_body, ports=world.ports, actor="test", now=NOW)
+    assert gate.held.change.action == "ChangeQuorumGate" and not gate.approved
+    assert tenant_gate.in_force(world.ports, moved) == {
+        "quorumPolicyRef": "two-person",
+        "deletionPolicy": "Retain",
+        "protectionPolicyRef": None,
+    }
 
     deletion = tenant_gate.deletion(moved, moved_body, ports=world.ports, actor="test", now=NOW)
     assert deletion.gate is not None and deletion.gate.held.change.action == "DeleteTenant"
@@ -129,10 +133,10 @@ def test_switching_back_to_retain_is_in_force_at_once_but_to_cryptoshred_is_held
     shred, shred_body = tenant(deletion_policy="CryptoShred")
     tenant_gate.change(shred, shred_body, ports=world.ports, actor="test", now=NOW)
     retain, retain_body = tenant(generation=2, deletion_policy="Retain")
-    assert tenant_gate.change(retain, retain_body, ports=world.ports, actor="test", now=NOW) is None
+    assert tenant_gate.change(retain, retain_body, ports=world.ports, actor="test", now=NOW) == []
     again, again_body = tenant(generation=3, deletion_policy="CryptoShred")
-    gate = tenant_gate.change(again, again_body, ports=world.ports, actor="test", now=NOW)
-    assert gate is not None and {o.action for o in gate.held.decision.outcomes} == {"DeleteTenant", "CryptoShred"}
+    (gate,) = tenant_gate.change(again, again_body, ports=world.ports, actor="test", now=NOW)
+    assert {o.action for o in gate.held.decision.outcomes} == {"DeleteTenant", "CryptoShred"}
 
 
 def test_a_deletion_under_a_policy_never_in_force_is_refused() -> None:

@@ -68,7 +68,7 @@ def test_gated_changes_bind_the_spec() -> None:
     assert deletion.digest == change_digest("DeleteTenant", deletion.target, {"delete": tenant["spec"]})
     spec = changes.new_spec("ChangeQuorumGate", tenant)
     assert spec.digest != deletion.digest
-    assert changes.gate_fields({}) == {"quorumPolicyRef": None, "deletionPolicy": "Retain"}
+    assert changes.gate_fields({}) == {"quorumPolicyRef": None, "deletionPolicy": "Retain", "protectionPolicyRef": None}
 
 
 def _document(**predicate: Any) -> dict[str, Any]:

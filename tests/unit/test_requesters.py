@@ -65,12 +65,14 @@ def annotated_with(o: dict[str, Any], **annotations: str) -> dict[str, Any]:
 
 
 ROTATE = annotated_with(TENANT, rotate_kek="t1")
+MOVED = with_spec(TENANT, protectionPolicyRef="classical")
 ROTATE_AGAIN = annotated_with(TENANT, rotate_kek="t2", destroy_kek="d1")
 
 HELD = [
     ("tenant delete", "Tenant", "DELETE", TENANT, None, [changes.deletion(TENANT)]),
     ("tenant gate removed", "Tenant", "UPDATE", TENANT, UNGATED, [new("ChangeQuorumGate", UNGATED)]),
     ("tenant to CryptoShred", "Tenant", "UPDATE", TENANT, SHREDDING, [new("ChangeQuorumGate", SHREDDING)]),
+    ("tenant protection moved", "Tenant", "UPDATE", TENANT, MOVED, [new("ChangeQuorumGate", MOVED)]),
     ("tenant other spec change", "Tenant", "UPDATE", TENANT, with_spec(TENANT, locale="de-DE"), []),
     ("tenant metadata only", "Tenant", "UPDATE", TENANT, annotated(TENANT), []),
     ("tenant create", "Tenant", "CREATE", None, TENANT, []),

@@ -358,6 +358,13 @@ def test_quantum_safety_follows_the_mode(mode: Mode) -> None:
             "not weaker",
         ),
         ({}, {}, False, "not weaker"),
+        ({"workloadSelector": {"app": "db"}}, {"workloadSelector": {"app": "db", "tier": "1"}}, True, "deselect"),
+        ({"workloadSelector": {"app": "db"}}, {"workloadSelector": {"app": "web"}}, True, "{app=db} -> {app=web}"),
+        ({}, {"workloadSelector": {"app": "db"}}, True, "{} -> {app=db} may deselect"),
+        ({"workloadSelector": {"app": "db", "tier": "1"}}, {"workloadSelector": {"app": "db"}}, False, "not weaker"),
+        ({"workloadSelector": {"app": "db"}}, {}, False, "not weaker"),
+        ({"selinuxType": "container_t"}, {"selinuxType": "container_kvm_t"}, True, "container_t -> container_kvm_t"),
+        ({"selinuxType": "container_init_t"}, {"selinuxType": "container_t"}, False, "not weaker"),
         (
             {"profile": "cnsa-2.0", "rotationInterval": "24h"},
             {"profile": "classical-legacy", "rotationInterval": "48h"},

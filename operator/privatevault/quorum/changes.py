@@ -74,8 +74,11 @@ def new_spec(action: str, obj: Mapping[str, Any]) -> Change:
 
 
 def gate_fields(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """What of a Tenant's spec decides its gates: the policy that gates it and what deletion does."""
+    """What of a Tenant's spec decides its gates: the policy that gates it, what deletion does, and
+    the ProtectionPolicy that protects its workloads (moving to a weaker one routes around that
+    policy's own weakening gate)."""
     return {
         "quorumPolicyRef": spec.get("quorumPolicyRef"),
         "deletionPolicy": spec.get("deletionPolicy") or "Retain",
+        "protectionPolicyRef": spec.get("protectionPolicyRef"),
     }

@@ -22,7 +22,7 @@ from privatevault.errors import SpecError
 from privatevault.ledger import ResourceRef
 from privatevault.manifests import labels
 from privatevault.manifests import protectionpolicy as manifests
-from privatevault.reconcile import status
+from privatevault.reconcile import status, tenant_gate
 from privatevault.reconcile.audit import Audit, ref
 from privatevault.reconcile.ports import ProtectionPolicyPorts
 from privatevault.reconcile.strength import effective, is_weakening, quantum_safe, security_level
@@ -77,14 +77,14 @@ def run_for(policy: ProtectionPolicy, ports: ProtectionPolicyPorts, actor: str) 
 
 
 def _tenants(run: Run) -> list[Tenant]:
+    """The tenants this policy protects: by their ref in force (a move to a weaker policy waits for
+    its approval while this one keeps protecting), not by their spec."""
     out = []
     for raw in run.ports.cluster.list(API_VERSION, "Tenant"):
         tenant = Tenant.model_validate(raw)
-        if (
-            tenant.spec.protection_policy_ref == run.policy.metadata["name"]
-            and tenant.status
-            and tenant.status.mcs_level
-        ):
+        if not (tenant.status and tenant.status.mcs_level):
+            continue
+        if tenant_gate.protection_ref(run.ports.ledger, tenant) == run.policy.metadata["name"]:
             out.append(tenant)
     return out
 

@@ -4,8 +4,8 @@ What decides is kept in the ledger, not in an object anyone with write access co
 
 - the rules of a QuorumPolicy in force (``quorumpolicy-in-force``, keyed by the policy's
   *name*, so deleting a policy and making a weaker one under the same name is a weakening too);
-- the gate of a Tenant in force (``tenant-gate-in-force``: its quorumPolicyRef and deletion
-  policy) and the spec of a ProtectionPolicy in force (``protectionpolicy-in-force``);
+- the gate of a Tenant in force (``tenant-gate-in-force``: its quorumPolicyRef, deletion policy
+  and protectionPolicyRef) and the spec of a ProtectionPolicy in force (``protectionpolicy-in-force``);
 - who requested a gated change (``request-gated-action``, written by the admission webhook);
 - every decision that let a gated action through (``quorum-decision``, with the counted DSSE
   envelopes verbatim), written before the action.

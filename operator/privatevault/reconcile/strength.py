@@ -36,6 +36,7 @@ __all__ = [
     "classical_strength",
     "effective",
     "is_weakening",
+    "narrows",
     "quantum_safe",
     "security_level",
 ]
@@ -121,14 +122,30 @@ def quantum_safe(algorithms: Algorithms) -> bool:
     return security_level(algorithms) > 0
 
 
+def narrows(old: Mapping[str, str], new: Mapping[str, str]) -> bool:
+    """Whether a workload selected by ``old`` may not be selected by ``new``.
+
+    Selectors are equality-only label sets, so ``new`` is provably as wide only when every label it
+    asks for ``old`` asks for too (with the same value); any other change may deselect workloads.
+    """
+    return any(old.get(key) != value for key, value in new.items())
+
+
+#: The SELinux type that confines protected pods the most; a change to any other may loosen them.
+CONFINING_SELINUX_TYPE: Final = "container_t"
+
+
 def is_weakening(old: ProtectionPolicySpec, new: ProtectionPolicySpec) -> tuple[bool, str]:
     """Whether going from ``old`` to ``new`` weakens the protection, and the reasons why (or why not).
 
     Weakening is: leaving quantum safety; lowering the overall security level; lowering any one
     component's category or, at the same category, its classical strength (the KEM guards
     confidentiality and the signature integrity, so a weaker KEM is not excused by a signature
-    that was already the weakest part); or rotating keys less often. Keeping fewer versions is not
-    weakening: it destroys old keys sooner, which the rotation reconcile guards on its own.
+    that was already the weakest part); rotating keys less often; a workload selector that is not
+    provably as wide (workloads may fall out of protection, :func:`narrows`); or a SELinux type
+    other than the most confining one (``container_t``) that the policy did not already have (no
+    order among the other types can be proven). Keeping fewer versions is not weakening: it
+    destroys old keys sooner, which the rotation reconcile guards on its own.
     """
     before, after = effective(old), effective(new)
     reasons: list[str] = []
@@ -148,6 +165,20 @@ def is_weakening(old: ProtectionPolicySpec, new: ProtectionPolicySpec) -> tuple[
             )
     if duration_seconds(new.rotation_interval) > duration_seconds(old.rotation_interval):
         reasons.append(f"keys rotate less often ({old.rotation_interval} -> {new.rotation_interval})")
+    if narrows(old.workload_selector, new.workload_selector):
+        reasons.append(
+            f"the workload selector {_labels(old.workload_selector)} -> {_labels(new.workload_selector)}"
+            " may deselect workloads"
+        )
+    if new.selinux_type not in (old.selinux_type, CONFINING_SELINUX_TYPE):
+        reasons.append(f"the SELinux type {old.selinux_type} -> {new.selinux_type} may confine pods less")
     if reasons:
         return True, "; ".join(reasons)
-    return False, "not weaker: no algorithm loses strength and keys rotate at least as often"
+    return False, (
+        "not weaker: no algorithm loses strength, keys rotate at least as often and the policy selects"
+        " at least the same workloads"
+    )
+
+
+def _labels(selector: Mapping[str, str]) -> str:
+    return "{" + ",".join(f"{key}={value}" for key, value in sorted(selector.items())) + "}"

@@ -329,10 +329,9 @@ def finalize(tenant: Tenant, *, ports: TenantPorts, actor: str, deletion_policy:
 
 def gates(tenant: Tenant, body: Mapping[str, Any], *, ports: TenantPorts, actor: str, now: datetime) -> list[Gate]:
     """The tenant's gated changes, after its reconcile: its gate itself, then key requests (held ones returned)."""
-    gate = tenant_gate.change(tenant, body, ports=ports, actor=actor, now=now)
+    held = tenant_gate.change(tenant, body, ports=ports, actor=actor, now=now)
     audit = audit_for(tenant, ports, actor, lambda: None)
-    requests = key_requests.answer(tenant, body, audit, ports=ports, actor=actor, now=now)
-    return ([gate] if gate is not None else []) + requests
+    return held + key_requests.answer(tenant, body, audit, ports=ports, actor=actor, now=now)
 
 
 def _key_provider(tenant: Tenant, ports: TenantPorts) -> KeysPort | None:

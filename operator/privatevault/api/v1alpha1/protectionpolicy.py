@@ -328,7 +328,8 @@ class ProtectionPolicySpec(Model):
     retain_versions: int = Field(default=3, ge=1, le=100, description="Key versions kept to decrypt older data.")
     workload_selector: dict[str, str] = Field(
         default_factory=dict,
-        description="Labels that pick the Deployments and StatefulSets to protect.",
+        description="Labels that pick the Deployments and StatefulSets to protect. A change that is not provably"
+        " as wide (a label added, a value changed) may deselect workloads: it is a weakening.",
         json_schema_extra={
             "maxProperties": 16,
             "additionalProperties": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE},

@@ -218,7 +218,14 @@ class TenantSpec(Model):
     quota: Quota = Field(default_factory=Quota)
     limits: ContainerLimits = Field(default_factory=ContainerLimits)
     network: NetworkIsolation = Field(default_factory=NetworkIsolation)
-    protection_policy_ref: str | None = Field(default=None, max_length=253, pattern=DNS_LABEL)
+    protection_policy_ref: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS_LABEL,
+        description="The ProtectionPolicy protecting the tenant's workloads. Moving to a weaker one, to one that"
+        " does not exist or to none waits for quorum (ChangeQuorumGate) when the policy left or the tenant has a"
+        " QuorumPolicy; until then the policy left keeps protecting.",
+    )
     quorum_policy_ref: str | None = Field(default=None, max_length=253, pattern=DNS_LABEL)
     compliance_framework_refs: list[str] = Field(
         default_factory=list,
