@@ -406,7 +406,9 @@ def build(settings: Settings, *, cluster: Cluster | None = None) -> App:
         origin=settings.ledger_origin,
         publication=publisher,
         alarm=_IntegrityAlarm(view, namespace, audit),
-        policy=Policy(settings.checkpoint_every_records, settings.checkpoint_every_seconds),
+        policy=Policy(
+            settings.checkpoint_every_records, settings.checkpoint_every_seconds, settings.checkpoint_verify_seconds
+        ),
         witnesses=witnesses,
     )
     return App(

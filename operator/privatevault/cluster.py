@@ -37,6 +37,35 @@ class Credentials:
     insecure: bool
 
 
+def _configuration(kubeconfig: Path | None) -> client.Configuration:
+    """From a kubeconfig file, else the in-cluster service account, else ~/.kube/config."""
+    configuration = client.Configuration()
+    if kubeconfig is not None:
+        config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    else:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            config.load_kube_config(client_configuration=configuration)
+    return configuration
+
+
+def _token(configuration: client.Configuration) -> str | None:
+    keys = configuration.api_key or {}
+    # kubernetes-client keeps a kubeconfig's or the pod's token under "BearerToken" (older: "authorization").
+    token = str(keys.get("BearerToken") or keys.get("authorization") or "")
+    return token.split(" ", 1)[1].strip() if token.lower().startswith("bearer ") else token.strip() or None
+
+
+def bearer_token(kubeconfig: Path | None = None) -> str | None:
+    """The token the kubeconfig's current user (or the pod's service account) authenticates with,
+    without contacting the server; None when it uses a client certificate instead."""
+    try:
+        return _token(_configuration(kubeconfig))
+    except (config.ConfigException, OSError) as exc:
+        raise ClusterUnavailable(f"no usable kubeconfig for a token: {exc}") from exc
+
+
 class Cluster:
     """A Kubernetes API connection built at start-up and handed to whoever needs it."""
 
@@ -47,14 +76,7 @@ class Cluster:
     @classmethod
     def connect(cls, kubeconfig: Path | None = None, *, pool_size: int = 16) -> Cluster:
         """From a kubeconfig file, else the in-cluster service account, else ~/.kube/config."""
-        configuration = client.Configuration()
-        if kubeconfig is not None:
-            config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
-        else:
-            try:
-                config.load_incluster_config(client_configuration=configuration)
-            except config.ConfigException:
-                config.load_kube_config(client_configuration=configuration)
+        configuration = _configuration(kubeconfig)
         # One pooled connection per reconcile thread, instead of urllib3 discarding the extras.
         configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, pool_size)
         return cls(client.ApiClient(configuration))
@@ -65,15 +87,12 @@ class Cluster:
     def credentials(self) -> Credentials:
         """How this connection reaches the server, for kopf's own watch connections."""
         cfg = self._api.configuration
-        keys = cfg.api_key or {}
-        # kubernetes-client keeps a kubeconfig's or the pod's token under "BearerToken" (older: "authorization").
-        token = keys.get("BearerToken") or keys.get("authorization") or ""
         return Credentials(
             server=cfg.host,
             ca_path=cfg.ssl_ca_cert,
             certificate_path=cfg.cert_file,
             private_key_path=cfg.key_file,
-            token=token.split(" ", 1)[1].strip() if token.lower().startswith("bearer ") else token.strip() or None,
+            token=_token(cfg),
             insecure=not cfg.verify_ssl,
         )
 

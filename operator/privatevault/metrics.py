@@ -27,6 +27,22 @@ Stalled, AwaitingQuorum, Reconciling):
   is exported, 0 included, so that an alert on Stalled has a series before anything stalls;
 - ``privatevault_objects_stalled{kind,reason}``: the Stalled ones by reason (``KMSUnavailable``,
   ``NamespaceConflict``, …), only reasons that some object has.
+
+Gated actions held for a quorum (``quorum.gate.Held``), by the object's ``kind``, its name
+(``target``) and the ``action``:
+
+- ``privatevault_approval_expiry_timestamp_seconds``: when the first Approval counted toward a
+  held action stops counting (its ``notAfter``, or the rule's ``ttl`` from its creation); past it
+  that approver must sign again. Only held actions with a counted Approval have a series; one is
+  dropped when the action is approved, its object deleted, or it is not seen for ``forget_after``.
+
+The checkpointer's verification (``ledger.integrity.Integrity``), besides the integrity above:
+
+- ``privatevault_ledger_last_verified_timestamp_seconds``: when the checkpointer last proved the
+  tree consistent with every head signed before it (published, stored, last signed) and signed or
+  re-published; it re-verifies an idle ledger too (``Policy.verify_every_seconds``);
+- ``privatevault_ledger_witness_cosignatures``: the witness cosignatures on the last checkpoint it
+  published, only when witnesses are configured.
 """
 
 from __future__ import annotations
@@ -34,7 +50,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -70,6 +87,8 @@ class OperatorMetrics(Collector):
         self.bypassed: defaultdict[str, int] = defaultdict(int)
         #: Decisions on gated actions, by action and state (Approved, Pending, Refused, Expired).
         self.decisions: defaultdict[tuple[str, str], int] = defaultdict(int)
+        #: (kind, name, action) of a held action -> (when its first counted approval lapses, when seen)
+        self._expiring: dict[tuple[str, str, str], tuple[datetime, float]] = {}
 
     def observe(self, kind: str, name: str, state: str, reason: str = "") -> None:
         """The state of an object as its reconcile just left it (``reason``: why it is Stalled)."""
@@ -79,6 +98,20 @@ class OperatorMetrics(Collector):
     def forget(self, kind: str, name: str) -> None:
         with self._objects_lock:
             self._objects.pop((kind, name), None)
+            for key in [key for key in self._expiring if key[:2] == (kind, name)]:
+                del self._expiring[key]
+
+    def held(self, kind: str, name: str, decided: Sequence[tuple[str, str, datetime | None]]) -> None:
+        """The quorum decisions one reconcile of the object took, as ``(action, state, expires)``:
+        each is counted, and they replace the object's held actions (``quorum.gate.Held.expires``:
+        when the first counted approval lapses; None when none counts or it was approved)."""
+        with self._objects_lock:
+            for key in [key for key in self._expiring if key[:2] == (kind, name)]:
+                del self._expiring[key]
+            for action, state, expires in decided:
+                self.decisions[(action, state)] += 1
+                if expires is not None and state != "Approved":
+                    self._expiring[(kind, name, action)] = (expires, self._clock())
 
     def collect(self) -> Iterator[Metric]:
         grouped: defaultdict[str, list[tuple[dict[str, str], float]]] = defaultdict(list)
@@ -96,6 +129,7 @@ class OperatorMetrics(Collector):
         yield from self._witnesses()
         yield from self._quorum()
         yield from self._states()
+        yield from self._expiries()
 
     def _states(self) -> Iterator[Metric]:
         cutoff = self._clock() - self._forget_after
@@ -139,6 +173,21 @@ class OperatorMetrics(Collector):
             decisions.add_metric([action, state], float(count))
         yield decisions
 
+    def _expiries(self) -> Iterator[Metric]:
+        cutoff = self._clock() - self._forget_after
+        with self._objects_lock:
+            for key in [key for key, (_, seen) in self._expiring.items() if seen < cutoff]:
+                del self._expiring[key]
+            current = sorted(self._expiring.items())
+        family = GaugeMetricFamily(
+            "privatevault_approval_expiry_timestamp_seconds",
+            "When the first Approval counted toward a held gated action stops counting",
+            labels=["kind", "target", "action"],
+        )
+        for (kind, name, action), (expires, _) in current:
+            family.add_metric([kind, name, action], expires.timestamp())
+        yield family
+
     def _ledger(self) -> Iterator[Metric]:
         integrity = self.integrity
         yield GaugeMetricFamily(
@@ -157,6 +206,22 @@ class OperatorMetrics(Collector):
                 "Tree size of the last checkpoint this process signed or published",
                 value=float(integrity.checkpoint_size),
             )
+        # Both families are always described (an empty one has no sample), so a scrape names them.
+        verified = GaugeMetricFamily(
+            "privatevault_ledger_last_verified_timestamp_seconds",
+            "When the tree was last proved consistent with every checkpoint signed before it",
+            labels=[],
+        )
+        if integrity.verified_at is not None:
+            verified.add_metric([], integrity.verified_at.timestamp())
+        cosignatures = GaugeMetricFamily(
+            "privatevault_ledger_witness_cosignatures",
+            "Witness cosignatures on the last checkpoint published (only with witnesses configured)",
+            labels=[],
+        )
+        if self.witnesses and integrity.cosignatures is not None:
+            cosignatures.add_metric([], float(integrity.cosignatures))
+        yield from (verified, cosignatures)
 
     def _witnesses(self) -> Iterator[Metric]:
         ok = GaugeMetricFamily(

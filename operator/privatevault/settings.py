@@ -143,6 +143,8 @@ class Settings:
     ledger_origin: str = "privatevault.io/ledger"
     checkpoint_every_records: int = 1000
     checkpoint_every_seconds: float = 60.0
+    #: An idle ledger is proved consistent with the published checkpoint again this often.
+    checkpoint_verify_seconds: float = 3600.0
     #: Witnesses that cosign each new checkpoint: (submission URL prefix, cosignature verifier key).
     witnesses: tuple[tuple[str, str], ...] = ()
     #: Seconds to wait for one witness's answer; a late witness delays publishing, never appends.
@@ -210,6 +212,9 @@ class Settings:
             ),
             checkpoint_every_seconds=float(
                 env.get(f"{ENV_PREFIX}CHECKPOINT_EVERY_SECONDS", cls.checkpoint_every_seconds)
+            ),
+            checkpoint_verify_seconds=float(
+                env.get(f"{ENV_PREFIX}CHECKPOINT_VERIFY_SECONDS", cls.checkpoint_verify_seconds)
             ),
             witnesses=witnesses(env.get(f"{ENV_PREFIX}WITNESSES", "")),
             witness_timeout=float(env.get(f"{ENV_PREFIX}WITNESS_TIMEOUT", cls.witness_timeout)),

@@ -8,6 +8,8 @@ end the incident, which is recorded in the ledger before the next checkpoint cov
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -92,6 +94,7 @@ def operator(
     signer: LocalSigner | None = None,
     *,
     every_seconds: float = 3600,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Operator:
     ledger = ledger or MemoryLedger()
     configmap = configmap or ConfigMap()
@@ -104,6 +107,7 @@ def operator(
         publication=configmap,
         alarm=alarm,
         policy=Policy(every_records=10, every_seconds=every_seconds),
+        clock=clock,
     )
     return Operator(ledger, configmap, alarm, signer, checkpointer)
 
@@ -142,6 +146,26 @@ def test_issues_every_n_records_and_idles_on_one_query() -> None:
     assert issued is not None and issued.size == 10
     assert op.configmap.sizes == [0, 10]
     assert op.alarm.refusals == [] and op.checkpointer.integrity.ok
+
+
+def test_an_idle_ledger_is_verified_again_on_the_policys_interval() -> None:
+    policy = Policy(every_records=10, every_seconds=60, verify_every_seconds=3600)
+    assert not policy.due(size=5, last_size=5, seconds_since_last=3599)
+    assert policy.due(size=5, last_size=5, seconds_since_last=3600)
+
+
+def test_the_time_of_the_last_verification_is_kept_and_a_refusal_keeps_it() -> None:
+    times = iter(datetime(2026, 1, 1, hour, tzinfo=UTC) for hour in range(10))
+    op = operator(clock=lambda: next(times))
+    assert op.checkpointer.integrity.verified_at is None
+    op.ledger.add(10)
+    op.checkpointer.issue()
+    assert op.checkpointer.integrity.verified_at == datetime(2026, 1, 1, 0, tzinfo=UTC)
+    op.checkpointer.issue()  # nothing new: proved consistent again and re-published
+    assert op.checkpointer.integrity.verified_at == datetime(2026, 1, 1, 1, tzinfo=UTC)
+    op.ledger.rewrite(3)
+    refused(op)
+    assert op.checkpointer.integrity.verified_at == datetime(2026, 1, 1, 1, tzinfo=UTC)
 
 
 def test_nothing_new_republishes_the_latest_without_signing_again(running: Operator) -> None:

@@ -1,5 +1,6 @@
 """pvctl evidence verify, offline: a genuine bundle verifies (table and JSON), a tampered one fails
-with exit 1 naming the problem, a malformed key is a usage error; export and get on a fake cluster."""
+with exit 1 naming the problem, a malformed key is a usage error; export and get on a fake cluster;
+get --server takes the kubeconfig's token without --token-file, and reports progress on stderr."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
-from privatevault.cli.evidence import app
+from privatevault.cli.client import ReadApiClient
+from privatevault.cli.evidence import _Progress, app
 from privatevault.cli.session import Session
 from tests.evidence_scenario import scenario
 from tests.unit.fakes import FakeCluster
@@ -74,3 +77,45 @@ def test_export_creates_the_object_and_get_shows_what_to_sign(tmp_path: Path) ->
     assert done.exit_code == 0 and "pvctl approvals create EvidenceExport/q1" in done.output
     done = runner.invoke(app, ["get", "q1", "-o", str(tmp_path / "x.tar.gz")], obj=obj)
     assert done.exit_code == 1 and "no finished bundle" in done.output
+
+
+def _kubeconfig(tmp_path: Path, user: dict[str, Any]) -> Path:
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": user}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    return path
+
+
+def test_without_a_token_file_the_kubeconfigs_token_is_used(tmp_path: Path) -> None:
+    with_token = _kubeconfig(tmp_path, {"token": "kube-token"})
+    client = ReadApiClient.of("https://api:8443/", None, None, False, kubeconfig=with_token, from_kubeconfig=True)
+    assert (client.server, client.token) == ("https://api:8443", "kube-token")
+    (tmp_path / "t").write_text("file-token\n")
+    assert ReadApiClient.of("https://api", tmp_path / "t", None, False, kubeconfig=with_token).token == "file-token"
+    certificate = _kubeconfig(tmp_path, {"client-certificate-data": "", "client-key-data": ""})
+    done = runner.invoke(
+        app, ["get", "q1", "--server", "https://api:8443", "--kubeconfig", str(certificate)], catch_exceptions=False
+    )
+    assert done.exit_code == 2 and "pass --token-file" in done.output
+
+
+def test_progress_is_reported_for_large_bundles_only(capsys: pytest.CaptureFixture[str]) -> None:
+    with _Progress("q1", quiet=False, every=10) as progress:
+        for done in (4, 8):
+            progress(done, 8)
+    assert capsys.readouterr().err == ""  # under the step: nothing
+    with _Progress("q1", quiet=False, every=10) as progress:
+        for done in range(5, 35, 5):
+            progress(done, 30)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 4 and lines[-1] == "q1: done" and "(33%)" in lines[0]

@@ -3,6 +3,7 @@ read), and the metric itself: every kind and state exported, deleted objects for
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -74,3 +75,32 @@ def test_objects_by_kind_and_state_and_deleted_ones_forgotten() -> None:
     assert value("Tenant", "Ready") == 0 and value("Tenant", "Stalled") == 1
     assert value("QuorumPolicy", "AwaitingQuorum") == 0
     assert b"# TYPE privatevault_objects gauge" in generate_latest(registry)
+
+
+def test_held_actions_with_counted_approvals_show_when_the_first_lapses() -> None:
+    now = [100.0]
+    collector = metrics.OperatorMetrics(forget_after=60, clock=lambda: now[0])
+    registry = CollectorRegistry()
+    registry.register(collector)
+    lapses = datetime(2026, 6, 1, 13, 0, tzinfo=UTC)
+    collector.held("Tenant", "acme", [("DeleteTenant", "Pending", lapses), ("RotateKeyOutOfSchedule", "Pending", None)])
+    collector.held("ProtectionPolicy", "strict", [("WeakenProtectionPolicy", "Pending", lapses)])
+
+    def expiry(kind: str, target: str, action: str) -> float | None:
+        labels = {"kind": kind, "target": target, "action": action}
+        return registry.get_sample_value("privatevault_approval_expiry_timestamp_seconds", labels)
+
+    assert expiry("Tenant", "acme", "DeleteTenant") == lapses.timestamp()
+    assert expiry("Tenant", "acme", "RotateKeyOutOfSchedule") is None  # no approval counted yet
+    assert (
+        registry.get_sample_value("privatevault_quorum_decisions_total", {"action": "DeleteTenant", "state": "Pending"})
+        == 1
+    )
+    collector.held("Tenant", "acme", [("DeleteTenant", "Approved", None)])  # approved: nothing to lapse
+    assert expiry("Tenant", "acme", "DeleteTenant") is None
+    collector.held("Tenant", "acme", [("DeleteTenant", "Pending", lapses)])
+    collector.forget("Tenant", "acme")  # deleted
+    assert expiry("Tenant", "acme", "DeleteTenant") is None
+    now[0] += 61  # unseen for longer than forget_after: gone
+    assert expiry("ProtectionPolicy", "strict", "WeakenProtectionPolicy") is None
+    assert b"# TYPE privatevault_approval_expiry_timestamp_seconds gauge" in generate_latest(registry)

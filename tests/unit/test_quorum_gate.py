@@ -124,3 +124,13 @@ def test_not_after_is_whole_seconds_in_utc() -> None:
         PendingAction.model_validate(PENDING), "alice", datetime(2026, 6, 1, 14, 0, 0, 999_999, tzinfo=UTC)
     )
     assert statement.not_after == datetime(2026, 6, 1, 14, 0, tzinfo=UTC)
+
+
+def test_a_held_action_says_when_its_first_counted_approval_lapses() -> None:
+    # alice's notAfter is in 1 h; the rule's default ttl from its creation is later.
+    held = _hold(_approval("alice"))
+    assert held.expires == NOW + timedelta(hours=1)
+    sooner = _hold(_approval("alice", not_after=NOW + timedelta(hours=3)), _approval("carol"))
+    assert not sooner.decision.approved and sooner.expires == NOW + timedelta(hours=1)
+    assert _hold().expires is None  # nothing counted
+    assert _hold(_approval("alice"), _approval("bob")).expires is None  # approved: nothing to lapse

@@ -1,23 +1,28 @@
 """The read API's routes on an App of fakes (aiohttp's test server, real TLS-less HTTP): probes,
-the evidence seam authorised per tenant, and a record of another tenant answered as absent."""
+the evidence seam authorised per tenant (403 for a tenant not granted, 404 for no bundle), pvctl's
+download checked against the digest the API states, and a record of another tenant answered as absent."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from privatevault.app import App
+from privatevault.cli.client import ApiError, DigestMismatch, ReadApiClient, stated_digest
 from privatevault.ledger.integrity import Integrity, Refusal
 from privatevault.metrics import OperatorMetrics
 from privatevault.readapi.authz import Authorizer
 from privatevault.readapi.evidence import EvidenceBundle
-from privatevault.readapi.server import ReadApi
+from privatevault.readapi.server import ReadApi, repr_digest
 from tests.unit.fakes import MemoryLedger, ledger_event
 
 
@@ -40,18 +45,22 @@ async def _now(call: Callable[[], Any]) -> Any:
     return call()
 
 
-def api(tmp_path: Path, *, integrity: Integrity | None = None) -> ReadApi:
+BUNDLE = b"\x1f\x8bbundle"
+DIGEST = "sha256:" + hashlib.sha256(BUNDLE).hexdigest()
+
+
+def api(tmp_path: Path, *, integrity: Integrity | None = None, digest: str | None = DIGEST) -> ReadApi:
     ledger = MemoryLedger()
     ledger.append(ledger_event("a1", tenant="acme"))
     ledger.append(ledger_event("g1", tenant="globex"))
     bundle = tmp_path / "acme-q1.tar.gz"
-    bundle.write_bytes(b"\x1f\x8bbundle")
+    bundle.write_bytes(BUNDLE)
     app = SimpleNamespace(ledger=ledger, integrity=integrity or Integrity(), metrics=OperatorMetrics())
     grants = {("alice", "audit", "acme"), ("alice", "evidence", "acme"), ("bob", "evidence", "globex")}
     built = ReadApi(
         app=cast(App, app),
         authorizer=Authorizer(Reviews(grants), _now),
-        evidence=lambda name: EvidenceBundle(bundle, ("acme",)) if name == "acme-q1" else None,
+        evidence=lambda name: EvidenceBundle(bundle, ("acme",), digest=digest) if name == "acme-q1" else None,
     )
     built.started = True
     return built
@@ -83,8 +92,53 @@ def test_evidence_seam(tmp_path: Path) -> None:
     read_api = api(tmp_path)
     assert call(read_api, "/api/v1/evidence/acme-q1")[0] == 401
     assert call(read_api, "/api/v1/evidence/acme-q1", "token-alice") == (200, b"\x1f\x8bbundle")
-    assert call(read_api, "/api/v1/evidence/acme-q1", "token-bob")[0] == 404  # globex's reader
+    assert call(read_api, "/api/v1/evidence/acme-q1", "token-bob")[0] == 403  # globex's reader
     assert call(read_api, "/api/v1/evidence/unknown", "token-alice")[0] == 404
+
+
+def download(read_api: ReadApi, token: str, name: str, into: Path, progress: list[tuple[int, int | None]]) -> Any:
+    """pvctl's client (urllib, in a thread) against the API on a loopback port."""
+
+    async def go() -> Any:
+        async with TestServer(read_api.application()) as server:
+            client = ReadApiClient(str(server.make_url("")).rstrip("/"), token, ssl.create_default_context())
+            path = f"/api/v1/evidence/{name}"
+            return await asyncio.to_thread(
+                lambda: client.download(path, into, progress=lambda done, total: progress.append((done, total)))
+            )
+
+    return asyncio.run(go())
+
+
+def test_pvctl_downloads_a_bundle_checked_against_the_stated_digest(tmp_path: Path) -> None:
+    into, progress = tmp_path / "got.tar.gz", []
+    got = download(api(tmp_path), "token-alice", "acme-q1", into, progress)
+    assert (got.path, got.size, got.digest) == (into, len(BUNDLE), DIGEST)
+    assert into.read_bytes() == BUNDLE and progress[-1] == (len(BUNDLE), len(BUNDLE))
+    for token, name, status in (
+        ("token-bob", "acme-q1", 403),
+        ("token-alice", "unknown", 404),
+        ("nope", "acme-q1", 401),
+    ):
+        with pytest.raises(ApiError) as refused:
+            download(api(tmp_path), token, name, tmp_path / "no.tar.gz", [])
+        assert refused.value.status == status
+    assert not (tmp_path / "no.tar.gz").exists()
+
+
+@pytest.mark.parametrize("digest", ["sha256:" + "00" * 32, None], ids=["mismatch", "unstated"])
+def test_a_download_that_does_not_match_the_stated_digest_leaves_nothing(tmp_path: Path, digest: str | None) -> None:
+    (tmp_path / "out").mkdir()
+    into = tmp_path / "out" / "got.tar.gz"
+    with pytest.raises(DigestMismatch, match="sha256:0000" if digest else "states no SHA-256"):
+        download(api(tmp_path, digest=digest), "token-alice", "acme-q1", into, [])
+    assert list((tmp_path / "out").iterdir()) == []  # neither the file nor the one written aside
+
+
+def test_repr_digest_round_trips() -> None:
+    assert stated_digest(repr_digest(DIGEST)) == DIGEST
+    assert stated_digest("sha-512=:AAAA:, sha-256=:" + repr_digest(DIGEST).split(":")[1] + ":") == DIGEST
+    assert stated_digest("sha-512=:AAAA:") is None and stated_digest(None) is None
 
 
 def test_other_tenants_record_is_absent(tmp_path: Path) -> None:

@@ -309,7 +309,29 @@ def test_the_checkpointer_publishes_the_cosignatures_and_stores_its_own_note(ser
         assert configmap.note == stored.note + configmap.note[len(stored.note) :]
         assert cosigned_by(configmap.note, [WITNESS.verifier])[0] == [WITNESS.name]
         assert cosigned_by(ledger.stored[-1].note, [WITNESS.verifier])[0] == []
+        assert checkpointer.integrity.cosignatures == 1
     assert service.state.get(ORIGIN) == Known(8, ledger.root(8))
+    # A restart with nothing new re-publishes nothing, and counts the lines of what is published.
+    again = Checkpointer(ledger, [LOG], origin=ORIGIN, publication=configmap, alarm=Alarm(ledger), witnesses=witnesses)
+    again.issue()
+    assert again.integrity.cosignatures == 1
+    witnesses.close()
+
+
+def test_a_checkpoint_no_witness_cosigned_counts_none() -> None:
+    def unreachable(url: str, body: bytes, timeout: float) -> tuple[int, bytes]:
+        raise OSError("connection refused")
+
+    ledger, configmap = MemoryLedger(), ConfigMap()
+    witnesses = Witnesses([Witness("http://down.test", WITNESS.verifier, transport=unreachable)])
+    checkpointer = Checkpointer(
+        ledger, [LOG], origin=ORIGIN, publication=configmap, alarm=Alarm(ledger), witnesses=witnesses
+    )
+    ledger.add(3)
+    checkpointer.issue()
+    assert checkpointer.integrity.cosignatures == 0
+    text = generate_latest(registry_of(OperatorMetrics(checkpointer.integrity, witnesses.status))).decode()
+    assert "privatevault_ledger_witness_cosignatures 0.0" in text
     witnesses.close()
 
 
@@ -395,6 +417,9 @@ def test_the_metrics_name_each_witness_and_its_reason() -> None:
     assert 'privatevault_ledger_witness_ok{reason="",witness="w2"} 1.0' in text
     assert 'privatevault_ledger_witness_failures_total{witness="w1"} 2.0' in text
     assert 'privatevault_ledger_witness_cosigned_size{witness="w1"} 20.0' in text
+    # Nothing published yet: the cosignatures' family is described, without a sample.
+    assert "# TYPE privatevault_ledger_witness_cosignatures gauge" in text
+    assert "\nprivatevault_ledger_witness_cosignatures " not in text
 
 
 def registry_of(collector: OperatorMetrics) -> CollectorRegistry:

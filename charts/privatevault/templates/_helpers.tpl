@@ -68,3 +68,8 @@ privileged: false
 capabilities:
   drop: ["ALL"]
 {{- end -}}
+
+{{/* The claim holding EvidenceExport bundles: an existing one, or the one evidence-pvc.yaml makes. */}}
+{{- define "privatevault.evidenceClaim" -}}
+{{- default (printf "%s-evidence" (include "privatevault.fullname" .)) .Values.evidence.persistence.existingClaim -}}
+{{- end -}}

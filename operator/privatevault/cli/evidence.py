@@ -1,4 +1,5 @@
-"""pvctl evidence: ask for a bundle (export), fetch it (get), and check it offline (verify).
+"""pvctl evidence: ask for a bundle (export), fetch it (get: from the operator's volume, or the
+read API with ``--server``), and check it offline (verify).
 
 ``verify`` needs nothing but the bundle and the keys: no database, no cluster, no network. The
 keys are the ones the operator publishes in ConfigMap ``privatevault-ledger-checkpoint``
@@ -11,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +22,7 @@ import typer
 from rich.markup import escape
 
 from privatevault.api.v1alpha1 import API_VERSION
+from privatevault.cli.client import ApiError, CaFile, Insecure, ReadApiClient, Server, TokenFile
 from privatevault.cli.output import Format, console, fail
 from privatevault.cli.session import session
 from privatevault.errors import PrivateVaultError
@@ -132,16 +136,28 @@ def get(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The EvidenceExport.")],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Copy the finished bundle here (its digest is checked).")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Copy the finished bundle here (its digest is checked); with --server: NAME.tar.gz."
+        ),
     ] = None,
     kubeconfig: Kubeconfig = None,
+    server: Server = None,
+    token_file: TokenFile = None,
+    ca_file: CaFile = None,
+    insecure: Insecure = False,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Show an export's state (and what to sign while it waits); with --output, fetch the bundle.
 
-    The bundle is read at its location on the operator's volume (the same machine, or the volume
-    mounted here); the operator's read API serves it over HTTPS as /api/v1/evidence/NAME.
+    Without --server the bundle is read at its location on the operator's volume (the same
+    machine, or the volume mounted here). With --server it is downloaded from the read API
+    (/api/v1/evidence/NAME) with the token of --token-file, else the kubeconfig's: written aside,
+    its SHA-256 checked against the one the API states, then renamed into place.
     """
+    if server:
+        _download(name, output or Path(f"{name}.tar.gz"), server, token_file, ca_file, insecure, kubeconfig, fmt)
+        return
     cluster = session(ctx).connect(kubeconfig)
     try:
         found = cluster.get(API_VERSION, "EvidenceExport", name)
@@ -181,3 +197,63 @@ def get(
         )
     if output is not None:
         console.print(f"  copied to {output}; verify it with `pvctl evidence verify {output} --verifier-key …`")
+
+
+def _download(
+    name: str,
+    output: Path,
+    server: str,
+    token_file: Path | None,
+    ca_file: Path | None,
+    insecure: bool,
+    kubeconfig: Path | None,
+    fmt: Format,
+) -> None:
+    """The bundle from the read API: 404 an unknown or unfinished export, 403 a tenant not granted."""
+    try:
+        client = ReadApiClient.of(server, token_file, ca_file, insecure, kubeconfig=kubeconfig, from_kubeconfig=True)
+        with _Progress(name, quiet=fmt is Format.json) as progress:
+            got = client.download(f"/api/v1/evidence/{urllib.parse.quote(name, safe='')}", output, progress=progress)
+    except ApiError as exc:
+        fail(_refusal(name, exc), code=2 if exc.status == 0 else 1)
+    except PrivateVaultError as exc:  # a digest that does not match, or a file that cannot be written
+        fail(str(exc))
+    if fmt is Format.json:
+        print(json.dumps({"name": name, "output": str(got.path), "size": got.size, "digest": got.digest}, indent=2))
+        return
+    console.print(
+        f"evidenceexport/{name}: {got.size} bytes to {got.path}, digest {got.digest} as the read API states;"
+        f" verify it with `pvctl evidence verify {got.path} --verifier-key …`",
+        highlight=False,
+    )
+
+
+def _refusal(name: str, exc: ApiError) -> str:
+    if exc.status == 404:
+        return f"no finished bundle of evidenceexport/{name} on the read API (unknown, or not Ready yet): {exc}"
+    if exc.status == 403:
+        return f"this token may not read every tenant of evidenceexport/{name} (RBAC: get evidence): {exc}"
+    if exc.status == 401:
+        return f"the read API did not accept the token: {exc}"
+    return str(exc)
+
+
+class _Progress:
+    """Bytes received on stderr, for bundles large enough to wait for (from 8 MiB on)."""
+
+    def __init__(self, name: str, *, quiet: bool, every: int = 8 << 20) -> None:
+        self._name, self._quiet, self._every, self._next = name, quiet, every, every
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self._quiet or done < self._next:
+            return
+        self._next = done + self._every
+        of = f" of {total / (1 << 20):.0f} MiB ({100 * done // total}%)" if total else " MiB"
+        print(f"{self._name}: {done / (1 << 20):.0f}{of}", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if not self._quiet and self._next > self._every:
+            print(f"{self._name}: done", file=sys.stderr, flush=True)

@@ -38,8 +38,9 @@ def kind(app: App) -> wiring.Kind[ProtectionPolicy]:
             )
         done = decisions.done(acting, result, weakened)
         done = replace(done, facts={**done.facts, "in_force_generation": force.generation})
+        gates = [force.gate] if force.gate is not None else []
+        app.metrics.held("ProtectionPolicy", str(policy.metadata["name"]), [quorum.decided(g) for g in gates])
         if force.gate is not None:
-            app.metrics.decisions[(force.gate.held.change.action, force.gate.held.decision.state)] += 1
             context.logger.info("weakening held: %s", force.gate.held.decision.message)
         return quorum.with_gates(done, [force.gate] if force.gate is not None else [])
 

@@ -25,7 +25,12 @@ def bundles(app: App) -> Locator:
         found = app.cluster.get(API_VERSION, "EvidenceExport", name) if path is not None else None
         if path is None or found is None:
             return None
-        return EvidenceBundle(path=path, tenants=tuple((found.get("spec") or {}).get("tenants") or ()))
+        digest = (found.get("status") or {}).get("digest")
+        return EvidenceBundle(
+            path=path,
+            tenants=tuple((found.get("spec") or {}).get("tenants") or ()),
+            digest=str(digest) if digest else None,
+        )
 
     return locate
 

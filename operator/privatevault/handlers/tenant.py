@@ -41,8 +41,8 @@ def kind(app: App) -> wiring.Kind[Tenant]:
         held = decisions.gates(
             tenant, context.body, ports=app.tenant_ports(), actor=app.settings.actor, now=context.now
         )
+        app.metrics.held("Tenant", str(tenant.metadata["name"]), [quorum.decided(gate) for gate in held])
         for gate in held:
-            app.metrics.decisions[(gate.held.change.action, gate.held.decision.state)] += 1
             context.logger.info("%s held: %s", gate.held.change.action, gate.held.decision.message)
         return quorum.with_gates(decisions.done(tenant, result), held)
 
@@ -99,7 +99,7 @@ def _deletion(registry: kopf.OperatorRegistry, app: App) -> None:
             try:
                 deletion = tenant_gate.deletion(tenant, dict(body), ports=ports, actor=actor, now=app.clock())
                 if deletion.gate is not None:
-                    app.metrics.decisions[("DeleteTenant", deletion.gate.held.decision.state)] += 1
+                    app.metrics.held("Tenant", str(tenant.metadata["name"]), [quorum.decided(deletion.gate)])
                 if deletion.gate is not None and not deletion.gate.approved:
                     _hold(tenant, deletion.gate.error(), [deletion.gate.held.pending])
                 decisions.finalize(

@@ -36,6 +36,7 @@ from typing import Protocol
 from privatevault.errors import IntegrityError, PrivateVaultError
 from privatevault.ledger import merkle
 from privatevault.ledger.checkpoint import (
+    SIGNATURE_PREFIX,
     CheckpointError,
     NoteSigner,
     parse_and_verify,
@@ -110,14 +111,18 @@ class CheckpointRefused(IntegrityError):
 class Policy:
     every_records: int = 1000
     every_seconds: float = 60.0
+    #: An idle ledger is proved consistent with the published checkpoint again this often (one
+    #: ConfigMap read, nothing signed), so that "last verified" is fresh without new records.
+    verify_every_seconds: float = 3600.0
 
     def due(self, *, size: int, last_size: int, seconds_since_last: float, refusing: bool = False) -> bool:
         """Due when records were added and enough of them, or enough time, passed; while the last
-        attempt was refused, again every ``every_seconds`` (the records may have been restored)."""
+        attempt was refused, again every ``every_seconds`` (the records may have been restored);
+        with nothing new, every ``verify_every_seconds``."""
         if refusing:
             return seconds_since_last >= self.every_seconds
         if size <= last_size:
-            return False
+            return seconds_since_last >= self.verify_every_seconds
         return size - last_size >= self.every_records or seconds_since_last >= self.every_seconds
 
 
@@ -163,6 +168,11 @@ class _Verdict:
     root: bytes
     refusal: Refusal | None
     anchor: Anchor | None
+
+
+def _signature_lines(note: bytes) -> int:
+    """The signature lines (``— name base64``) of a note, or of a note's tail of cosignature lines."""
+    return sum(1 for line in note.splitlines() if line.startswith(SIGNATURE_PREFIX.encode()))
 
 
 class Checkpointer:
@@ -272,7 +282,7 @@ class Checkpointer:
             verdict = self._check(size, stored, published)  # the incident's records extend the same tree
             if verdict.refusal is not None:
                 self._refuse(verdict.refusal, size)
-        return self._sign(size, verdict.root, stored)
+        return self._sign(size, verdict.root, stored, published)
 
     def _refuse(self, refusal: Refusal, size: int) -> None:
         integrity = self.integrity
@@ -288,9 +298,13 @@ class Checkpointer:
             log.error("ledger integrity: %s; the alarm could not be raised everywhere: %s", refusal.message, exc)
         raise CheckpointRefused(refusal)
 
-    def _sign(self, size: int, root: bytes, stored: StoredCheckpoint | None) -> StoredCheckpoint:
+    def _sign(self, size: int, root: bytes, stored: StoredCheckpoint | None, published: Published) -> StoredCheckpoint:
+        """Sign (or re-publish) the head ``_check`` just proved consistent with every head before it."""
         if stored is not None and stored.size == size and self._signed_by_us(stored):
             checkpoint = stored  # nothing new: make sure the latest is published
+            if published.note is not None and published.note.startswith(stored.note):
+                # What is published is this checkpoint: the witnesses' lines follow the log's own.
+                self.integrity.cosignatures = _signature_lines(published.note) - _signature_lines(stored.note)
         else:
             checkpoint = StoredCheckpoint(size, root, sign_checkpoint(self._origin, size, root, self.signers))
             if not self._ledger.add_checkpoint(checkpoint):
@@ -305,6 +319,7 @@ class Checkpointer:
         )
         self._last_issued, self._last_size = time.monotonic(), checkpoint.size
         self.integrity.checkpoint_size = checkpoint.size
+        self.integrity.verified_at = self._clock()
         self._alarm.signed(checkpoint)
         return checkpoint
 
@@ -315,6 +330,7 @@ class Checkpointer:
             return checkpoint
         size = checkpoint.size
         lines = self._witnesses.cosign(checkpoint.note, size, lambda old: self._ledger.consistency_proof(old, size))
+        self.integrity.cosignatures = _signature_lines(lines)
         return replace(checkpoint, note=checkpoint.note + lines)
 
     def _signed_by_us(self, stored: StoredCheckpoint) -> bool:

@@ -98,6 +98,10 @@ class Integrity:
     refused_total: int = 0
     #: The size of the last checkpoint this process signed or published.
     checkpoint_size: int | None = None
+    #: When the tree was last proved to extend every head signed before it (then signed or re-published).
+    verified_at: datetime | None = None
+    #: Witness cosignature lines on the last checkpoint published (None: not known yet).
+    cosignatures: int | None = None
 
     @property
     def ok(self) -> bool:

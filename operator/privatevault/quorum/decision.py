@@ -124,9 +124,13 @@ def signed_enough(rule: Rule, algorithms: frozenset[Algorithm]) -> bool:
     return set(ALGORITHMS) <= algorithms if rule.signature_mode == "hybrid-required" else bool(algorithms)
 
 
+def ends(rule: Rule, ballot: Ballot) -> datetime:
+    """When the ballot stops counting toward ``rule``: its ``notAfter`` or the rule's ``ttl`` from its creation."""
+    return min(ballot.not_after, ballot.created + timedelta(seconds=float(duration_seconds(rule.ttl))))
+
+
 def live(rule: Rule, ballot: Ballot, now: datetime) -> bool:
-    ends = min(ballot.not_after, ballot.created + timedelta(seconds=float(duration_seconds(rule.ttl))))
-    return now < ends
+    return now < ends(rule, ballot)
 
 
 def missing(rule: Rule, approvers: Sequence[Approver], requester: Requester) -> list[str]:

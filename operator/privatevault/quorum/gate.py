@@ -19,7 +19,7 @@ from privatevault.api.v1alpha1.quorumpolicy import QuorumPolicySpec, Rule
 
 from .ballots import Judged, binds
 from .changes import Change
-from .decision import Decision, Requester, decide, live, signed_enough
+from .decision import Decision, Requester, decide, ends, live, signed_enough
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,9 @@ class Held:
     decision: Decision
     pending: PendingAction
     counted: tuple[Judged, ...]
+    #: While not approved: when the first counted approval stops counting (None: none counts).
+    #: Past it the action needs that approver to sign again (the approvals-expiring alert).
+    expires: datetime | None = None
 
     def ledger_details(self, requester: Requester) -> dict[str, Any]:
         """The decision as the ledger keeps it: rules' outcomes and every counted envelope verbatim."""
@@ -85,6 +88,13 @@ def hold(
         and j.statement.approver in decision.counted
         and any(live(rule, j.ballot(), now) and signed_enough(rule, j.algorithms) for rule in rules)
     )
+    lapses = [
+        ends(rule, j.ballot())
+        for j in counted
+        for rule in rules
+        if live(rule, j.ballot(), now) and signed_enough(rule, j.algorithms)
+    ]
+    expires = min(lapses) if lapses and not decision.approved else None
     pending = PendingAction(
         action=change.action,
         policy=policy.name,
@@ -99,4 +109,4 @@ def hold(
         requester=requester.name if requester.known else None,
         sign_with=sign_with(change),
     )
-    return Held(change=change, decision=decision, pending=pending, counted=counted)
+    return Held(change=change, decision=decision, pending=pending, counted=counted, expires=expires)

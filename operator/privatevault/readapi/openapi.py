@@ -88,8 +88,17 @@ def document() -> dict[str, Any]:
             "security": _SECURED,
             "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {
-                "200": {"description": "The bundle", "content": {"application/gzip": {}}},
-                **{k: v for k, v in _answer(models.Problem, 401, 404).items() if k != "200"},
+                "200": {
+                    "description": "The bundle",
+                    "content": {"application/gzip": {}},
+                    "headers": {
+                        "Repr-Digest": {
+                            "description": "The bundle's SHA-256 as the export's status reports it (RFC 9530)",
+                            "schema": {"type": "string", "pattern": "^sha-256=:[A-Za-z0-9+/]{43}=:$"},
+                        }
+                    },
+                },
+                **{k: v for k, v in _answer(models.Problem, 401, 403, 404).items() if k != "200"},
             },
         }
     }

@@ -348,17 +348,19 @@ class ReadApi:
         user = await self._user(request)
         name = request.match_info["name"]
         bundle = await self._run(lambda: self.evidence(name))
-        if bundle is not None:
-            for tenant in bundle.tenants or ("",):
-                if not await self.authorizer.allowed(user, Attributes("get", "evidence", tenant)):
-                    bundle = None
-                    break
         if bundle is None:
-            raise Refused(404, "NotFound", f"no evidence bundle {name} that {user.username} may read")
-        return web.FileResponse(
-            bundle.path,
-            headers={
-                "Content-Type": bundle.media_type,
-                "Content-Disposition": f'attachment; filename="{bundle.path.name}"',
-            },
-        )
+            raise Refused(404, "NotFound", f"no finished evidence bundle {name} (unknown export, or not Ready yet)")
+        for tenant in bundle.tenants or ("",):
+            await self._require(user, Attributes("get", "evidence", tenant))
+        headers = {
+            "Content-Type": bundle.media_type,
+            "Content-Disposition": f'attachment; filename="{bundle.path.name}"',
+        }
+        if bundle.digest is not None:
+            headers["Repr-Digest"] = repr_digest(bundle.digest)
+        return web.FileResponse(bundle.path, headers=headers)
+
+
+def repr_digest(digest: str) -> str:
+    """``sha256:<hex>`` as an RFC 9530 ``Repr-Digest`` value: ``sha-256=:<base64>:``."""
+    return f"sha-256=:{base64.b64encode(bytes.fromhex(digest.removeprefix('sha256:'))).decode()}:"

@@ -178,6 +178,11 @@ def decide(
     return Gate(held=held, requester=who)
 
 
+def decided(gate: Gate) -> tuple[str, str, datetime | None]:
+    """What the metrics keep of a decision: its action, state, and when its first counted approval lapses."""
+    return gate.held.change.action, gate.held.decision.state, gate.held.expires
+
+
 def with_gates(done: status.Done, gates: Sequence[Gate]) -> status.Done:
     """``done`` with the held gates in ``pending`` (none: cleared) and the first one's condition."""
     facts = {**done.facts, "pending": [g.held.pending for g in gates]}
