@@ -13,6 +13,7 @@ test holds them equal, since the API layer may not import this package.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,6 +76,8 @@ class CompiledCheck:
     name: str
     params: Params
     run: Callable[[Params, TenantFacts, ClusterFacts, datetime], Finding]
+    #: The check and its parameters in canonical form: equal keys give equal findings on the same facts.
+    key: str
 
     def __call__(self, tenant: TenantFacts, cluster: ClusterFacts, now: datetime) -> Finding:
         return self.run(self.params, tenant, cluster, now)
@@ -89,7 +92,7 @@ def _names(items: list[str]) -> str:
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+    return f"{n} {word}" if n == 1 else f"{n} {word}es" if word.endswith("s") else f"{n} {word}s"
 
 
 def _no_namespaces(tenant: TenantFacts) -> Finding:
@@ -129,7 +132,7 @@ def pod_security_restricted(_: NoParams, tenant: TenantFacts, __: ClusterFacts, 
         tenant,
         lambda ns: ns.label(PSA_LABEL) == "restricted",
         "every namespace enforces Pod Security restricted",
-        f"{{noun}} {{names}} do not enforce Pod Security restricted ({PSA_LABEL})",
+        f"Pod Security restricted ({PSA_LABEL}) is not enforced in {{noun}} {{names}}",
         lambda n: f"Namespace/{n}",
     )
 
@@ -139,7 +142,7 @@ def network_default_deny(_: NoParams, tenant: TenantFacts, __: ClusterFacts, ___
         tenant,
         lambda ns: ns.has_default_deny,
         "every namespace has the default-deny NetworkPolicy",
-        f"{{noun}} {{names}} lack the default-deny NetworkPolicy {NETWORK_POLICY_NAME}",
+        f"the default-deny NetworkPolicy {NETWORK_POLICY_NAME} is missing in {{noun}} {{names}}",
         lambda n: f"NetworkPolicy/{n}/{NETWORK_POLICY_NAME}",
     )
 
@@ -159,7 +162,7 @@ def owners_defined(params: OwnersParams, tenant: TenantFacts, _: ClusterFacts, _
         tenant,
         lambda ns: ns.owner_binding,
         f"tenant {tenant.name} has {_plural(tenant.owners, 'owner')}, bound in every namespace",
-        f"{{noun}} {{names}} lack the owners' RoleBinding {OWNERS_BINDING_NAME}",
+        f"the owners' RoleBinding {OWNERS_BINDING_NAME} is missing in {{noun}} {{names}}",
         lambda n: f"RoleBinding/{n}/{OWNERS_BINDING_NAME}",
     )
 
@@ -178,8 +181,8 @@ def quota_set(params: QuotaParams, tenant: TenantFacts, _: ClusterFacts, __: dat
         if ns.quota_hard is None:
             problems.append(f"namespace {ns.name} has no ResourceQuota")
             bad.append(f"Namespace/{ns.name}")
-        elif missing := sorted(wanted - ns.quota_hard):
-            problems.append(f"the ResourceQuota of namespace {ns.name} does not limit {', '.join(missing)}")
+        elif missing := wanted - ns.quota_hard:
+            problems.append(f"the ResourceQuota of namespace {ns.name} does not limit {', '.join(sorted(missing))}")
             bad.append(f"ResourceQuota/{ns.name}/{QUOTA_NAME}")
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -207,7 +210,7 @@ def mcs_level_unique(_: NoParams, tenant: TenantFacts, __: ClusterFacts, ___: da
         tenant,
         lambda ns: ns.mcs_label == level,
         f"MCS level {level} is the tenant's alone and labels every namespace",
-        f"{{noun}} {{names}} are not labelled with MCS level {level}",
+        f"MCS level {level} does not label {{noun}} {{names}}",
         lambda n: f"Namespace/{n}",
     )
 
@@ -757,4 +760,5 @@ def compile_check(control: str, check: Check) -> CompiledCheck:
         raise SpecError(
             f"control {control}, check {check.name}: invalid params: {problems}", reason="InvalidCheckParams"
         ) from exc
-    return CompiledCheck(name=spec.name, params=params, run=spec.run)
+    key = spec.name + json.dumps(params.model_dump(mode="json", by_alias=True), sort_keys=True)
+    return CompiledCheck(name=spec.name, params=params, run=spec.run, key=key)

@@ -37,10 +37,8 @@ class CompiledControl:
     severity: str
     weight: int
     checks: tuple[CompiledCheck, ...]
-
-    @property
-    def manual(self) -> bool:
-        return all(c.name == "manual" for c in self.checks)
+    #: Only the ``manual`` check: unknown until an active attestation makes it pass.
+    manual: bool
 
 
 @dataclass(frozen=True)
@@ -117,6 +115,7 @@ def compile_framework(spec: ComplianceFrameworkSpec) -> Framework:
             severity=c.severity,
             weight=c.weight,
             checks=tuple(compile_check(c.id, check) for check in c.checks),
+            manual=all(check.name == "manual" for check in c.checks),
         )
         for c in spec.controls
     )
@@ -129,12 +128,33 @@ def combine(outcomes: Iterable[str]) -> str:
 
 
 def evaluate(
-    framework: Framework, tenant: TenantFacts, cluster: ClusterFacts, now: datetime, active: ActiveWaivers
+    framework: Framework,
+    tenant: TenantFacts,
+    cluster: ClusterFacts,
+    now: datetime,
+    active: ActiveWaivers,
+    *,
+    memo: dict[str, Finding] | None = None,
 ) -> TenantResult:
+    """The tenant's result under the framework.
+
+    ``memo`` caches findings by check and parameters; pass one dict to the evaluations of the same
+    tenant, cluster facts and instant under several frameworks (a tenant's re-evaluation) so a check
+    they share runs once. Without it, a check repeated within the framework still runs once.
+    """
+    memo = {} if memo is None else memo
     results = []
     for control in framework.controls:
-        findings = tuple((c.name, c(tenant, cluster, now)) for c in control.checks)
-        state = combine(f.outcome for _, f in findings)
+        findings = []
+        for c in control.checks:
+            finding = memo.get(c.key)
+            if finding is None:
+                finding = memo[c.key] = c.run(c.params, tenant, cluster, now)
+            findings.append((c.name, finding))
+        rank = 0
+        for _, finding in findings:
+            rank = max(rank, _RANK[finding.outcome])
+        state = _OF_RANK[rank]
         waived = active.exception(control.id, tenant.name)
         if waived is not None:
             state = "excepted"
@@ -142,7 +162,7 @@ def evaluate(
             waived = active.attestation(control.id)
             if waived is not None:
                 state = "pass"
-        results.append(ControlResult(control.id, state, control.severity, control.weight, findings, waived))
+        results.append(ControlResult(control.id, state, control.severity, control.weight, tuple(findings), waived))
     controls = tuple(results)
     return TenantResult(
         tenant=tenant.name,

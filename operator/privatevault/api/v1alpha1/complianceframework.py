@@ -23,6 +23,7 @@ from .common import (
     ready_columns,
     validations,
 )
+from .evidenceexport import TenantName
 from .protectionpolicy import duration_seconds
 
 #: Evaluating every control of every tenant more often than this is load, not assurance.
@@ -131,14 +132,21 @@ class ComplianceException(Model):
     """A control waived for some tenants until ``expires``, once the framework's quorum approves it."""
 
     control: str = Field(max_length=64)
-    tenants: list[str] = Field(
+    tenants: list[TenantName] = Field(
         default_factory=list,
         max_length=64,
         description="The tenants it waives the control for; empty means every selected tenant.",
-        json_schema_extra={"items": {"type": "string", "maxLength": 63, "pattern": DNS_LABEL}},
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     reason: str = Field(max_length=1024)
     expires: str = Field(json_schema_extra={"format": "date-time"})
+
+    @field_validator("tenants")
+    @classmethod
+    def _each_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("name each tenant once")
+        return value
 
 
 class Attestation(Model):
