@@ -27,7 +27,7 @@ from privatevault.api.v1alpha1.complianceframework import Check
 from privatevault.errors import SpecError
 from privatevault.manifests.tenant import NETWORK_POLICY_NAME, OWNERS_BINDING_NAME, QUOTA_NAME
 
-from .facts import ClusterFacts, NamespaceFacts, TenantFacts
+from .facts import CertFact, ClusterFacts, NamespaceFacts, TenantFacts
 
 Outcome = Literal["pass", "fail", "not-applicable", "unknown"]
 OUTCOMES: Final[tuple[Outcome, ...]] = ("pass", "fail", "not-applicable", "unknown")
@@ -301,6 +301,18 @@ def cnsa2_algorithms(_: NoParams, tenant: TenantFacts, __: ClusterFacts, ___: da
     return Finding("pass", f"ProtectionPolicy {policy.name} uses CNSA 2.0 algorithms only", ref)
 
 
+def _certificates(
+    outcome: Outcome,
+    head: str,
+    certs: list[CertFact],
+    name: Callable[[CertFact], str] = lambda c: f"{c.namespace}/{c.name}",
+) -> Finding:
+    """``head: <the first names>`` with every certificate's Secret as evidence."""
+    return Finding(
+        outcome, f"{head}: {_names([name(c) for c in certs])}", tuple(f"Secret/{c.namespace}/{c.name}" for c in certs)
+    )
+
+
 class TlsDaysParams(Params):
     days: int = Field(default=30, ge=0, le=3650)
 
@@ -313,19 +325,12 @@ def tls_not_expiring(params: TlsDaysParams, tenant: TenantFacts, _: ClusterFacts
     unknown = [c for c in tenant.certificates if c.not_after is None]
     if expiring:
         expired = sum(1 for c in expiring if c.not_after is not None and c.not_after <= now)
-        return Finding(
-            "fail",
-            f"{_plural(len(expiring), 'certificate')} expired or expiring within {params.days} days"
-            f" ({expired} expired): {_names([f'{c.namespace}/{c.name}' for c in expiring])}",
-            tuple(f"Secret/{c.namespace}/{c.name}" for c in expiring),
+        head = (
+            f"{_plural(len(expiring), 'certificate')} expired or expiring within {params.days} days ({expired} expired)"
         )
+        return _certificates("fail", head, expiring)
     if unknown:
-        return Finding(
-            "unknown",
-            f"the expiry of {_plural(len(unknown), 'certificate')} is not known: "
-            f"{_names([f'{c.namespace}/{c.name}' for c in unknown])}",
-            tuple(f"Secret/{c.namespace}/{c.name}" for c in unknown),
-        )
+        return _certificates("unknown", f"the expiry of {_plural(len(unknown), 'certificate')} is not known", unknown)
     return Finding("pass", f"no certificate expires within {params.days} days", ())
 
 
@@ -340,18 +345,11 @@ def tls_quantum_risk_below(params: RiskParams, tenant: TenantFacts, _: ClusterFa
     risky = [c for c in vulnerable if c.risk is not None and c.risk > params.max_risk]
     unscored = [c for c in vulnerable if c.risk is None]
     if risky:
-        return Finding(
-            "fail",
-            f"{_plural(len(risky), 'quantum-vulnerable certificate')} above risk {params.max_risk}: "
-            f"{_names([f'{c.namespace}/{c.name} ({c.risk})' for c in risky])}",
-            tuple(f"Secret/{c.namespace}/{c.name}" for c in risky),
-        )
+        head = f"{_plural(len(risky), 'quantum-vulnerable certificate')} above risk {params.max_risk}"
+        return _certificates("fail", head, risky, lambda c: f"{c.namespace}/{c.name} ({c.risk})")
     if unscored:
-        return Finding(
-            "unknown",
-            f"{_plural(len(unscored), 'quantum-vulnerable certificate')} not scored yet: "
-            f"{_names([f'{c.namespace}/{c.name}' for c in unscored])}",
-            tuple(f"Secret/{c.namespace}/{c.name}" for c in unscored),
+        return _certificates(
+            "unknown", f"{_plural(len(unscored), 'quantum-vulnerable certificate')} not scored yet", unscored
         )
     return Finding("pass", f"no quantum-vulnerable certificate above risk {params.max_risk}", ())
 

@@ -23,7 +23,7 @@ from .common import (
     ready_columns,
     validations,
 )
-from .evidenceexport import TenantName
+from .evidenceexport import TenantNames
 from .protectionpolicy import duration_seconds
 
 #: Evaluating every control of every tenant more often than this is load, not assurance.
@@ -132,7 +132,7 @@ class ComplianceException(Model):
     """A control waived for some tenants until ``expires``, once the framework's quorum approves it."""
 
     control: str = Field(max_length=64)
-    tenants: list[TenantName] = Field(
+    tenants: TenantNames = Field(
         default_factory=list,
         max_length=64,
         description="The tenants it waives the control for; empty means every selected tenant.",
@@ -140,13 +140,6 @@ class ComplianceException(Model):
     )
     reason: str = Field(max_length=1024)
     expires: str = Field(json_schema_extra={"format": "date-time"})
-
-    @field_validator("tenants")
-    @classmethod
-    def _each_once(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("name each tenant once")
-        return value
 
 
 class Attestation(Model):
