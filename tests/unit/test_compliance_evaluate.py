@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from privatevault.api.v1alpha1.complianceframework import ComplianceFrameworkSpec
+from privatevault.api.v1alpha1.complianceframework import ComplianceFrameworkSpec, ComplianceFrameworkStatus
 from privatevault.compliance import evaluate as ev
 from privatevault.compliance.checks import OUTCOMES, Finding
 from privatevault.compliance.facts import ClusterFacts, NamespaceFacts, TenantFacts
@@ -286,3 +286,45 @@ def test_five_frameworks_of_twenty_controls_over_a_thousand_tenants_is_fast() ->
 def test_findings_are_values() -> None:
     assert Finding("pass", "ok") == Finding("pass", "ok", ())
     assert hash(tenant()) == hash(tenant())
+
+
+def test_status_fields_validate_against_the_api_model() -> None:
+    results = [
+        ev.evaluate(FRAMEWORK, tenant("a"), CLUSTER, NOW, NONE),
+        ev.evaluate(FRAMEWORK, tenant("b", quota=False), CLUSTER, NOW, NONE),
+    ]
+    summary = ev.summarize(results)
+    fields = ev.status_fields(summary)
+    status = ComplianceFrameworkStatus.model_validate(fields)
+    assert (status.score, status.tenants) == (86, 2)
+    assert status.summary is not None
+    assert status.summary.model_dump(by_alias=True) == {
+        "pass": 5,
+        "fail": 1,
+        "unknown": 2,
+        "notApplicable": 2,
+        "excepted": 0,
+    }
+    assert [(lo.tenant, lo.score, lo.failing) for lo in status.lowest] == [("b", 80, ["QUOTA"]), ("a", 93, [])]
+    assert ev.ready_message(summary) == "score 86 over 2 tenants; 1 failing control"
+    empty = ev.summarize([])
+    assert "score" not in ev.status_fields(empty)
+    assert ev.ready_message(empty) == "no score over 0 tenants; 0 failing controls"
+
+
+excepted_tenants = st.frozensets(st.sampled_from(["a", "b", "c"]))
+
+
+@given(excepted_tenants, st.sampled_from(["NET", "QUOTA", "TLS", "TRAIN", "RES"]), st.booleans())
+def test_an_exception_changes_only_its_control_for_its_tenants(tenants: frozenset[str], cid: str, attest: bool) -> None:
+    active = ActiveWaivers(
+        exceptions={cid: (tenants, "sha256:e")}, attestations={"TRAIN": "sha256:a"} if attest else {}
+    )
+    for name in ("a", "b", "c", "d"):
+        facts = tenant(name, quota=name != "b", deny=name != "c")
+        plain = ev.evaluate(FRAMEWORK, facts, CLUSTER, NOW, NONE).states()
+        waived = ev.evaluate(FRAMEWORK, facts, CLUSTER, NOW, active).states()
+        if attest:
+            plain["TRAIN"] = "pass"
+        hit = not tenants or name in tenants
+        assert waived == plain | ({cid: "excepted"} if hit else {})

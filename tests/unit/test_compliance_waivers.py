@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import rfc8785
 
-from privatevault.api.v1alpha1.complianceframework import ComplianceFrameworkSpec
+from privatevault.api.v1alpha1.complianceframework import ComplianceFrameworkSpec, ComplianceFrameworkStatus
 from privatevault.compliance import evaluate as ev
 from privatevault.compliance import waivers as wv
 from privatevault.compliance.facts import ClusterFacts, NamespaceFacts, TenantFacts
@@ -95,6 +95,9 @@ def test_states(verdict: wv.Verdict | None, now: datetime, state: str, message: 
     assert (decided.active.attestation("TRAIN") is not None) == active
     assert [s.entry.control for s in decided.exceptions] == ["NET"]
     assert [s.entry.control for s in decided.attestations] == ["TRAIN"]
+    wire = [s.wire() for s in decided.entries]
+    assert [ComplianceFrameworkStatus.model_validate({"exceptions": wire[:1], "attestations": wire[1:]})]
+    assert wire[0] == {"control": "NET", "state": state, "message": decided.entries[0].message, "expires": EXPIRES}
 
 
 def test_a_verdict_for_another_digest_does_nothing() -> None:

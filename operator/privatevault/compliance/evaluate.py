@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from privatevault.api.v1alpha1.complianceframework import ComplianceFrameworkSpec
 
@@ -200,3 +200,34 @@ def summarize(results: Sequence[TenantResult]) -> Summary:
     )
     lowest = tuple(Lowest(r.tenant, r.score.value, r.failing()[:FAILING]) for r in ranked[:LOWEST])
     return Summary(tenants=len(results), score=scoring.pooled(r.score for r in results), counts=counts, lowest=lowest)
+
+
+def status_fields(summary: Summary) -> dict[str, Any]:
+    """The summary in the wire form of the ComplianceFramework's status (``score`` absent when none)."""
+    counts = summary.counts
+    out: dict[str, Any] = {
+        "tenants": summary.tenants,
+        "summary": {
+            "pass": counts.get("pass", 0),
+            "fail": counts.get("fail", 0),
+            "unknown": counts.get("unknown", 0),
+            "notApplicable": counts.get("not-applicable", 0),
+            "excepted": counts.get("excepted", 0),
+        },
+        "lowest": [
+            {"tenant": lo.tenant, "failing": list(lo.failing), **({"score": lo.score} if lo.score is not None else {})}
+            for lo in summary.lowest
+        ],
+    }
+    if summary.score.value is not None:
+        out["score"] = summary.score.value
+    return out
+
+
+def ready_message(summary: Summary) -> str:
+    """The Ready condition's message: ``score 87 over 3 tenants; 2 failing controls``."""
+    value = summary.score.value
+    score = f"score {value}" if value is not None else "no score"
+    tenants = "1 tenant" if summary.tenants == 1 else f"{summary.tenants} tenants"
+    failing = summary.failing_controls
+    return f"{score} over {tenants}; {failing} failing control{'' if failing == 1 else 's'}"
