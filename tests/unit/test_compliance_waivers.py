@@ -12,12 +12,15 @@ import pytest
 import rfc8785
 
 from privatevault.api.v1alpha1.complianceframework import ComplianceFrameworkSpec, ComplianceFrameworkStatus
+from privatevault.api.v1alpha1.quorumpolicy import QuorumPolicySpec
 from privatevault.compliance import evaluate as ev
 from privatevault.compliance import waivers as wv
 from privatevault.compliance.facts import ClusterFacts, NamespaceFacts, TenantFacts
 from privatevault.errors import SpecError
-from privatevault.quorum import statement
+from privatevault.quorum import Requester, statement
+from privatevault.quorum.gate import InForce, hold
 from privatevault.quorum.statement import Target
+from tests import builders
 
 EXPIRES = "2027-01-01T00:00:00Z"
 AT_EXPIRY = datetime(2027, 1, 1, tzinfo=UTC)
@@ -162,3 +165,31 @@ def test_expiry_must_be_a_time_with_an_offset(text: str, problem: str) -> None:
     with pytest.raises(SpecError, match=problem):
         wv.entries(spec(exceptions=[EXCEPTION | {"expires": text}]))
     assert wv.parse_time("2027-01-01T01:00:00+01:00") == AT_EXPIRY
+
+
+def test_a_quorum_decision_becomes_a_verdict() -> None:
+    spec_ = QuorumPolicySpec.model_validate(
+        builders.quorum_policy(
+            "two-person",
+            approvers=[builders.approver("ann"), builders.approver("bob")],
+            rules=[builders.rule("AddComplianceException", min_approvals=2)],
+        )["spec"]
+    )
+    exception, _ = wv.entries(SPEC)
+    change = exception.gated(Target("ComplianceFramework", "soc2", "uid-1", 3))
+    held = hold(
+        change,
+        rules=spec_.rules,
+        policy=InForce("two-person", 1, spec_),
+        judged=[],
+        requester=Requester.of("dave@corp"),
+        now=BEFORE,
+    )
+    pending = wv.verdict(held)
+    assert (pending.state, pending.approvals) == ("Pending", "0/2")
+    assert "sign with: pvctl approvals create ComplianceFramework/soc2 --action AddComplianceException" in (
+        pending.message
+    )
+    for state, wanted in (("Approved", "Approved"), ("Refused", "Refused"), ("Expired", "Pending")):
+        decided = replace(held, decision=replace(held.decision, state=state))
+        assert wv.verdict(decided).state == wanted, state

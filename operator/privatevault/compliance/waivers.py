@@ -29,6 +29,7 @@ from privatevault.api.v1alpha1.complianceframework import ComplianceFrameworkSpe
 from privatevault.errors import SpecError
 from privatevault.ledger.event import canonical
 from privatevault.quorum.changes import Change as GatedChange
+from privatevault.quorum.gate import Held
 from privatevault.quorum.statement import Target
 
 EXCEPTION_ACTION: Final = "AddComplianceException"
@@ -116,6 +117,20 @@ class ActiveWaivers:
 
 
 NONE: Final = ActiveWaivers(exceptions={}, attestations={})
+
+
+def verdict(held: Held) -> Verdict:
+    """The quorum's decision of an entry's gated change as a verdict.
+
+    The quorum's ``Expired`` (every approval given has lapsed) still awaits new approvals, so it
+    is ``Pending`` here: only ``Refused`` ends an entry before its own expiry.
+    """
+    decision = held.decision
+    state: Literal["Approved", "Pending", "Refused"] = (
+        "Approved" if decision.approved else "Refused" if decision.state == "Refused" else "Pending"
+    )
+    message = decision.message if decision.approved else f"{decision.message}; sign with: {held.pending.sign_with}"
+    return Verdict(state, decision.approvals, message)
 
 
 @dataclass(frozen=True)
