@@ -12,7 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from privatevault.api.v1alpha1.complianceframework import ComplianceFrameworkSpec, ComplianceFrameworkStatus
+from privatevault.api.v1alpha1.complianceframework import (
+    ComplianceFrameworkSpec,
+    ComplianceFrameworkStatus,
+    LabelSelector,
+)
 from privatevault.compliance import evaluate as ev
 from privatevault.compliance.checks import OUTCOMES, Finding
 from privatevault.compliance.facts import ClusterFacts, NamespaceFacts, TenantFacts
@@ -333,3 +337,28 @@ def test_an_exception_changes_only_its_control_for_its_tenants(tenants: frozense
             plain["TRAIN"] = "pass"
         hit = not tenants or name in tenants
         assert waived == plain | ({cid: "excepted"} if hit else {})
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "selected"),
+    [
+        ({}, {}, True),
+        ({"matchLabels": {"tier": "gold"}}, {"tier": "gold", "x": "y"}, True),
+        ({"matchLabels": {"tier": "gold"}}, {"tier": "silver"}, False),
+        ({"matchLabels": {"tier": "gold"}}, {}, False),
+        ({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}, {"tier": "b"}, True),
+        ({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["a"]}]}, {}, False),
+        ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["a"]}]}, {}, True),
+        ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["a"]}]}, {"tier": "a"}, False),
+        ({"matchExpressions": [{"key": "pii", "operator": "Exists"}]}, {"pii": ""}, True),
+        ({"matchExpressions": [{"key": "pii", "operator": "Exists"}]}, {}, False),
+        ({"matchExpressions": [{"key": "pii", "operator": "DoesNotExist"}]}, {"pii": "x"}, False),
+        (
+            {"matchLabels": {"tier": "gold"}, "matchExpressions": [{"key": "pii", "operator": "DoesNotExist"}]},
+            {"tier": "gold"},
+            True,
+        ),
+    ],
+)
+def test_the_tenant_selector(selector: dict[str, Any], labels: dict[str, str], selected: bool) -> None:
+    assert LabelSelector.model_validate(selector).matches(labels) is selected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar, Final, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
@@ -114,6 +115,22 @@ class LabelSelector(Model):
         if problem:
             raise ValueError(problem)
         return value
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Kubernetes' semantics: every label and expression holds; an empty selector selects all."""
+        if any(labels.get(k) != v for k, v in self.match_labels.items()):
+            return False
+        for e in self.match_expressions:
+            value = labels.get(e.key)
+            held = {
+                "In": value is not None and value in e.values,
+                "NotIn": value is None or value not in e.values,
+                "Exists": value is not None,
+                "DoesNotExist": value is None,
+            }[e.operator]
+            if not held:
+                return False
+        return True
 
 
 class Check(Model):
