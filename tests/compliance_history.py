@@ -1,0 +1,90 @@
+"""``compliance-state`` record details for tests: a (framework, tenant)'s successive control maps
+written out as the controller writes them (``docs/design/compliance.md``, "Ledger history")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from privatevault.compliance.score import of_record
+
+Controls = Mapping[str, Mapping[str, Any]]
+
+
+def control(state: str, severity: str = "High", weight: int = 1) -> dict[str, Any]:
+    return {"state": state, "severity": severity, "weight": weight}
+
+
+def details(
+    controls: Controls,
+    before: Controls | None,
+    *,
+    previous: int | None,
+    framework: str = "baseline",
+    uid: str = "uid-baseline",
+    generation: int = 1,
+) -> dict[str, Any]:
+    """The details of a record whose controls are ``controls``, after a record with ``before``."""
+    before = before or {}
+    changed = []
+    for cid in sorted(set(controls) | set(before)):
+        was = before[cid]["state"] if cid in before else None
+        now = controls[cid]["state"] if cid in controls else None
+        if was != now:
+            entry = {
+                "check": "quota-set",
+                "outcome": "pass" if now == "pass" else "fail",
+                "reason": f"{cid} is {now}",
+                "evidence": ["Namespace/acme"],
+            }
+            changed.append({"control": cid, "from": was, "to": now, "findings": [entry], "exception": None})
+    score = of_record(controls)
+    return {
+        "framework": framework,
+        "frameworkUid": uid,
+        "standard": "PrivateVault baseline",
+        "version": "1.0",
+        "generation": generation,
+        "previous": previous,
+        "controls": {cid: dict(c) for cid, c in controls.items()},
+        "score": score.value,
+        "earned": score.earned,
+        "possible": score.possible,
+        "changed": changed,
+    }
+
+
+def records(
+    steps: list[tuple[str, Controls, int]],
+    *,
+    first_seq: int = 1,
+    framework: str = "baseline",
+    uid: str = "uid-baseline",
+    gap: int = 1,
+) -> list[dict[str, Any]]:
+    """Ledger record dicts for ``(tenant, controls, generation)`` steps, linked per tenant."""
+    out: list[dict[str, Any]] = []
+    last: dict[str, tuple[int, Controls]] = {}
+    for n, (tenant, controls, generation) in enumerate(steps):
+        seq = first_seq + n * gap
+        before = last.get(tenant)
+        body = details(
+            controls,
+            before[1] if before else None,
+            previous=before[0] if before else None,
+            framework=framework,
+            uid=uid,
+            generation=generation,
+        )
+        out.append(
+            {
+                "seq": seq,
+                "time": f"2026-11-30T10:{seq // 60 % 60:02d}:{seq % 60:02d}Z",
+                "tenant": tenant,
+                "action": "compliance-state",
+                "resource": {"kind": "ComplianceFramework", "name": framework, "uid": uid},
+                "details": body,
+            }
+        )
+        last[tenant] = (seq, controls)
+    return out
