@@ -3,10 +3,14 @@ written out as the controller writes them (``docs/design/compliance.md``, "Ledge
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 from privatevault.compliance.score import of_record
+from privatevault.ledger import Event, ResourceRef
+from privatevault.ledger.event import canonical
+from privatevault.ledger.store import Ledger
 
 Controls = Mapping[str, Mapping[str, Any]]
 
@@ -67,15 +71,7 @@ def records(
     last: dict[str, tuple[int, Controls]] = {}
     for n, (tenant, controls, generation) in enumerate(steps):
         seq = first_seq + n * gap
-        before = last.get(tenant)
-        body = details(
-            controls,
-            before[1] if before else None,
-            previous=before[0] if before else None,
-            framework=framework,
-            uid=uid,
-            generation=generation,
-        )
+        body = event(tenant, controls, last.get(tenant), framework=framework, uid=uid, generation=generation).details
         out.append(
             {
                 "seq": seq,
@@ -88,3 +84,41 @@ def records(
         )
         last[tenant] = (seq, controls)
     return out
+
+
+def event(
+    tenant: str, controls: Controls, before: tuple[int, Controls] | None, *, framework: str, uid: str, generation: int
+) -> Event:
+    """The Event the controller appends for a (framework, tenant) evaluation that changed something."""
+    body = details(
+        controls,
+        before[1] if before else None,
+        previous=before[0] if before else None,
+        framework=framework,
+        uid=uid,
+        generation=generation,
+    )
+    digest = hashlib.sha256(canonical({"t": tenant, "p": body["previous"], "c": body["controls"]})).hexdigest()
+    return Event(
+        tenant=tenant,
+        actor="privatevault-operator",
+        action="compliance-state",
+        resource=ResourceRef(kind="ComplianceFramework", name=framework, uid=uid),
+        outcome="recorded",
+        idempotency_key=f"complianceframework/{uid}/compliance-state/{digest}",
+        details=body,
+    )
+
+
+def append(
+    ledger: Ledger, steps: list[tuple[str, Controls]], *, framework: str = "baseline", uid: str = "uid-baseline"
+) -> list[int]:
+    """Append ``(tenant, controls)`` steps of one framework through the real Ledger, linked per
+    tenant to the records already appended by this call; their seqs."""
+    last: dict[str, tuple[int, Controls]] = {}
+    seqs = []
+    for tenant, controls in steps:
+        record = ledger.append(event(tenant, controls, last.get(tenant), framework=framework, uid=uid, generation=1))
+        last[tenant] = (record.seq, controls)
+        seqs.append(record.seq)
+    return seqs
