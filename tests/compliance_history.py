@@ -89,7 +89,8 @@ def records(
 def event(
     tenant: str, controls: Controls, before: tuple[int, Controls] | None, *, framework: str, uid: str, generation: int
 ) -> Event:
-    """The Event the controller appends for a (framework, tenant) evaluation that changed something."""
+    """The Event the controller appends for a (framework, tenant) evaluation that changed something
+    (its key as ``compliance.records.change_key`` makes it)."""
     body = details(
         controls,
         before[1] if before else None,
@@ -98,7 +99,9 @@ def event(
         uid=uid,
         generation=generation,
     )
-    digest = hashlib.sha256(canonical({"t": tenant, "p": body["previous"], "c": body["controls"]})).hexdigest()
+    digest = hashlib.sha256(
+        canonical({"tenant": tenant, "previous": body["previous"], "controls": body["controls"]})
+    ).hexdigest()
     return Event(
         tenant=tenant,
         actor="privatevault-operator",

@@ -30,7 +30,7 @@ from .test_merkle import build_noteverify
 
 #: The bundle of ``scenario()`` signed with Ed25519 only. A change here means the bytes of every
 #: bundle changed: the layout, the archive's format or zlib's output.
-GOLDEN = "sha256:4e52735e9d953d34a2d546dc370b3dd5f02ff72d5c35d41cfecb9e3a7c51966c"
+GOLDEN = "sha256:4b249435a51459cfcd20f476a0809838edc68a0fd93c74e2b65d7528cb374362"
 
 
 @pytest.fixture(scope="module")

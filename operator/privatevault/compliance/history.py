@@ -6,7 +6,8 @@ and tenant (``previous``) and the controls that changed since it (``changed``). 
 be checked against the one before it, offline, by anyone holding the two:
 
 - ``previous`` names the seq of the record before it of its (framework uid, tenant), or null for
-  the first one;
+  the first one (or the first after the tenant was deselected and selected again: a new start,
+  whose ``changed`` lists every control from null, as a first record's does);
 - ``controls`` is the previous record's ``controls`` with ``changed`` applied: every entry's
   ``from`` is the control's state in the previous record (null: the control is new), its ``to``
   the state in this one (null: the control was removed), and no other control changed;
@@ -213,7 +214,9 @@ def _follows(previous: State | None, state: State, details: Mapping[str, Any], *
     changes = _changes(details)
     if previous is None and start:
         return
-    if previous is None:
+    if previous is None or link is None:
+        # The first record, or a new start: the controller forgets a tenant no longer selected,
+        # and records it from scratch when it is selected again. Either way every control is new.
         if link is not None:
             raise _Bad(f"follows record {link}, which is not among the records given")
         before: Mapping[str, Mapping[str, Any]] = {}
