@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from privatevault.compliance.score import of_record
@@ -13,6 +14,8 @@ from privatevault.ledger.event import canonical
 from privatevault.ledger.store import Ledger
 
 Controls = Mapping[str, Mapping[str, Any]]
+#: The time of record seq 0 in :func:`records` (record ``seq`` is ``seq`` seconds later).
+T0 = datetime(2026, 11, 30, 10, tzinfo=UTC)
 
 
 def control(state: str, severity: str = "High", weight: int = 1) -> dict[str, Any]:
@@ -75,7 +78,7 @@ def records(
         out.append(
             {
                 "seq": seq,
-                "time": f"2026-11-30T10:{seq // 60 % 60:02d}:{seq % 60:02d}Z",
+                "time": (T0 + timedelta(seconds=seq)).isoformat().replace("+00:00", "Z"),
                 "tenant": tenant,
                 "action": "compliance-state",
                 "resource": {"kind": "ComplianceFramework", "name": framework, "uid": uid},

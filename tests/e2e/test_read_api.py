@@ -23,7 +23,8 @@ from privatevault.ledger import merkle
 from privatevault.ledger.checkpoint import parse_and_verify, parse_verifier_key
 from privatevault.ledger.store import Ledger
 from privatevault.manifests import ledger as ledger_manifests
-from tests import builders
+from tests import builders, compliance_history
+from tests.compliance_history import control
 from tests.support import Kubectl, Operator, eventually
 from tests.unit.test_merkle import build_noteverify, go_merkle
 
@@ -264,6 +265,19 @@ def test_read_api(
     assert done.returncode != 0
     mine_verify = pvctl("audit", "verify", *as_reader, *keys)
     assert mine_verify.returncode == 2 and "403" in mine_verify.stderr  # the whole chain is not a tenant's to read
+
+    # pvctl compliance report through the API equals the database's; a tenant's reader sees its own.
+    states = {"ac-1": control("pass"), "ac-2": control("fail", "Critical")}
+    compliance_history.append(ledger, [(a, states), (b, states), (a, states | {"ac-2": control("pass", "Critical")})])
+    done = pvctl("compliance", "report", *common, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    local = pvctl("compliance", "report", "--dsn-file", str(operator_dsn_file), "--format", "json")
+    assert local.returncode == 0, local.stderr
+    assert json.loads(done.stdout) == json.loads(local.stdout)
+    assert {t["tenant"]: t["score"] for t in json.loads(done.stdout)["frameworks"][0]["tenants"]} == {a: 100, b: 33}
+    mine = pvctl("compliance", "report", "--tenant", a, *as_reader, "--format", "json")
+    assert mine.returncode == 0, mine.stderr
+    assert [t["tenant"] for t in json.loads(mine.stdout)["frameworks"][0]["tenants"]] == [a]
 
     ledger.close()
     log = operator.log()
