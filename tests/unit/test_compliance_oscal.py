@@ -58,6 +58,15 @@ def test_valid_against_the_official_schema(validator: Any) -> None:
     assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
 
 
+def test_ledger_times_with_microseconds_are_valid(validator: Any) -> None:
+    rs = records([("acme", {"ac-1": control("pass")}, 1)])
+    rs[0]["time"] = "2026-11-30T19:47:00.123456Z"  # as the ledger writes them
+    document = assessment_results(fold(rs).latest().values())
+    assert not list(validator.iter_errors(document))
+    broken = json.loads(json.dumps(document).replace("2026-11-30T19:47:00.123456Z", "2026-11-30 19:47"))
+    assert list(validator.iter_errors(broken))
+
+
 def test_the_schema_check_is_not_vacuous(validator: Any) -> None:
     broken = document()
     del broken["assessment-results"]["results"][0]["findings"][0]["target"]["status"]
