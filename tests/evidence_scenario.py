@@ -93,10 +93,15 @@ def policy_event(spec: dict[str, object], generation: int) -> Event:
 
 
 def scenario(
-    *, mldsa: bool = False, records: int = 6, compliance: Callable[[dict[str, Any]], None] | None = None
+    *,
+    mldsa: bool = False,
+    records: int = 6,
+    compliance: Callable[[dict[str, Any]], None] | None = None,
+    compliance_records: bool = True,
 ) -> Scenario:
     """The ledger above; ``compliance`` changes the details of the compliance-state record in the
-    window before it is appended (a record a faulty or dishonest writer put in the ledger)."""
+    window before it is appended (a record a faulty or dishonest writer put in the ledger);
+    without ``compliance_records``, the ledger of a version before compliance."""
     ledger = MemoryEvidence()
     signer = LocalSigner(ORIGIN, Ed25519PrivateKey.from_private_bytes(seed("ledger")))
     witness = CosignatureSigner(
@@ -123,23 +128,26 @@ def scenario(
     # Compliance: acme's state under two frameworks before the window, one of them changing in it.
     failing = {"ac-1": compliance_history.control("pass"), "ac-2": compliance_history.control("fail", "Critical")}
     passing = {"ac-1": compliance_history.control("pass"), "ac-2": compliance_history.control("pass", "Critical")}
-    baseline = ledger.append(
-        compliance_history.event("acme", failing, None, framework="baseline", uid="cf-baseline", generation=1), before
-    )
-    ledger.append(
-        compliance_history.event("acme", passing, None, framework="nist", uid="cf-nist", generation=1), before
-    )
+    if compliance_records:
+        baseline = ledger.append(
+            compliance_history.event("acme", failing, None, framework="baseline", uid="cf-baseline", generation=1),
+            before,
+        )
+        ledger.append(
+            compliance_history.event("acme", passing, None, framework="nist", uid="cf-nist", generation=1), before
+        )
     ledger.sign([signer], ORIGIN, [witness])
     for n in range(records):
         moment = START + timedelta(minutes=10 * (n + 1))
         ledger.append(event("acme", "create-namespace", 10 + n), moment)
         ledger.append(event("globex", "create-namespace", 10 + n), moment)
-    changed = compliance_history.event(
-        "acme", passing, (baseline.seq, failing), framework="baseline", uid="cf-baseline", generation=1
-    )
-    if compliance is not None:
-        compliance(changed.details)
-    ledger.append(changed, START + timedelta(hours=2))
+    if compliance_records:
+        changed = compliance_history.event(
+            "acme", passing, (baseline.seq, failing), framework="baseline", uid="cf-baseline", generation=1
+        )
+        if compliance is not None:
+            compliance(changed.details)
+        ledger.append(changed, START + timedelta(hours=2))
     ledger.append(
         event("acme", "rotate-kek-on-request", 99, {"provider": "local", "version": 2}, kind="TransitKey", name="acme"),
         START + timedelta(hours=3),

@@ -370,6 +370,22 @@ def test_a_compliance_record_that_does_not_follow_is_named(
     assert message in str(report.problem)
 
 
+def test_a_bundle_of_the_previous_layout_verifies(tmp_path: Path) -> None:
+    # Built before the slot was filled: no compliance/before section, results.json {"results": []}.
+    world = scenario(compliance=None, compliance_records=False)
+
+    def change(files: Path) -> None:
+        shutil.rmtree(files / layout.COMPLIANCE_BEFORE)
+        (files / layout.COMPLIANCE).write_text(json.dumps({"results": []}))
+        export = json.loads((files / layout.EXPORT).read_text())
+        del export["counts"]["complianceBefore"]
+        (files / layout.EXPORT).write_text(json.dumps(export))
+
+    report = check(world, _retamper(world, build(world, tmp_path), tmp_path, change, resign=True))
+    assert report.ok, report.problem
+    assert report.compliance == [] and report.compliance_before == 0
+
+
 def test_the_compliance_record_before_the_window_dropped(world: Scenario, tmp_path: Path) -> None:
     def change(files: Path) -> None:
         for name in ("compliance/before/records.jsonl", "compliance/before/proofs.jsonl"):
