@@ -1,6 +1,7 @@
 """A small ledger with everything a bundle holds, built from fixed seeds and times (every tier).
 
-Two tenants' records around a window, a QuorumPolicy version in force before it and one during
+Two tenants' records around a window, compliance-state records of one of them before it and in
+it, a QuorumPolicy version in force before it and one during
 it, an approval of an export and the decision that counted it, a witness that cosigns; keys from
 fixed seeds so a bundle built from it has known bytes (``tests/unit/test_evidence_bundle.py``'s
 golden digest). ML-DSA signing is hedged, so golden tests sign manifests with Ed25519 only.
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -23,7 +25,7 @@ from privatevault.ledger.checkpoint import LocalSigner
 from privatevault.ledger.cosignature import CosignatureSigner
 from privatevault.quorum import dsse
 from privatevault.quorum.statement import Statement, Target
-from tests import builders
+from tests import builders, compliance_history
 from tests.quorum_keys import ApproverKeys, approver
 from tests.unit.fakes import MemoryEvidence
 
@@ -90,7 +92,16 @@ def policy_event(spec: dict[str, object], generation: int) -> Event:
     )
 
 
-def scenario(*, mldsa: bool = False, records: int = 6) -> Scenario:
+def scenario(
+    *,
+    mldsa: bool = False,
+    records: int = 6,
+    compliance: Callable[[dict[str, Any]], None] | None = None,
+    compliance_records: bool = True,
+) -> Scenario:
+    """The ledger above; ``compliance`` changes the details of the compliance-state record in the
+    window before it is appended (a record a faulty or dishonest writer put in the ledger);
+    without ``compliance_records``, the ledger of a version before compliance."""
     ledger = MemoryEvidence()
     signer = LocalSigner(ORIGIN, Ed25519PrivateKey.from_private_bytes(seed("ledger")))
     witness = CosignatureSigner(
@@ -114,11 +125,29 @@ def scenario(*, mldsa: bool = False, records: int = 6) -> Scenario:
     ledger.append(
         event("acme", "provision-kek", 1, {"provider": "local", "version": 1}, kind="TransitKey", name="acme"), before
     )
+    # Compliance: acme's state under two frameworks before the window, one of them changing in it.
+    failing = {"ac-1": compliance_history.control("pass"), "ac-2": compliance_history.control("fail", "Critical")}
+    passing = {"ac-1": compliance_history.control("pass"), "ac-2": compliance_history.control("pass", "Critical")}
+    if compliance_records:
+        baseline = ledger.append(
+            compliance_history.event("acme", failing, None, framework="baseline", uid="cf-baseline", generation=1),
+            before,
+        )
+        ledger.append(
+            compliance_history.event("acme", passing, None, framework="nist", uid="cf-nist", generation=1), before
+        )
     ledger.sign([signer], ORIGIN, [witness])
     for n in range(records):
         moment = START + timedelta(minutes=10 * (n + 1))
         ledger.append(event("acme", "create-namespace", 10 + n), moment)
         ledger.append(event("globex", "create-namespace", 10 + n), moment)
+    if compliance_records:
+        changed = compliance_history.event(
+            "acme", passing, (baseline.seq, failing), framework="baseline", uid="cf-baseline", generation=1
+        )
+        if compliance is not None:
+            compliance(changed.details)
+        ledger.append(changed, START + timedelta(hours=2))
     ledger.append(
         event("acme", "rotate-kek-on-request", 99, {"provider": "local", "version": 2}, kind="TransitKey", name="acme"),
         START + timedelta(hours=3),

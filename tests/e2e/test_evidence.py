@@ -19,15 +19,20 @@ from typing import Any
 import pytest
 
 from privatevault.evidence import archive, keys, manifest
+from privatevault.ledger.store import Ledger
 from privatevault.manifests import ledger as ledger_manifests
 from privatevault.quorum import dsse
-from tests import builders
+from tests import builders, compliance_history
+from tests.compliance_history import control
 from tests.quorum_keys import ApproverKeys, approver, signed_approval
 from tests.support import Kubectl, Operator, eventually, wait_for_condition
 
 from .test_quorum import pending_of, waiting
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
+
+FAILING = {"ac-1": control("pass"), "ac-2": control("fail", "Critical")}
+PASSING = {"ac-1": control("pass"), "ac-2": control("pass", "Critical")}
 
 
 @pytest.fixture
@@ -65,6 +70,12 @@ def published_keys(kubectl: Kubectl, operator: Operator) -> list[str]:
     return result
 
 
+def _pack(files: Path, out: Path) -> Path:
+    with out.open("wb") as sink:
+        archive.write(sink, [(str(p.relative_to(files)), p) for p in files.rglob("*") if p.is_file()])
+    return out
+
+
 def verify(bundle: Path, verifier_keys: list[str]) -> dict[str, Any]:
     done = pvctl(
         "evidence",
@@ -80,7 +91,7 @@ def verify(bundle: Path, verifier_keys: list[str]) -> dict[str, Any]:
 
 
 def test_an_approved_export_verifies_offline_and_tampering_is_caught(
-    kubectl: Kubectl, operator: Operator, tmp_path: Path
+    kubectl: Kubectl, operator: Operator, operator_dsn_file: Path, tmp_path: Path
 ) -> None:
     suffix = uuid.uuid4().hex[:6]
     qp, tenant, name = f"exports-{suffix}", f"audited-{suffix}", f"q1-{suffix}"
@@ -94,9 +105,22 @@ def test_an_approved_export_verifies_offline_and_tampering_is_caught(
         )
     )
     wait_for_condition(kubectl, "quorumpolicy", qp, "Ready", current=True)
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
-    kubectl.apply(builders.tenant(tenant, quorum_policy_ref=qp))
-    wait_for_condition(kubectl, "tenant", tenant, "Ready", current=True)
+    # The tenant's compliance state before the window and a change of it in the window, as the
+    # controller records them (through the real Ledger, in the operator's database).
+    ledger = Ledger(operator_dsn_file.read_text().strip())
+    try:
+        (before,) = compliance_history.append(ledger, [(tenant, FAILING)])
+        time.sleep(2.1)
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+        kubectl.apply(builders.tenant(tenant, quorum_policy_ref=qp))
+        wait_for_condition(kubectl, "tenant", tenant, "Ready", current=True)
+        changed = ledger.append(
+            compliance_history.event(
+                tenant, PASSING, (before, FAILING), framework="baseline", uid="uid-baseline", generation=1
+            )
+        )
+    finally:
+        ledger.close()
     end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
     time.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 0.5)
 
@@ -127,25 +151,39 @@ def test_an_approved_export_verifies_offline_and_tampering_is_caught(
     assert report["ok"] is True, report
     assert report["tenants"] == [tenant] and report["records"] == status["records"]
     assert report["complete"] is True and report["unlinkedRecords"] == 0  # the tenant chain, end to end
+    assert report["complianceBeforeRecords"] == 1
+    assert report["compliance"] == [
+        {
+            "framework": "baseline",
+            "frameworkUid": "uid-baseline",
+            "tenant": tenant,
+            "start": {"seq": before, "score": 33},
+            "end": {"seq": changed.seq, "score": 100, "failing": []},
+            "changes": 1,
+        }
+    ]
 
     # Tampered: a record changed (its digest), and the manifest signed again by a stranger.
     files = tmp_path / "unpacked"
     files.mkdir()
     archive.unpack(bundle, files)
     records = files / "audit" / tenant / "records.jsonl"
+    # Another score in the window's compliance-state record: the file is not the one signed.
+    genuine = records.read_bytes()
+    assert b'"score":100' in genuine
+    records.write_bytes(genuine.replace(b'"score":100', b'"score":99', 1))
+    report = verify(_pack(files, tmp_path / "other-score.tar.gz"), keys_published)
+    assert report["ok"] is False, report
+    assert (report["problem"]["check"], report["problem"]["where"]) == ("digest", f"audit/{tenant}/records.jsonl")
+    records.write_bytes(genuine)
     records.write_bytes(records.read_bytes().replace(tenant.encode(), b"someone-else", 1))
-    tampered = tmp_path / "tampered.tar.gz"
-    with tampered.open("wb") as out:
-        archive.write(out, [(str(p.relative_to(files)), p) for p in files.rglob("*") if p.is_file()])
-    report = verify(tampered, keys_published)
+    report = verify(_pack(files, tmp_path / "tampered.tar.gz"), keys_published)
     assert report["ok"] is False and report["problem"]["where"] == f"audit/{tenant}/records.jsonl"
     envelope = json.loads((files / manifest.ENVELOPE).read_bytes())
     stranger = keys.generate("intruder/evidence").only("Ed25519")
     payload = dsse.parse(envelope).payload
     (files / manifest.ENVELOPE).write_bytes(manifest.envelope_bytes(dsse.sign(payload, stranger.pairs)))
-    with tampered.open("wb") as out:
-        archive.write(out, [(str(p.relative_to(files)), p) for p in files.rglob("*") if p.is_file()])
-    report = verify(tampered, keys_published)
+    report = verify(_pack(files, tmp_path / "resigned.tar.gz"), keys_published)
     assert report["ok"] is False and report["problem"]["check"] == "manifest-signature"
 
     # Built twice: removed, the resync builds it again to the same bytes (the same anchor, the

@@ -26,7 +26,8 @@ from privatevault.ledger import merkle
 from privatevault.ledger.checkpoint import parse_and_verify, parse_verifier_key
 from privatevault.ledger.store import Ledger
 from privatevault.manifests import ledger as ledger_manifests
-from tests import builders
+from tests import builders, compliance_history
+from tests.compliance_history import control
 from tests.support import Kubectl, Operator, eventually, wait_for_condition
 from tests.unit.test_merkle import build_noteverify, go_merkle
 
@@ -295,6 +296,19 @@ def test_read_api(
     unknown = pvctl("evidence", "get", "no-such-export", *as_reader, "-o", str(tmp_path / "fetched" / "x.tar.gz"))
     assert unknown.returncode == 1 and "404" in unknown.stderr, unknown.stderr
     assert sorted(p.name for p in fetched.parent.iterdir()) == ["bundle.tar.gz"]  # nothing left aside
+
+    # pvctl compliance report through the API equals the database's; a tenant's reader sees its own.
+    states = {"ac-1": control("pass"), "ac-2": control("fail", "Critical")}
+    compliance_history.append(ledger, [(a, states), (b, states), (a, states | {"ac-2": control("pass", "Critical")})])
+    done = pvctl("compliance", "report", *common, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    local = pvctl("compliance", "report", "--dsn-file", str(operator_dsn_file), "--format", "json")
+    assert local.returncode == 0, local.stderr
+    assert json.loads(done.stdout) == json.loads(local.stdout)
+    assert {t["tenant"]: t["score"] for t in json.loads(done.stdout)["frameworks"][0]["tenants"]} == {a: 100, b: 33}
+    mine = pvctl("compliance", "report", "--tenant", a, *as_reader, "--format", "json")
+    assert mine.returncode == 0, mine.stderr
+    assert [t["tenant"] for t in json.loads(mine.stdout)["frameworks"][0]["tenants"]] == [a]
 
     ledger.close()
     log = operator.log()

@@ -466,6 +466,15 @@ class MemoryEvidence:
             if body["action"] in actions and (record.seq in keep or start <= self._time(body) < end):
                 yield record.seq, record.canonical, record.prev_hash, record.record_hash
 
+    def compliance_before(self, tenants: Sequence[str], start: datetime) -> Iterator[tuple[int, bytes, bytes, bytes]]:
+        last: dict[tuple[str, str], int] = {}
+        for record in self.rows:
+            body = json.loads(record.canonical)
+            if body["action"] == "compliance-state" and body["tenant"] in tenants and self._time(body) < start:
+                last[body["resource"].get("uid", ""), body["tenant"]] = record.seq
+        keep = set(last.values())
+        return self._rows(lambda b: b["seq"] in keep)
+
     def last_seq_before(self, end: datetime) -> int:
         return max((r.seq for r in self.rows if self._time(json.loads(r.canonical)) < end), default=0)
 

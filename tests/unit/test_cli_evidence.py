@@ -35,8 +35,13 @@ def test_verify_a_genuine_bundle(tmp_path: Path) -> None:
     done = runner.invoke(app, ["verify", str(bundle), *keys])
     assert done.exit_code == 0, done.output
     assert "verified" in done.output and "1 decision(s) (1 re-run)" in done.output
+    assert (
+        "compliance baseline / acme: score 33 (record 4) at the start, 100 (record 18) at the end,"
+        " 1 change(s) in the window"
+    ) in done.output
     done = runner.invoke(app, ["verify", str(bundle), *keys, "--format", "json"])
     assert done.exit_code == 0 and json.loads(done.output)["ok"] is True
+    assert [c["framework"] for c in json.loads(done.output)["compliance"]] == ["baseline", "nist"]
 
 
 def test_verify_names_the_first_problem(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import tarfile
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from securesystemslib.dsse import Envelope as SslibEnvelope
@@ -29,7 +30,7 @@ from .test_merkle import build_noteverify
 
 #: The bundle of ``scenario()`` signed with Ed25519 only. A change here means the bytes of every
 #: bundle changed: the layout, the archive's format or zlib's output.
-GOLDEN = "sha256:edcdddeb1a0e3a219fdf9dd41cf3aab7f56bba880a1fa5ee71e81ca5fcf5865d"
+GOLDEN = "sha256:4b249435a51459cfcd20f476a0809838edc68a0fd93c74e2b65d7528cb374362"
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +71,9 @@ def test_the_archive_is_normalised(world: Scenario, tmp_path: Path) -> None:
 def test_a_genuine_bundle_verifies(world: Scenario, tmp_path: Path) -> None:
     report = check(world, build(world, tmp_path))
     assert report.ok, report.problem
-    assert (report.approvals, report.decisions, report.checkpoint, report.latest) == (1, 1, 20, 21)
-    assert (report.records, report.boundaries) == (12, 2)  # 8 of acme, 2 policy versions, 2 approval records
+    assert (report.approvals, report.decisions, report.checkpoint, report.latest) == (1, 1, 23, 24)
+    # 9 of acme (one compliance-state), 2 policy versions, 2 approval records; 2 compliance-state before it.
+    assert (report.records, report.boundaries, report.compliance_before) == (13, 2, 2)
     assert report.complete and report.unlinked == 0
 
 
@@ -183,6 +185,8 @@ FILES = [
     "audit/acme/records.jsonl",
     "audit/acme/boundaries/proofs.jsonl",
     "audit/acme/boundaries/records.jsonl",
+    "compliance/before/proofs.jsonl",
+    "compliance/before/records.jsonl",
     layout.ANCHOR,
     layout.CONSISTENCY,
     layout.LATEST,
@@ -235,7 +239,7 @@ def test_a_record_changed_is_caught_by_its_hash(world: Scenario, tmp_path: Path)
 def test_a_record_of_another_tenant_slipped_in(world: Scenario, tmp_path: Path) -> None:
     other = next(r for r in world.ledger.rows if b'"tenant":"globex"' in r.canonical)
     proof = layout.ProofLine(
-        other.seq, other.prev_hash, other.record_hash, tuple(merkle.inclusion_proof(other.seq - 1, 20, world.ledger))
+        other.seq, other.prev_hash, other.record_hash, tuple(merkle.inclusion_proof(other.seq - 1, 23, world.ledger))
     )
 
     def change(files: Path) -> None:
@@ -264,7 +268,7 @@ def test_a_proof_swapped_is_caught(world: Scenario, tmp_path: Path) -> None:
 
     report = check(world, _retamper(world, build(world, tmp_path), tmp_path, change, resign=True))
     assert report.problem is not None and report.problem.check == "inclusion"
-    assert "inclusion proof does not lead to the root of anchor checkpoint 20" in str(report.problem)
+    assert "inclusion proof does not lead to the root of anchor checkpoint 23" in str(report.problem)
 
 
 def test_a_manifest_signed_by_an_unknown_key_is_refused(world: Scenario, tmp_path: Path) -> None:
@@ -294,7 +298,7 @@ def test_a_manifest_signature_that_fails_is_named(world: Scenario, tmp_path: Pat
 def test_a_checkpoint_not_signed_by_the_ledger_key(world: Scenario, tmp_path: Path) -> None:
     def change(files: Path) -> None:
         note = (files / layout.ANCHOR).read_bytes()
-        (files / layout.ANCHOR).write_bytes(note.replace(b"\n20\n", b"\n21\n", 1))
+        (files / layout.ANCHOR).write_bytes(note.replace(b"\n23\n", b"\n24\n", 1))
 
     report = check(world, _retamper(world, build(world, tmp_path), tmp_path, change, resign=True))
     assert report.problem is not None and (report.problem.check, report.problem.where) == ("checkpoint", layout.ANCHOR)
@@ -321,15 +325,99 @@ def test_a_consistency_proof_changed(world: Scenario, tmp_path: Path) -> None:
 
     report = check(world, _retamper(world, build(world, tmp_path), tmp_path, change, resign=True))
     assert report.problem is not None and report.problem.check == "consistency"
-    assert "does not prove that checkpoint 21 extends the anchor checkpoint 20" in str(report.problem)
+    assert "does not prove that checkpoint 24 extends the anchor checkpoint 23" in str(report.problem)
 
 
-def test_key_metadata_changed_and_resigned(world: Scenario, tmp_path: Path) -> None:
+def test_the_compliance_states_at_the_window_start_and_end(world: Scenario, tmp_path: Path) -> None:
+    report = check(world, build(world, tmp_path))
+    assert report.ok, report.problem
+    assert [(c["framework"], c["start"], c["end"], c["changes"]) for c in report.compliance] == [
+        ("baseline", {"seq": 4, "score": 33}, {"seq": 18, "score": 100, "failing": []}, 1),
+        ("nist", {"seq": 5, "score": 100}, {"seq": 5, "score": 100, "failing": []}, 0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (
+            lambda d: d.update(score=90),
+            "compliance-state record 18: score 90 (12/12) does not recompute from its controls: they give 100 (12/12)",
+        ),
+        (
+            lambda d: d.update(previous=2),
+            "compliance-state record 18: names 2 as its previous record, but the previous record of framework"
+            " baseline and tenant acme is 4",
+        ),
+        (
+            lambda d: d.update(changed=[]),
+            "compliance-state record 18: control ac-2 went from fail to pass, but changed does not list it",
+        ),
+    ],
+)
+def test_a_compliance_record_that_does_not_follow_is_named(
+    tmp_path: Path, tamper: Callable[[dict[str, object]], None], message: str
+) -> None:
+    # The writer put the bad record in the ledger itself: its hash and proof are genuine.
+    world = scenario(compliance=tamper)
+    report = check(world, build(world, tmp_path))
+    assert report.problem is not None
+    assert (report.problem.check, report.problem.where, report.problem.seq) == (
+        "compliance",
+        "audit/acme/records.jsonl",
+        18,
+    )
+    assert message in str(report.problem)
+
+
+def test_a_bundle_of_the_previous_layout_verifies(tmp_path: Path) -> None:
+    # Built before the slot was filled: no compliance/before section, results.json {"results": []}.
+    world = scenario(compliance=None, compliance_records=False)
+
     def change(files: Path) -> None:
-        (files / layout.KEYS).write_text(json.dumps({"keys": []}))
+        shutil.rmtree(files / layout.COMPLIANCE_BEFORE)
+        (files / layout.COMPLIANCE).write_text(json.dumps({"results": []}))
+        export = json.loads((files / layout.EXPORT).read_text())
+        del export["counts"]["complianceBefore"]
+        (files / layout.EXPORT).write_text(json.dumps(export))
 
     report = check(world, _retamper(world, build(world, tmp_path), tmp_path, change, resign=True))
-    assert report.problem is not None and (report.problem.check, report.problem.where) == ("derived", layout.KEYS)
+    assert report.ok, report.problem
+    assert report.compliance == [] and report.compliance_before == 0
+
+
+def test_the_compliance_record_before_the_window_dropped(world: Scenario, tmp_path: Path) -> None:
+    def change(files: Path) -> None:
+        for name in ("compliance/before/records.jsonl", "compliance/before/proofs.jsonl"):
+            _edit_lines(files / name, lambda lines: lines[1:])
+        export = json.loads((files / layout.EXPORT).read_text())
+        export["counts"]["complianceBefore"] = 1
+        (files / layout.EXPORT).write_text(json.dumps(export))
+
+    report = check(world, _retamper(world, build(world, tmp_path), tmp_path, change, resign=True))
+    assert report.problem is not None and report.problem.check == "compliance"
+    assert "record 18: follows record 4, which is not among the records given" in str(report.problem)
+
+
+def _no_keys(document: dict[str, Any]) -> None:
+    document["keys"] = []
+
+
+def _better_score(document: dict[str, Any]) -> None:
+    document["summary"][0]["start"]["score"] = 100
+
+
+@pytest.mark.parametrize(("name", "edit"), [(layout.KEYS, _no_keys), (layout.COMPLIANCE, _better_score)])
+def test_a_derived_file_changed_and_resigned(
+    world: Scenario, tmp_path: Path, name: str, edit: Callable[[dict[str, Any]], None]
+) -> None:
+    def change(files: Path) -> None:
+        document = json.loads((files / name).read_text())
+        edit(document)
+        (files / name).write_text(json.dumps(document))
+
+    report = check(world, _retamper(world, build(world, tmp_path), tmp_path, change, resign=True))
+    assert report.problem is not None and (report.problem.check, report.problem.where) == ("derived", name)
 
 
 def test_an_approval_signed_by_a_key_the_policy_does_not_hold(tmp_path: Path) -> None:

@@ -136,7 +136,7 @@ def test_a_gated_export_waits_then_is_built_once_and_rebuilt_the_same(tmp_path: 
     done = world.run(body)
     assert done.held is None, done.held
     bundle = world.destination / "q1.tar.gz"
-    assert done.facts["location"] == str(bundle) and done.facts["checkpoint"] == 20
+    assert done.facts["location"] == str(bundle) and done.facts["checkpoint"] == 23
     assert [p.name for p in world.destination.iterdir()] == ["q1.tar.gz"]  # nothing left aside
     first = bundle.read_bytes()
     report = verifier.verify(

@@ -76,10 +76,28 @@ def verify(
             f" ({elapsed:.1f} s)",
             highlight=False,
         )
+        for state in report.compliance:
+            console.print(_compliance_line(state), highlight=False)
     else:
         console.print(f"[red]FAILED[/red] ({report.problem.check}) {escape(str(report.problem))}", highlight=False)
     if report.problem is not None:
         raise typer.Exit(1)
+
+
+def _compliance_line(state: dict[str, Any]) -> str:
+    """One framework and tenant's score at the window's start and end, as recomputed."""
+
+    def score(at: dict[str, Any] | None) -> str:
+        if at is None:
+            return "not evaluated"
+        return f"{'-' if at['score'] is None else at['score']} (record {at['seq']})"
+
+    end = state["end"]
+    failing = f"; failing: {', '.join(end['failing'])}" if end["failing"] else ""
+    return (
+        f"compliance {state['framework']} / {state['tenant']}: score {score(state['start'])} at the start,"
+        f" {score(end)} at the end, {state['changes']} change(s) in the window{failing}"
+    )
 
 
 class _Quiet:

@@ -16,7 +16,7 @@ import typer
 from privatevault import __version__
 from privatevault.api import crdgen
 from privatevault.app import App, build
-from privatevault.cli import approvals, audit, demo, evidence, quorum, reanchor, status, witness
+from privatevault.cli import approvals, audit, compliance, demo, evidence, quorum, reanchor, status, witness
 from privatevault.cli.output import errors
 from privatevault.errors import PrivateVaultError
 from privatevault.handlers import registry, tune_transport
@@ -49,6 +49,7 @@ app.command("status")(status.status)
 api_app = typer.Typer(help="The read API.", no_args_is_help=True)
 app.add_typer(api_app, name="api")
 app.add_typer(evidence.app, name="evidence")
+app.add_typer(compliance.app, name="compliance")
 
 
 @app.command()

@@ -14,13 +14,18 @@ checkpoint, one JSON object per line::
     checkpoint/latest.note        the latest checkpoint when the bundle was built
     checkpoint/consistency.json   the consistency proof from the anchor to the latest
     keys/metadata.json            the tenants' key records (provider, names, versions, rotations)
-    compliance/results.json       compliance results in the window (the slot; empty until they exist)
+    compliance/before/records.jsonl, …/proofs.jsonl   per tenant and framework, the last
+                                  compliance-state record before the window (its state at the start)
+    compliance/results.json       the compliance records in the window, those before it, and each
+                                  framework and tenant's state at the window's start and end
     export.json                   what was asked and what was found: the manifest's predicate
     README.md                     for the auditor
     manifest.dsse.json            the signed in-toto Statement over all of the above
 
-``keys/metadata.json`` and ``compliance/results.json`` are derived from the audit records
-(:func:`key_metadata`, :func:`compliance_results`), so the verifier recomputes them.
+``keys/metadata.json`` and ``compliance/results.json`` are derived from the records
+(:func:`key_metadata`, :func:`compliance_document`), so the verifier recomputes them; it also folds
+the compliance-state records (``compliance.history``): each one follows the previous of its
+framework and tenant, and its score recomputes from its controls.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from privatevault.compliance import history
+
 QUORUM_ACTIONS: Final = ("quorum-decision", "record-approval")
 POLICY_ACTIONS: Final = ("protectionpolicy-in-force", "quorumpolicy-in-force")
 
@@ -40,6 +47,8 @@ LATEST: Final = "checkpoint/latest.note"
 CONSISTENCY: Final = "checkpoint/consistency.json"
 KEYS: Final = "keys/metadata.json"
 COMPLIANCE: Final = "compliance/results.json"
+#: The section of the last compliance-state record before the window, per tenant and framework.
+COMPLIANCE_BEFORE: Final = "compliance/before"
 EXPORT: Final = "export.json"
 README: Final = "README.md"
 QUORUM: Final = "quorum"
@@ -133,6 +142,39 @@ def compliance_results(records: Iterable[Mapping[str, Any]]) -> list[dict[str, A
     ]
 
 
+def compliance_document(
+    results: Sequence[Mapping[str, Any]], before: Iterable[Mapping[str, Any]]
+) -> tuple[dict[str, Any], list[history.Problem]]:
+    """``compliance/results.json`` and what did not verify.
+
+    The document holds the window's compliance records (``results``, as :func:`compliance_results`
+    gives them), the last compliance-state record before the window per tenant and framework
+    (``before``), and per framework and tenant what the fold of the two gives: the state at the
+    window's start (the record before it, if any) and at its end (scores, and the failing controls
+    at the end). The problems are the compliance-state records that do not follow the previous one
+    of their framework and tenant or whose score does not recompute (left out of the summary).
+    """
+    earlier = compliance_results(before)
+    starts = {int(r["seq"]) for r in earlier}
+    states = [r for r in sorted([*earlier, *results], key=lambda r: int(r["seq"])) if r["action"] == history.ACTION]
+    folded = history.fold(states, starts=starts)
+    summary = []
+    for key, end in sorted(folded.latest().items(), key=lambda item: (item[1].framework, item[1].tenant)):
+        timeline = folded.timelines[key]
+        first = timeline[0] if timeline[0].seq in starts else None
+        summary.append(
+            {
+                "framework": end.framework,
+                "frameworkUid": end.framework_uid,
+                "tenant": end.tenant,
+                "start": None if first is None else {"seq": first.seq, "score": first.score},
+                "end": {"seq": end.seq, "score": end.score, "failing": end.failing()},
+                "changes": sum(1 for state in timeline if state.seq not in starts),
+            }
+        )
+    return {"before": earlier, "results": list(results), "summary": summary}, folded.problems
+
+
 def json_file(document: Any) -> bytes:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
 
@@ -163,7 +205,31 @@ def readme(export: Mapping[str, Any], sections: Sequence[str]) -> bytes:
         "   proof at the anchor, its tenant, time window and action as its section says.",
         "4. every approval's signatures against the QuorumPolicy version in force (policies/), and every",
         "   quorum decision re-run with the same rules, approvals and requester.",
-        "5. keys/metadata.json and compliance/results.json recomputed from the records.",
+        "5. every compliance-state record (the window's, and per tenant and framework the last one before",
+        "   it, in compliance/before/) follows the previous record of its framework and tenant, and its",
+        '   score recomputes from its controls (see "Compliance" below).',
+        "6. keys/metadata.json and compliance/results.json recomputed from the records.",
+        "",
+        "## Compliance",
+        "",
+        "The operator records a compliance-state record whenever a ComplianceFramework's evaluation of a",
+        "tenant changes a control's state or the score. Each holds every control's state, severity and",
+        "weight, the score, the seq of the previous record of the same framework and tenant (`previous`)",
+        "and the controls that changed (`changed`: from, to, the checks' findings). Recompute by hand:",
+        "",
+        "- w(c) = weight x S(severity), S = Low 1, Medium 2, High 4, Critical 8; over the controls in",
+        "  state pass, fail or unknown: possible = sum of w(c), earned = sum of w(c) of those passing,",
+        "  score = floor(100 x earned / possible), none when possible is 0 (not-applicable and excepted",
+        "  controls do not count);",
+        "- a record's controls are the previous record's with `changed` applied, each `from` being the",
+        "  previous state (null: a control added; a `to` of null: removed, both only with a new",
+        "  `generation`, a spec change of the framework).",
+        "",
+        "compliance/results.json lists those records (`before`, `results`) and, per framework and tenant,",
+        "the state at the window's start (the record before it) and at its end (`summary`). A framework",
+        "with no record in the window kept, as far as the bundle shows, the state its record before the",
+        "window gives; that this record is the last one before the window is what the exporter read",
+        "(a later one would be named as `previous` by the window's first record).",
         "",
         "Standard tools agree: the manifest's Ed25519 signature verifies with any DSSE library",
         "(securesystemslib); the checkpoint with Go's golang.org/x/mod/sumdb/note; the proofs with",

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from privatevault.compliance import history
 from privatevault.database import Pool
 from privatevault.errors import LedgerUnavailable
 from privatevault.evidence.writer import Row, SignedHead
@@ -120,6 +121,15 @@ class PgEvidenceSource:
             "seq IN ((SELECT seq FROM audit_records WHERE tenant = %s AND recorded_at < %s ORDER BY seq DESC LIMIT 1)"
             " UNION ALL (SELECT seq FROM audit_records WHERE tenant = %s AND recorded_at >= %s ORDER BY seq LIMIT 1))",
             (tenant, start, tenant, end),
+        )
+
+    def compliance_before(self, tenants: Sequence[str], start: datetime) -> Iterator[Row]:
+        # The key-prefix index (migration 0004) finds the compliance records; few: one per change.
+        return self._stream(
+            "seq IN (SELECT DISTINCT ON (resource_uid, tenant) seq FROM audit_records"
+            " WHERE idempotency_key LIKE %s AND action = %s"
+            " AND tenant = ANY(%s) AND recorded_at < %s ORDER BY resource_uid, tenant, seq DESC)",
+            ("complianceframework/%", history.ACTION, list(tenants), start),
         )
 
     def last_seq_before(self, end: datetime) -> int:

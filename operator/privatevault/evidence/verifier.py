@@ -14,7 +14,11 @@ witnesses' cosignature keys. The checks, in order (:func:`verify`):
 4. every approval recorded valid verifies under the approver's keys in the QuorumPolicy version
    in force at its seq (from ``policies/``), and every quorum decision is re-run
    (``quorum.decide``) over the envelopes it counted, under that version's rule for its action;
-5. key metadata and compliance results equal what the records give; counts equal the export's.
+5. every compliance-state record (in the window, and the last one before it per tenant and
+   framework, from ``compliance/before/``) follows the previous one of its framework and tenant
+   and its score recomputes from its controls (``compliance.history``); the report gives each
+   framework and tenant's score at the window's start and end;
+6. key metadata and compliance results equal what the records give; counts equal the export's.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from privatevault.api.v1alpha1.quorumpolicy import QuorumPolicySpec
+from privatevault.compliance import history
 from privatevault.errors import PrivateVaultError
 from privatevault.evidence import archive, layout, manifest
 from privatevault.ledger import merkle, tenantchain
@@ -71,6 +76,10 @@ class Report:
     latest: int = 0
     manifest_keys: list[str] = field(default_factory=list)
     witnesses: list[str] = field(default_factory=list)
+    #: The last compliance-state records before the window (not counted in ``records``).
+    compliance_before: int = 0
+    #: Per framework and tenant: the state at the window's start and end (``compliance/results.json``'s summary).
+    compliance: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -89,6 +98,8 @@ class Report:
             "latest": self.latest,
             "manifestKeys": self.manifest_keys,
             "witnesses": self.witnesses,
+            "complianceBeforeRecords": self.compliance_before,
+            "compliance": self.compliance,
         }
         if self.problem is not None:
             out["problem"] = {
@@ -148,6 +159,8 @@ def _verify(
     policies = _policy_records(root, names, end, anchor, report)
     if layout.records_file(layout.QUORUM) in names:
         _check_quorum(root, policies, (start, end), anchor, report)
+    if layout.COMPLIANCE in names:
+        _check_compliance(root, names, export, anchor, report=report, derived=derived)
     _check_derived(root, names, derived)
     del latest
 
@@ -165,7 +178,7 @@ def _check_audit(
             continue
         bounds = layout.boundary_section(tenant)
         in_bundle = layout.records_file(bounds) in names
-        ends = list(_section(root, bounds, anchor, report, boundary=True)) if in_bundle else None
+        ends = list(_section(root, bounds, anchor, report, counter="boundaries")) if in_bundle else None
         chain = _TenantChain(tenant, ends, (start, end), report)
         count = 0
         for record, digest in _section(root, section, anchor, report):
@@ -264,7 +277,7 @@ def _lines(path: Path) -> Iterator[bytes]:
 
 
 def _section(
-    root: Path, section: str, anchor: Checkpoint, report: Report, *, boundary: bool = False
+    root: Path, section: str, anchor: Checkpoint, report: Report, *, counter: str = "records"
 ) -> Iterator[tuple[dict[str, Any], bytes]]:
     """Each record of a section and its record hash, once both and the inclusion proof verify, in seq order."""
     records_name, proofs_name = layout.records_file(section), layout.proofs_file(section)
@@ -307,10 +320,7 @@ def _section(
                 f"record {proof.seq}: the inclusion proof does not lead to the root of anchor checkpoint {anchor.size}",
                 seq=proof.seq,
             )
-        if boundary:
-            report.boundaries += 1
-        else:
-            report.records += 1
+        setattr(report, counter, getattr(report, counter) + 1)
         yield record, proof.record_hash
     if next(records, None) is not None or next(proofs, None) is not None:
         raise Problem("proof", section, f"{records_name} and {proofs_name} have different numbers of lines")
@@ -574,9 +584,60 @@ def _rerun(
         )
 
 
-def _check_derived(root: Path, names: Sequence[str], derived: dict[str, list[dict[str, Any]]]) -> None:
-    for name, key in ((layout.KEYS, "keys"), (layout.COMPLIANCE, "results")):
+def _check_compliance(
+    root: Path,
+    names: Sequence[str],
+    export: dict[str, Any],
+    anchor: Checkpoint,
+    *,
+    report: Report,
+    derived: dict[str, Any],
+) -> None:
+    """The compliance-state records before the window and in it, folded: each one follows the
+    previous of its framework and tenant and its score recomputes; the states at start and end."""
+    where = layout.records_file(layout.COMPLIANCE_BEFORE)
+    start = parse_time(export["window"]["from"])
+    before: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    if where in names:
+        for record, _ in _section(root, layout.COMPLIANCE_BEFORE, anchor, report, counter="compliance_before"):
+            seq = record["seq"]
+            if record["action"] != history.ACTION or record["tenant"] not in export["tenants"]:
+                raise Problem(
+                    "section", where, f"record {seq} is not a compliance-state record of the bundle's tenants", seq=seq
+                )
+            if parse_time(record["time"]) >= start:
+                raise Problem("section", where, f"record {seq} is not before the window", seq=seq)
+            key = (str((record.get("details") or {}).get("frameworkUid")), record["tenant"])
+            if key in seen:
+                raise Problem(
+                    "section", where, f"record {seq} is a second record of framework and tenant {key}", seq=seq
+                )
+            seen.add(key)
+            before.append(record)
+    if report.compliance_before != export["counts"].get("complianceBefore", 0):
+        raise Problem("counts", where, "the number of records differs from export.json")
+    document, problems = layout.compliance_document(derived[layout.COMPLIANCE], before)
+    if problems:
+        first = problems[0]
+        bad = (
+            where
+            if first.seq in {r["seq"] for r in before}
+            else layout.records_file(layout.audit_section(first.tenant))
+        )
+        raise Problem("compliance", bad, str(first), seq=first.seq)
+    # A bundle built before the compliance slot was filled has no before section and lists its
+    # (then absent) compliance records alone; its records are folded all the same.
+    derived[layout.COMPLIANCE] = document if where in names else {"results": document["results"]}
+    report.compliance = document["summary"]
+
+
+def _check_derived(root: Path, names: Sequence[str], derived: dict[str, Any]) -> None:
+    for name, expected in (
+        (layout.KEYS, {"keys": derived[layout.KEYS]}),
+        (layout.COMPLIANCE, derived[layout.COMPLIANCE]),
+    ):
         if name not in names:
             continue
-        if json.loads((root / name).read_bytes()) != {key: derived[name]}:
+        if json.loads((root / name).read_bytes()) != expected:
             raise Problem("derived", name, "differs from what the bundle's audit records give")

@@ -68,6 +68,11 @@ class EvidenceSource(Protocol):
         """The tenant's last record before ``start`` and first at or after ``end`` (those that exist), in seq order."""
         ...
 
+    def compliance_before(self, tenants: Sequence[str], start: datetime) -> Iterator[Row]:
+        """The last ``compliance-state`` record before ``start`` per (framework uid, tenant) of
+        ``tenants``, in seq order: each framework's state at the window's start."""
+        ...
+
     def last_seq_before(self, end: datetime) -> int:
         """The largest seq recorded before ``end`` (0: none)."""
         ...
@@ -108,7 +113,13 @@ class Built:
     @property
     def records(self) -> int:
         counts = self.export["counts"]
-        return int(sum(counts["audit"].values()) + counts["approvals"] + counts["decisions"] + counts["policies"])
+        return int(
+            sum(counts["audit"].values())
+            + counts["approvals"]
+            + counts["decisions"]
+            + counts["policies"]
+            + counts.get("complianceBefore", 0)
+        )
 
 
 def _signed(head: SignedHead, verifiers: Sequence[NoteVerifier], origin: str) -> bool:
@@ -273,7 +284,7 @@ def build(
     if "KeyMetadata" in request.include:
         put(layout.KEYS, layout.json_file({"keys": keys}))
     if "ComplianceResults" in request.include:
-        put(layout.COMPLIANCE, layout.json_file({"results": compliance}))
+        counts["complianceBefore"] = _compliance(source, request, compliance, section, put)
     built.export = {
         "version": 1,
         "origin": request.origin,
@@ -290,6 +301,22 @@ def build(
     digests = {name: archive.sha256_file(path) for name, path in built.files.items()}
     put(manifest.ENVELOPE, sign(manifest.statement(digests, built.export)))
     return built
+
+
+def _compliance(
+    source: EvidenceSource,
+    request: Request,
+    results: list[dict[str, Any]],
+    section: Callable[[str, Iterator[Row], Callable[[bytes], None]], int],
+    put: Callable[[str, bytes], None],
+) -> int:
+    """The compliance-state records before the window (a proven section) and ``compliance/results.json``."""
+    before: list[dict[str, Any]] = []
+    rows = source.compliance_before(request.tenants, request.start)
+    count = section(layout.COMPLIANCE_BEFORE, rows, lambda body: before.append(json.loads(body)))
+    document, _ = layout.compliance_document(results, before)  # the verifier names what does not verify
+    put(layout.COMPLIANCE, layout.json_file(document))
+    return count
 
 
 def _checkpoints(

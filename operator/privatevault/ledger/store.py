@@ -492,6 +492,28 @@ class Ledger:
 
         return self._read(query)
 
+    def latest_per_resource(self, prefix: str, action: str, *, until: datetime | None = None) -> list[Record]:
+        """The newest record of ``action`` per (resource uid, tenant) among the records whose
+        idempotency key starts with ``prefix`` (recorded at or before ``until``), in seq order.
+
+        The key-prefix index (migration 0004) finds the candidates; the newest per pair is kept
+        in the database, so the reply is one record per pair however long the history.
+        """
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+        def query(cur: psycopg.Cursor[tuple[Any, ...]]) -> list[Record]:
+            cur.execute(
+                "SELECT seq, canonical, prev_hash, record_hash, idempotency_key FROM ("
+                " SELECT DISTINCT ON (resource_uid, tenant) seq, canonical, prev_hash, record_hash, idempotency_key"
+                " FROM audit_records WHERE idempotency_key LIKE %s AND action = %s"
+                " AND (%s::timestamptz IS NULL OR recorded_at <= %s::timestamptz)"
+                " ORDER BY resource_uid, tenant, seq DESC) latest ORDER BY seq",
+                (pattern, action, until, until),
+            )
+            return [_record(row) for row in cur.fetchall()]
+
+        return self._read(query)
+
     @staticmethod
     def _tenant_heads(cur: psycopg.Cursor[tuple[Any, ...]], tenants: list[str]) -> tenantchain.Heads:
         """Each tenant's newest record (read under the append lock): where its chain goes on."""
