@@ -30,17 +30,19 @@ lint: setup ## ruff, mypy --strict and the import-linter layer contracts
 	@$(VENV)/mypy tools/image/build.py
 	@$(VENV)/lint-imports
 
-generate: ## Write the CRDs in crds/ (and the chart's copies) from the models, the chart README's values table
+generate: ## Write the CRDs in crds/ (and the chart's copies) from the models, the chart README's values table, the check reference
 	@$(PY) -m privatevault crds generate crds
 	@cp crds/*.yaml charts/privatevault/crds/
 	@$(PY) tools/chart_readme.py
 	@$(PY) -m privatevault api openapi docs/openapi/read-api.json
+	@$(PY) tools/compliance_checks.py
 
 verify: ## Fail when committed generated files drift from their sources
 	@$(PY) -m privatevault crds verify crds
 	@$(PY) -m privatevault crds verify charts/privatevault/crds
 	@$(PY) tools/chart_readme.py --check
 	@$(PY) -m privatevault api openapi --check docs/openapi/read-api.json
+	@$(PY) tools/compliance_checks.py --check
 
 lock: ## Refresh requirements-dev.lock and requirements.lock (newest versions pyproject.toml allows, with hashes)
 	@tools/lock.sh --upgrade $(LOCK_ARGS)

@@ -406,7 +406,7 @@ def evidence_export(
 # -- ComplianceFramework ---------------------------------------------------------------------------
 
 
-def compliance_check(name: str = "tenant-network-isolated", **params: Any) -> dict[str, Any]:
+def compliance_check(name: str = "network-default-deny", **params: Any) -> dict[str, Any]:
     """One check of a control, with its parameters (free-form)."""
     return _fields(name=name, params=params or None)
 
@@ -438,6 +438,8 @@ def compliance_framework(
     interval: str | None = None,
     controls: Sequence[Mapping[str, Any]] | None = None,
     exceptions: Sequence[Mapping[str, Any]] | None = None,
+    attestations: Sequence[Mapping[str, Any]] | None = None,
+    quorum_policy_ref: str | None = None,
     spec: Mapping[str, Any] | None = None,
     labels: Mapping[str, str] | None = None,
     annotations: Mapping[str, str] | None = None,
@@ -453,6 +455,8 @@ def compliance_framework(
         interval=interval,
         controls=[dict(c) for c in controls] if controls is not None else [control()],
         exceptions=[dict(e) for e in exceptions] if exceptions is not None else None,
+        attestations=[dict(a) for a in attestations] if attestations is not None else None,
+        quorumPolicyRef=quorum_policy_ref,
     )
     return _resource(
         "ComplianceFramework",

@@ -444,7 +444,9 @@ def test_evidence_export_destination_and_tenants(kubectl: Kubectl, case: int) ->
     same_refusal(kubectl, manifest, EvidenceExportSpec, message)
 
 
-EXCEPTION = {"control": "CC6.1", "reason": "migration", "expires": "2027-01-01T00:00:00Z", "approvalRef": "ap-1"}
+EXCEPTION = {"control": "CC6.1", "tenants": ["acme"], "reason": "migration", "expires": "2027-01-01T00:00:00Z"}
+ATTESTATION = {"control": "CC1.4", "statement": "staff trained in Q3", "expires": "2027-01-01T00:00:00Z"}
+MANUAL = builders.control("CC1.4", "Competence", checks=[builders.compliance_check("manual")])
 
 
 def selector(**requirement: Any) -> dict[str, Any]:
@@ -456,7 +458,10 @@ FRAMEWORK_CASES: list[tuple[dict[str, Any], str | None]] = [
         builders.compliance_framework(
             "cf-case",
             interval="5m",
+            controls=[builders.control(), MANUAL],
             exceptions=[EXCEPTION],
+            attestations=[ATTESTATION],
+            quorum_policy_ref="two-person",
             tenant_selector={
                 "matchLabels": {"example.com/tier": "gold"},
                 "matchExpressions": [{"key": "region", "operator": "In", "values": ["eu"]}],
@@ -466,10 +471,36 @@ FRAMEWORK_CASES: list[tuple[dict[str, Any], str | None]] = [
     ),
     (builders.compliance_framework("cf-case", interval="30s"), complianceframework.INTERVAL_MESSAGE),
     (
-        builders.compliance_framework("cf-case", exceptions=[EXCEPTION | {"control": "CC9.9"}]),
+        builders.compliance_framework(
+            "cf-case", exceptions=[EXCEPTION | {"control": "CC9.9"}], quorum_policy_ref="two-person"
+        ),
         complianceframework.EXCEPTION_CONTROL_MESSAGE,
     ),
-    (builders.compliance_framework("cf-case", exceptions=[EXCEPTION, EXCEPTION]), "Duplicate value"),
+    (
+        builders.compliance_framework("cf-case", exceptions=[EXCEPTION, EXCEPTION], quorum_policy_ref="two-person"),
+        "Duplicate value",
+    ),
+    (
+        builders.compliance_framework("cf-case", attestations=[ATTESTATION], quorum_policy_ref="two-person"),
+        complianceframework.ATTESTATION_CONTROL_MESSAGE,
+    ),
+    (
+        builders.compliance_framework("cf-case", controls=[builders.control(), MANUAL], attestations=[ATTESTATION]),
+        complianceframework.QUORUM_POLICY_MESSAGE,
+    ),
+    (builders.compliance_framework("cf-case", exceptions=[EXCEPTION]), complianceframework.QUORUM_POLICY_MESSAGE),
+    (
+        builders.compliance_framework(
+            "cf-case", controls=[builders.control(checks=[builders.compliance_check("tenant-network-isolated")])]
+        ),
+        "Unsupported value",
+    ),
+    (
+        builders.compliance_framework(
+            "cf-case", exceptions=[EXCEPTION | {"tenants": ["Not_A_Name"]}], quorum_policy_ref="two-person"
+        ),
+        "should match",
+    ),
     (builders.compliance_framework("cf-case", controls=[builders.control()] * 2), "Duplicate value"),
     (
         builders.compliance_framework("cf-case", tenant_selector=selector(key="tier", operator="In")),

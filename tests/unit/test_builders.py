@@ -176,12 +176,16 @@ def test_quorum_approval_export_and_framework_options() -> None:
     framework = ComplianceFramework.model_validate(
         builders.compliance_framework(
             "f",
-            controls=[builders.control("A.8.24", "Cryptography", checks=[builders.compliance_check("kek", days=90)])],
+            controls=[
+                builders.control(
+                    "A.8.24", "Cryptography", checks=[builders.compliance_check("kek-rotated-within", days=90)]
+                )
+            ],
             tenant_selector={"matchLabels": {"tier": "gold"}},
         )
     ).spec
     assert [(c.id, c.checks[0].name, c.checks[0].params) for c in framework.controls] == [
-        ("A.8.24", "kek", {"days": 90})
+        ("A.8.24", "kek-rotated-within", {"days": 90})
     ]
     assert framework.tenant_selector.match_labels == {"tier": "gold"}
 

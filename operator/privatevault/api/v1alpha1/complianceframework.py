@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Final, Literal
+from typing import ClassVar, Final, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -35,6 +35,33 @@ LABEL_KEY_MESSAGE: Final = (
 VALUES_MESSAGE: Final = "operators In and NotIn need values to compare with, and Exists and DoesNotExist take none"
 INTERVAL_MESSAGE: Final = f"interval must be at least {MIN_INTERVAL}: controls are evaluated against every tenant"
 EXCEPTION_CONTROL_MESSAGE: Final = "an exception must name one of the framework's controls by its id"
+ATTESTATION_CONTROL_MESSAGE: Final = "an attestation must name one of the framework's controls by its id"
+QUORUM_POLICY_MESSAGE: Final = (
+    "quorumPolicyRef is required with exceptions or attestations: it names the QuorumPolicy that approves them"
+)
+
+#: The check library's names (``privatevault.compliance.checks.LIBRARY``; a unit test holds the two
+#: equal, since this layer may not import the compliance package).
+CheckName = Literal[
+    "pod-security-restricted",
+    "network-default-deny",
+    "owners-defined",
+    "quota-set",
+    "mcs-level-unique",
+    "kek-external-kms",
+    "kek-rotated-within",
+    "workloads-quantum-safe",
+    "cnsa2-algorithms",
+    "tls-not-expiring",
+    "tls-quantum-risk-below",
+    "ledger-verified-within",
+    "deletion-quorum",
+    "evidence-exported-within",
+    "data-residency",
+    "personal-data-cryptoshred",
+    "manual",
+]
+CHECK_NAMES: Final[tuple[str, ...]] = get_args(CheckName)
 
 
 class LabelSelectorRequirement(Model):
@@ -86,8 +113,10 @@ class LabelSelector(Model):
 
 
 class Check(Model):
-    name: str = Field(max_length=128, description="A check from the built-in library.")
-    params: FreeForm = Field(default_factory=dict)
+    name: CheckName = Field(description="A check from the built-in library (docs/compliance-checks.md).")
+    params: FreeForm = Field(
+        default_factory=dict, description="The check's parameters; refused (Stalled InvalidCheckParams) when wrong."
+    )
 
 
 class Control(Model):
@@ -99,10 +128,25 @@ class Control(Model):
 
 
 class ComplianceException(Model):
+    """A control waived for some tenants until ``expires``, once the framework's quorum approves it."""
+
     control: str = Field(max_length=64)
+    tenants: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="The tenants it waives the control for; empty means every selected tenant.",
+        json_schema_extra={"items": {"type": "string", "maxLength": 63, "pattern": DNS_LABEL}},
+    )
     reason: str = Field(max_length=1024)
     expires: str = Field(json_schema_extra={"format": "date-time"})
-    approval_ref: str = Field(max_length=253, pattern=DNS_LABEL)
+
+
+class Attestation(Model):
+    """A person's statement that a manual control holds, until ``expires``, once the quorum approves it."""
+
+    control: str = Field(max_length=64)
+    statement: str = Field(max_length=1024)
+    expires: str = Field(json_schema_extra={"format": "date-time"})
 
 
 class ComplianceFrameworkSpec(Model):
@@ -112,7 +156,19 @@ class ComplianceFrameworkSpec(Model):
                 "!has(self.exceptions) || self.exceptions.all(e, self.controls.exists(c, c.id == e.control))",
                 EXCEPTION_CONTROL_MESSAGE,
                 field_path=".exceptions",
-            )
+            ),
+            cel(
+                "!has(self.attestations) || self.attestations.all(a, self.controls.exists(c, c.id == a.control))",
+                ATTESTATION_CONTROL_MESSAGE,
+                field_path=".attestations",
+            ),
+            cel(
+                "has(self.quorumPolicyRef)"
+                " || ((!has(self.exceptions) || size(self.exceptions) == 0)"
+                " && (!has(self.attestations) || size(self.attestations) == 0))",
+                QUORUM_POLICY_MESSAGE,
+                field_path=".quorumPolicyRef",
+            ),
         )
     }
 
@@ -137,6 +193,18 @@ class ComplianceFrameworkSpec(Model):
         description="At most one exception per control.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["control"]},
     )
+    attestations: list[Attestation] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Statements that manual controls hold; at most one per control.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["control"]},
+    )
+    quorum_policy_ref: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS_LABEL,
+        description="The QuorumPolicy whose rules approve the exceptions and attestations.",
+    )
 
     @field_validator("interval")
     @classmethod
@@ -154,13 +222,56 @@ class ComplianceFrameworkSpec(Model):
             problems.append("at most one exception per control")
         if not set(excepted) <= set(ids):
             problems.append(EXCEPTION_CONTROL_MESSAGE)
+        attested = [a.control for a in self.attestations]
+        if len(set(attested)) != len(attested):
+            problems.append("at most one attestation per control")
+        if not set(attested) <= set(ids):
+            problems.append(ATTESTATION_CONTROL_MESSAGE)
+        if (excepted or attested) and self.quorum_policy_ref is None:
+            problems.append(QUORUM_POLICY_MESSAGE)
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
 
+WaiverState = Literal["AwaitingQuorum", "Active", "Expired", "Refused"]
+
+
+class StateCounts(Model):
+    """Tenant-by-control results counted by state."""
+
+    pass_: int = Field(default=0, ge=0, alias="pass")
+    fail: int = Field(default=0, ge=0)
+    unknown: int = Field(default=0, ge=0)
+    not_applicable: int = Field(default=0, ge=0)
+    excepted: int = Field(default=0, ge=0)
+
+
+class LowestTenant(Model):
+    tenant: str = Field(max_length=253)
+    score: int | None = Field(default=None, ge=0, le=100)
+    failing: list[str] = Field(
+        default_factory=list, max_length=5, json_schema_extra={"items": {"type": "string", "maxLength": 64}}
+    )
+
+
+class WaiverStatus(Model):
+    """Where an exception or attestation stands: only Active ones change results."""
+
+    control: str = Field(max_length=64)
+    state: WaiverState
+    message: str = Field(default="", max_length=1024)
+    expires: str = Field(json_schema_extra={"format": "date-time"})
+
+
 class ComplianceFrameworkStatus(Status):
-    score: int | None = None
+    score: int | None = Field(default=None, ge=0, le=100)
+    tenants: int | None = Field(default=None, ge=0)
+    summary: StateCounts | None = None
+    lowest: list[LowestTenant] = Field(default_factory=list, max_length=10)
+    exceptions: list[WaiverStatus] = Field(default_factory=list, max_length=64)
+    attestations: list[WaiverStatus] = Field(default_factory=list, max_length=64)
+    last_evaluated: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
 
 
 class ComplianceFramework(Resource):
@@ -173,6 +284,8 @@ class ComplianceFramework(Resource):
         PrintColumn(name="Framework", type="string", json_path=".spec.framework"),
         PrintColumn(name="Version", type="string", json_path=".spec.version"),
         PrintColumn(name="Score", type="integer", json_path=".status.score"),
+        PrintColumn(name="Tenants", type="integer", json_path=".status.tenants"),
+        PrintColumn(name="Failing", type="integer", json_path=".status.summary.fail", priority=1),
         AGE,
     )
 

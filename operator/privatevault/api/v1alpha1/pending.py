@@ -17,6 +17,7 @@ GatedAction = Literal[
     "RotateKeyOutOfSchedule",
     "DestroyKey",
     "AddComplianceException",
+    "AttestComplianceControl",
     "ChangeQuorumGate",
     "WeakenQuorumPolicy",
 ]
