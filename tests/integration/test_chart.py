@@ -143,8 +143,12 @@ NEEDED: dict[tuple[str, str], set[str]] = {
     ("privatevault.io", "protectionpolicies/status"): {"patch"},
     ("privatevault.io", "quorumpolicies/status"): {"patch"},
     ("privatevault.io", "approvals/status"): {"patch"},
+    ("privatevault.io", "complianceframeworks"): {"list", "watch", "patch"},
+    ("privatevault.io", "complianceframeworks/status"): {"patch"},
+    ("openreports.io", "reports"): {"get", "create", "patch", "delete"},  # app.Reports, when installed
     ("privatevault.io", "tenants/finalizers"): {"update"},  # blockOwnerDeletion on children
-    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},  # kopf's observation
+    # kopf's observation; get: whether the OpenReports CRD is installed (by name)
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
     ("", "namespaces"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "resourcequotas"): {"list", "watch", "create", "patch"},
     ("", "limitranges"): {"list", "watch", "create", "patch"},
