@@ -20,7 +20,7 @@ from privatevault.app import Locks, compliance_ports
 from privatevault.cache import CACHED
 from privatevault.compliance_facts import Facts, Gates
 from privatevault.errors import ConflictError, GateClosed, LedgerUnavailable
-from privatevault.handlers import registry, wiring
+from privatevault.handlers import complianceframework, registry, wiring
 from privatevault.handlers import tenant as tenant_handlers
 from privatevault.ledger.integrity import Integrity, Refusal
 from privatevault.metrics import OperatorMetrics
@@ -231,3 +231,54 @@ def test_the_readiness_probe_fails_while_the_checkpointer_refuses() -> None:
         "no checkpoint signed since 2026-11-30T12:00:00+00:00 (InconsistentWithPublished):"
         " the tree at size 30 is not consistent"
     )
+
+
+def compliance_body(generation: int = 1, status_: dict[str, Any] | None = None) -> dict[str, Any]:
+    residency = builders.control(
+        "residency", "EU only", checks=[builders.compliance_check("data-residency", regions=["eu-west-1"])]
+    )
+    return dict(
+        builders.compliance_framework("soc2", uid="cf-uid", generation=generation, controls=[residency], status=status_)
+    )
+
+
+def test_a_framework_is_scored_then_a_tenant_change_rescores_it_incrementally() -> None:
+    app = FakeApp()
+    prod = {"tier": "prod"}
+
+    def acme(status_: dict[str, Any] | None = None, labels: dict[str, str] = prod) -> dict[str, Any]:
+        return dict(builders.tenant("acme", uid="uid-acme", generation=1, status=status_, labels=labels))
+
+    wiring.run(app, tenant_handlers.kind(app), acme(), LOG)  # type: ignore[arg-type]
+    tenant_status = app.cluster.live.patches[-1][2]
+    app.cluster.put(acme(tenant_status))
+    frameworks = complianceframework.kind(app)  # type: ignore[arg-type]
+    body = compliance_body() | {"spec": {**compliance_body()["spec"], "tenantSelector": {"matchLabels": prod}}}
+    wiring.run(app, frameworks, body, LOG)  # type: ignore[arg-type]
+    written = app.cluster.live.patches[-1][2]
+    assert written["score"] == 100 and written["tenants"] == 1
+    assert conditions(written)["Ready"][2] == "score 100 over 1 tenant; 0 failing controls"
+    assert app.metrics.compliance["soc2"] == (100, {"acme": (100, 0)})
+    # An idle resync of the framework and of the tenant writes no status and no record.
+    body["status"] = written
+    app.cluster.put(body)
+    records, patches = len(app.ledger.records), len(app.cluster.live.patches)
+    wiring.run(app, frameworks, body, LOG)  # type: ignore[arg-type]
+    wiring.run(app, tenant_handlers.kind(app), acme(tenant_status), LOG)  # type: ignore[arg-type]
+    assert (len(app.ledger.records), len(app.cluster.live.patches)) == (records, patches)
+    # The tenant relabelled out of the framework: its own reconcile rescores the framework at
+    # once, without the framework's reconcile.
+    wiring.run(app, tenant_handlers.kind(app), acme(tenant_status, labels={}), LOG)  # type: ignore[arg-type]
+    kind, _, last = app.cluster.live.patches[-1]
+    assert kind == "ComplianceFramework" and last["tenants"] == 0 and "score" not in last
+    assert app.metrics.compliance["soc2"] == (None, {})
+
+
+def test_a_deleted_framework_leaves_no_memory_metrics_or_reports() -> None:
+    app = FakeApp()
+    wiring.run(app, tenant_handlers.kind(app), tenant_body(), LOG)  # type: ignore[arg-type]
+    app.cluster.put(tenant_body(status_=app.cluster.live.patches[-1][2]))
+    wiring.run(app, complianceframework.kind(app), compliance_body(), LOG)  # type: ignore[arg-type, arg-type]
+    assert app.reports.objects and "soc2" in app.metrics.compliance
+    complianceframework.forget(app, compliance_body(), LOG)  # type: ignore[arg-type]
+    assert app.reports.objects == {} and app.metrics.compliance == {} and app.compliance.frames == {}
