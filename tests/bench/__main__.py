@@ -23,6 +23,7 @@ MODULES = (
     "bench_tenants",
     "bench_readapi",
     "bench_evidence",
+    "bench_compliance_core",
 )
 
 

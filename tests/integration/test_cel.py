@@ -501,6 +501,12 @@ FRAMEWORK_CASES: list[tuple[dict[str, Any], str | None]] = [
         ),
         "should match",
     ),
+    (
+        builders.compliance_framework(
+            "cf-case", exceptions=[EXCEPTION | {"tenants": ["acme", "acme"]}], quorum_policy_ref="two-person"
+        ),
+        "Duplicate value",
+    ),
     (builders.compliance_framework("cf-case", controls=[builders.control()] * 2), "Duplicate value"),
     (
         builders.compliance_framework("cf-case", tenant_selector=selector(key="tier", operator="In")),

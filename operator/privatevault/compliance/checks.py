@@ -13,6 +13,7 @@ test holds them equal, since the API layer may not import this package.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,7 +27,7 @@ from privatevault.api.v1alpha1.complianceframework import Check
 from privatevault.errors import SpecError
 from privatevault.manifests.tenant import NETWORK_POLICY_NAME, OWNERS_BINDING_NAME, QUOTA_NAME
 
-from .facts import ClusterFacts, NamespaceFacts, TenantFacts
+from .facts import CertFact, ClusterFacts, NamespaceFacts, TenantFacts
 
 Outcome = Literal["pass", "fail", "not-applicable", "unknown"]
 OUTCOMES: Final[tuple[Outcome, ...]] = ("pass", "fail", "not-applicable", "unknown")
@@ -75,6 +76,8 @@ class CompiledCheck:
     name: str
     params: Params
     run: Callable[[Params, TenantFacts, ClusterFacts, datetime], Finding]
+    #: The check and its parameters in canonical form: equal keys give equal findings on the same facts.
+    key: str
 
     def __call__(self, tenant: TenantFacts, cluster: ClusterFacts, now: datetime) -> Finding:
         return self.run(self.params, tenant, cluster, now)
@@ -89,7 +92,7 @@ def _names(items: list[str]) -> str:
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+    return f"{n} {word}" if n == 1 else f"{n} {word}es" if word.endswith("s") else f"{n} {word}s"
 
 
 def _no_namespaces(tenant: TenantFacts) -> Finding:
@@ -129,7 +132,7 @@ def pod_security_restricted(_: NoParams, tenant: TenantFacts, __: ClusterFacts, 
         tenant,
         lambda ns: ns.label(PSA_LABEL) == "restricted",
         "every namespace enforces Pod Security restricted",
-        f"{{noun}} {{names}} do not enforce Pod Security restricted ({PSA_LABEL})",
+        f"Pod Security restricted ({PSA_LABEL}) is not enforced in {{noun}} {{names}}",
         lambda n: f"Namespace/{n}",
     )
 
@@ -139,7 +142,7 @@ def network_default_deny(_: NoParams, tenant: TenantFacts, __: ClusterFacts, ___
         tenant,
         lambda ns: ns.has_default_deny,
         "every namespace has the default-deny NetworkPolicy",
-        f"{{noun}} {{names}} lack the default-deny NetworkPolicy {NETWORK_POLICY_NAME}",
+        f"the default-deny NetworkPolicy {NETWORK_POLICY_NAME} is missing in {{noun}} {{names}}",
         lambda n: f"NetworkPolicy/{n}/{NETWORK_POLICY_NAME}",
     )
 
@@ -159,7 +162,7 @@ def owners_defined(params: OwnersParams, tenant: TenantFacts, _: ClusterFacts, _
         tenant,
         lambda ns: ns.owner_binding,
         f"tenant {tenant.name} has {_plural(tenant.owners, 'owner')}, bound in every namespace",
-        f"{{noun}} {{names}} lack the owners' RoleBinding {OWNERS_BINDING_NAME}",
+        f"the owners' RoleBinding {OWNERS_BINDING_NAME} is missing in {{noun}} {{names}}",
         lambda n: f"RoleBinding/{n}/{OWNERS_BINDING_NAME}",
     )
 
@@ -178,8 +181,8 @@ def quota_set(params: QuotaParams, tenant: TenantFacts, _: ClusterFacts, __: dat
         if ns.quota_hard is None:
             problems.append(f"namespace {ns.name} has no ResourceQuota")
             bad.append(f"Namespace/{ns.name}")
-        elif missing := sorted(wanted - ns.quota_hard):
-            problems.append(f"the ResourceQuota of namespace {ns.name} does not limit {', '.join(missing)}")
+        elif missing := wanted - ns.quota_hard:
+            problems.append(f"the ResourceQuota of namespace {ns.name} does not limit {', '.join(sorted(missing))}")
             bad.append(f"ResourceQuota/{ns.name}/{QUOTA_NAME}")
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -207,7 +210,7 @@ def mcs_level_unique(_: NoParams, tenant: TenantFacts, __: ClusterFacts, ___: da
         tenant,
         lambda ns: ns.mcs_label == level,
         f"MCS level {level} is the tenant's alone and labels every namespace",
-        f"{{noun}} {{names}} are not labelled with MCS level {level}",
+        f"MCS level {level} does not label {{noun}} {{names}}",
         lambda n: f"Namespace/{n}",
     )
 
@@ -298,6 +301,18 @@ def cnsa2_algorithms(_: NoParams, tenant: TenantFacts, __: ClusterFacts, ___: da
     return Finding("pass", f"ProtectionPolicy {policy.name} uses CNSA 2.0 algorithms only", ref)
 
 
+def _certificates(
+    outcome: Outcome,
+    head: str,
+    certs: list[CertFact],
+    name: Callable[[CertFact], str] = lambda c: f"{c.namespace}/{c.name}",
+) -> Finding:
+    """``head: <the first names>`` with every certificate's Secret as evidence."""
+    return Finding(
+        outcome, f"{head}: {_names([name(c) for c in certs])}", tuple(f"Secret/{c.namespace}/{c.name}" for c in certs)
+    )
+
+
 class TlsDaysParams(Params):
     days: int = Field(default=30, ge=0, le=3650)
 
@@ -310,19 +325,12 @@ def tls_not_expiring(params: TlsDaysParams, tenant: TenantFacts, _: ClusterFacts
     unknown = [c for c in tenant.certificates if c.not_after is None]
     if expiring:
         expired = sum(1 for c in expiring if c.not_after is not None and c.not_after <= now)
-        return Finding(
-            "fail",
-            f"{_plural(len(expiring), 'certificate')} expired or expiring within {params.days} days"
-            f" ({expired} expired): {_names([f'{c.namespace}/{c.name}' for c in expiring])}",
-            tuple(f"Secret/{c.namespace}/{c.name}" for c in expiring),
+        head = (
+            f"{_plural(len(expiring), 'certificate')} expired or expiring within {params.days} days ({expired} expired)"
         )
+        return _certificates("fail", head, expiring)
     if unknown:
-        return Finding(
-            "unknown",
-            f"the expiry of {_plural(len(unknown), 'certificate')} is not known: "
-            f"{_names([f'{c.namespace}/{c.name}' for c in unknown])}",
-            tuple(f"Secret/{c.namespace}/{c.name}" for c in unknown),
-        )
+        return _certificates("unknown", f"the expiry of {_plural(len(unknown), 'certificate')} is not known", unknown)
     return Finding("pass", f"no certificate expires within {params.days} days", ())
 
 
@@ -337,18 +345,11 @@ def tls_quantum_risk_below(params: RiskParams, tenant: TenantFacts, _: ClusterFa
     risky = [c for c in vulnerable if c.risk is not None and c.risk > params.max_risk]
     unscored = [c for c in vulnerable if c.risk is None]
     if risky:
-        return Finding(
-            "fail",
-            f"{_plural(len(risky), 'quantum-vulnerable certificate')} above risk {params.max_risk}: "
-            f"{_names([f'{c.namespace}/{c.name} ({c.risk})' for c in risky])}",
-            tuple(f"Secret/{c.namespace}/{c.name}" for c in risky),
-        )
+        head = f"{_plural(len(risky), 'quantum-vulnerable certificate')} above risk {params.max_risk}"
+        return _certificates("fail", head, risky, lambda c: f"{c.namespace}/{c.name} ({c.risk})")
     if unscored:
-        return Finding(
-            "unknown",
-            f"{_plural(len(unscored), 'quantum-vulnerable certificate')} not scored yet: "
-            f"{_names([f'{c.namespace}/{c.name}' for c in unscored])}",
-            tuple(f"Secret/{c.namespace}/{c.name}" for c in unscored),
+        return _certificates(
+            "unknown", f"{_plural(len(unscored), 'quantum-vulnerable certificate')} not scored yet", unscored
         )
     return Finding("pass", f"no quantum-vulnerable certificate above risk {params.max_risk}", ())
 
@@ -757,4 +758,5 @@ def compile_check(control: str, check: Check) -> CompiledCheck:
         raise SpecError(
             f"control {control}, check {check.name}: invalid params: {problems}", reason="InvalidCheckParams"
         ) from exc
-    return CompiledCheck(name=spec.name, params=params, run=spec.run)
+    key = spec.name + json.dumps(params.model_dump(mode="json", by_alias=True), sort_keys=True)
+    return CompiledCheck(name=spec.name, params=params, run=spec.run, key=key)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from privatevault.api.v1alpha1.complianceframework import ComplianceFrameworkSpec
 
@@ -37,10 +37,8 @@ class CompiledControl:
     severity: str
     weight: int
     checks: tuple[CompiledCheck, ...]
-
-    @property
-    def manual(self) -> bool:
-        return all(c.name == "manual" for c in self.checks)
+    #: Only the ``manual`` check: unknown until an active attestation makes it pass.
+    manual: bool
 
 
 @dataclass(frozen=True)
@@ -117,6 +115,7 @@ def compile_framework(spec: ComplianceFrameworkSpec) -> Framework:
             severity=c.severity,
             weight=c.weight,
             checks=tuple(compile_check(c.id, check) for check in c.checks),
+            manual=all(check.name == "manual" for check in c.checks),
         )
         for c in spec.controls
     )
@@ -129,12 +128,33 @@ def combine(outcomes: Iterable[str]) -> str:
 
 
 def evaluate(
-    framework: Framework, tenant: TenantFacts, cluster: ClusterFacts, now: datetime, active: ActiveWaivers
+    framework: Framework,
+    tenant: TenantFacts,
+    cluster: ClusterFacts,
+    now: datetime,
+    active: ActiveWaivers,
+    *,
+    memo: dict[str, Finding] | None = None,
 ) -> TenantResult:
+    """The tenant's result under the framework.
+
+    ``memo`` caches findings by check and parameters; pass one dict to the evaluations of the same
+    tenant, cluster facts and instant under several frameworks (a tenant's re-evaluation) so a check
+    they share runs once. Without it, a check repeated within the framework still runs once.
+    """
+    memo = {} if memo is None else memo
     results = []
     for control in framework.controls:
-        findings = tuple((c.name, c(tenant, cluster, now)) for c in control.checks)
-        state = combine(f.outcome for _, f in findings)
+        findings = []
+        for c in control.checks:
+            finding = memo.get(c.key)
+            if finding is None:
+                finding = memo[c.key] = c.run(c.params, tenant, cluster, now)
+            findings.append((c.name, finding))
+        rank = 0
+        for _, finding in findings:
+            rank = max(rank, _RANK[finding.outcome])
+        state = _OF_RANK[rank]
         waived = active.exception(control.id, tenant.name)
         if waived is not None:
             state = "excepted"
@@ -142,7 +162,7 @@ def evaluate(
             waived = active.attestation(control.id)
             if waived is not None:
                 state = "pass"
-        results.append(ControlResult(control.id, state, control.severity, control.weight, findings, waived))
+        results.append(ControlResult(control.id, state, control.severity, control.weight, tuple(findings), waived))
     controls = tuple(results)
     return TenantResult(
         tenant=tenant.name,
@@ -180,3 +200,34 @@ def summarize(results: Sequence[TenantResult]) -> Summary:
     )
     lowest = tuple(Lowest(r.tenant, r.score.value, r.failing()[:FAILING]) for r in ranked[:LOWEST])
     return Summary(tenants=len(results), score=scoring.pooled(r.score for r in results), counts=counts, lowest=lowest)
+
+
+def status_fields(summary: Summary) -> dict[str, Any]:
+    """The summary in the wire form of the ComplianceFramework's status (``score`` absent when none)."""
+    counts = summary.counts
+    out: dict[str, Any] = {
+        "tenants": summary.tenants,
+        "summary": {
+            "pass": counts.get("pass", 0),
+            "fail": counts.get("fail", 0),
+            "unknown": counts.get("unknown", 0),
+            "notApplicable": counts.get("not-applicable", 0),
+            "excepted": counts.get("excepted", 0),
+        },
+        "lowest": [
+            {"tenant": lo.tenant, "failing": list(lo.failing), **({"score": lo.score} if lo.score is not None else {})}
+            for lo in summary.lowest
+        ],
+    }
+    if summary.score.value is not None:
+        out["score"] = summary.score.value
+    return out
+
+
+def ready_message(summary: Summary) -> str:
+    """The Ready condition's message: ``score 87 over 3 tenants; 2 failing controls``."""
+    value = summary.score.value
+    score = f"score {value}" if value is not None else "no score"
+    tenants = "1 tenant" if summary.tenants == 1 else f"{summary.tenants} tenants"
+    failing = summary.failing_controls
+    return f"{score} over {tenants}; {failing} failing control{'' if failing == 1 else 's'}"

@@ -72,6 +72,15 @@ class EntryState:
     state: State
     message: str
 
+    def wire(self) -> dict[str, str]:
+        """The status entry (``status.exceptions[]`` / ``status.attestations[]``)."""
+        return {
+            "control": self.entry.control,
+            "state": self.state,
+            "message": self.message,
+            "expires": self.entry.expires_text,
+        }
+
 
 @dataclass(frozen=True)
 class ActiveWaivers:

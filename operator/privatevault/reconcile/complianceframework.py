@@ -35,6 +35,7 @@ from privatevault.api.v1alpha1 import ComplianceFramework
 from privatevault.api.v1alpha1.complianceframework import LabelSelector
 from privatevault.api.v1alpha1.protectionpolicy import duration_seconds
 from privatevault.compliance import openreports, records, waivers
+from privatevault.compliance.checks import Finding
 from privatevault.compliance.evaluate import (
     ControlResult,
     Framework,
@@ -42,6 +43,8 @@ from privatevault.compliance.evaluate import (
     changes,
     compile_framework,
     evaluate,
+    ready_message,
+    status_fields,
     summarize,
 )
 from privatevault.compliance.facts import ClusterFacts, TenantFacts
@@ -316,9 +319,13 @@ def evaluate_tenant(
     reports: bool,
     actor: str,
     now: datetime,
+    memo: dict[str, Finding] | None = None,
 ) -> bool:
-    """Evaluate one tenant under one framework; record and report it if it changed. True when it did."""
-    result = evaluate(frame.framework, facts, cluster, now, frame.waivers(now).active)
+    """Evaluate one tenant under one framework; record and report it if it changed. True when it did.
+
+    ``memo``: the findings of this tenant at ``now`` under other frameworks (a check they share runs once).
+    """
+    result = evaluate(frame.framework, facts, cluster, now, frame.waivers(now).active, memo=memo)
     tenant = facts.name
     with memory.lock:
         known = memory.known.setdefault(frame.uid, {}).get(tenant)
@@ -507,6 +514,7 @@ def tenant_changed(
     name = str(body["metadata"]["name"])
     facts: TenantFacts | None = None
     reports: bool | None = None
+    memo: dict[str, Finding] = {}
     moved = []
     for frame in frames:
         if frame.selects(body):
@@ -522,6 +530,7 @@ def tenant_changed(
                 reports=bool(reports),
                 actor=actor,
                 now=now,
+                memo=memo,
             ):
                 moved.append(frame)
         elif forget_tenant(frame.uid, name, ports=ports, memory=memory):
@@ -532,42 +541,18 @@ def tenant_changed(
 # -- status --------------------------------------------------------------------------------------
 
 
-def _waiver_rows(states: Sequence[waivers.EntryState]) -> list[dict[str, Any]]:
-    return [
-        {"control": s.entry.control, "state": s.state, "message": s.message, "expires": s.entry.expires_text}
-        for s in states
-    ]
-
-
 def done(frame: Frame, memory: Memory, now: datetime) -> status.Done:
     """The status facts from what is known of the frame's tenants (equal inputs, equal status)."""
-    results = sorted(memory.results(frame.uid).values(), key=lambda r: r.tenant)
-    summary = summarize(results)
-    counts = summary.counts
-    score = summary.score.value
+    summary = summarize(sorted(memory.results(frame.uid).values(), key=lambda r: r.tenant))
     decided = frame.waivers(now)
-    failing = counts.get("fail", 0)
-    head = f"score {score}" if score is not None else "no score (nothing counted)"
-    message = (
-        f"{head} over {len(results)} tenant{'s' if len(results) != 1 else ''};"
-        f" {failing} failing control{'s' if failing != 1 else ''}"
-    )
     facts: dict[str, Any] = {
-        "score": score,
-        "tenants": len(results),
-        "summary": {
-            "pass": counts.get("pass", 0),
-            "fail": failing,
-            "unknown": counts.get("unknown", 0),
-            "notApplicable": counts.get("not-applicable", 0),
-            "excepted": counts.get("excepted", 0),
-        },
-        "lowest": [{"tenant": low.tenant, "score": low.score, "failing": list(low.failing)} for low in summary.lowest],
-        "exceptions": _waiver_rows(decided.exceptions),
-        "attestations": _waiver_rows(decided.attestations),
+        "score": None,
+        **status_fields(summary),
+        "exceptions": [e.wire() for e in decided.exceptions],
+        "attestations": [a.wire() for a in decided.attestations],
         "last_evaluated": frame.last_full.isoformat().replace("+00:00", "Z") if frame.last_full else None,
     }
-    result = quorum.with_gates(status.Done(message=message, facts=facts), frame.gates)
+    result = quorum.with_gates(status.Done(message=ready_message(summary), facts=facts), frame.gates)
     if frame.held is not None:
         result = replace(result, held=frame.held)
     return result

@@ -23,6 +23,7 @@ from .common import (
     ready_columns,
     validations,
 )
+from .evidenceexport import TenantNames
 from .pending import PendingAction
 from .protectionpolicy import duration_seconds
 
@@ -132,11 +133,11 @@ class ComplianceException(Model):
     """A control waived for some tenants until ``expires``, once the framework's quorum approves it."""
 
     control: str = Field(max_length=64)
-    tenants: list[str] = Field(
+    tenants: TenantNames = Field(
         default_factory=list,
         max_length=64,
         description="The tenants it waives the control for; empty means every selected tenant.",
-        json_schema_extra={"items": {"type": "string", "maxLength": 63, "pattern": DNS_LABEL}},
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     reason: str = Field(max_length=1024)
     expires: str = Field(json_schema_extra={"format": "date-time"})

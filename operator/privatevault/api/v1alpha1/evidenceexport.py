@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Annotated, ClassVar, Final, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from .common import AGE, DNS_LABEL, Model, PrintColumn, Resource, Status, cel, ready_columns, validations
 from .pending import PendingAction
@@ -19,6 +19,16 @@ DEFAULT_SIGNING: tuple[Signing, ...] = ("Ed25519", "ML-DSA-65")
 
 #: A Tenant's name: a DNS label (the Tenant CRD refuses any other).
 TenantName = Annotated[str, Field(max_length=63, pattern=DNS_LABEL)]
+
+
+def _each_once(value: list[str]) -> list[str]:
+    if len(set(value)) != len(value):
+        raise ValueError("name each tenant once")
+    return value
+
+
+#: Tenants named each once (a ``set`` list on the API server).
+TenantNames = Annotated[list[TenantName], AfterValidator(_each_once)]
 
 CLAIM_MESSAGE: Final = (
     "destination type PersistentVolumeClaim needs claimName, and only that type takes one: a Filesystem"
@@ -79,7 +89,7 @@ class Destination(Model):
 
 
 class EvidenceExportSpec(Model):
-    tenants: list[TenantName] = Field(
+    tenants: TenantNames = Field(
         min_length=1,
         max_length=64,
         description="Names of the tenants whose evidence goes into the bundle.",
@@ -98,13 +108,6 @@ class EvidenceExportSpec(Model):
         max_length=3,
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-
-    @field_validator("tenants")
-    @classmethod
-    def _each_once(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("name each tenant once")
-        return value
 
 
 class EvidenceExportStatus(Status):
