@@ -79,6 +79,9 @@ EXPORTED = {
     "privatevault_crypto_risk_score_max",
     "privatevault_crypto_asset_risk_score",
     "privatevault_crypto_asset_expiration_timestamp_seconds",
+    "privatevault_compliance_score",
+    "privatevault_compliance_failing_controls",
+    "privatevault_compliance_framework_score",
 }
 
 

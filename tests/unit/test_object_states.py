@@ -74,3 +74,19 @@ def test_objects_by_kind_and_state_and_deleted_ones_forgotten() -> None:
     assert value("Tenant", "Ready") == 0 and value("Tenant", "Stalled") == 1
     assert value("QuorumPolicy", "AwaitingQuorum") == 0
     assert b"# TYPE privatevault_objects gauge" in generate_latest(registry)
+
+
+def test_compliance_series_per_framework_and_tenant_and_none_for_a_deleted_framework() -> None:
+    collected = metrics.OperatorMetrics()
+    registry = CollectorRegistry()
+    registry.register(collected)
+    collected.compliance["soc2"] = (60, {"acme": (100, 0), "globex": (42, 1), "empty": (None, 0)})
+    text = generate_latest(registry).decode()
+    assert 'privatevault_compliance_score{framework="soc2",tenant="globex"} 42.0' in text
+    assert 'privatevault_compliance_failing_controls{framework="soc2",tenant="globex"} 1.0' in text
+    assert 'privatevault_compliance_framework_score{framework="soc2"} 60.0' in text
+    assert (
+        'tenant="empty"} 0.0' in text and 'privatevault_compliance_score{framework="soc2",tenant="empty"}' not in text
+    )
+    collected.compliance.pop("soc2")
+    assert 'framework="soc2"' not in generate_latest(registry).decode()
