@@ -342,9 +342,10 @@ def evaluate_tenant(
         written = _record(frame, tenant, seq, result, listed, ports=ports, actor=actor)
         seq = written.seq
     namespace = _first_namespace(body)
-    if reports and namespace is not None:
-        ports.reports.write(_report(frame, namespace, result, now))
-    elif not reports:
+    same = known is not None and known.result == result and known.report_namespace == namespace
+    if reports and namespace is not None and not same:
+        ports.reports.write(_report(frame, namespace, result, now))  # the writer skips an unchanged one
+    elif not reports or same:
         namespace = known.report_namespace if known is not None else None
     with memory.lock:
         memory.known.setdefault(frame.uid, {})[tenant] = Known(seq, controls, result, namespace)
