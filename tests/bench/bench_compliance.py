@@ -27,6 +27,7 @@ from typing import Any
 
 from privatevault.api.v1alpha1 import ComplianceFramework
 from privatevault.cache import CACHED, ClusterView, index_keys
+from privatevault.compliance.checks import CHECK_NAMES
 from privatevault.compliance_facts import Facts, Gates
 from privatevault.ledger import GENESIS, Event, Record
 from privatevault.ledger.integrity import Integrity
@@ -120,8 +121,6 @@ def tenant(i: int) -> dict[str, Any]:
 
 
 def framework(f: int) -> dict[str, Any]:
-    from privatevault.compliance.checks import CHECK_NAMES
-
     names = list(CHECK_NAMES)
     controls = [
         builders.control(
