@@ -260,3 +260,26 @@ def test_no_report_is_written_without_the_openreports_crd() -> None:
     world.reports.present = False
     world.reconcile(framework_body())
     assert world.reports.objects == {} and len(world.states()) == 1
+
+
+def test_a_tenant_back_in_a_framework_names_its_last_record_as_previous() -> None:
+    world = world_with(tenant_body("acme"))
+    world.reconcile(framework_body())
+    [first] = world.states()
+    world.tenants["acme"]["metadata"]["labels"] = {}
+    world.changed(world.tenants["acme"])  # it leaves: no record
+    world.cluster.objects[("ResourceQuota", "acme", "q")] = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "q", "namespace": "acme"},
+        "spec": {"hard": {"pods": "1"}},
+    }
+    world.changed(world.tenants["acme"])
+    world.tenants["acme"]["metadata"]["labels"] = {"tier": "prod"}
+    world.changed(world.tenants["acme"])  # back, quota now set: a transition from its last record
+    del world.cluster.objects[("ResourceQuota", "acme", "q")]
+    world.changed(world.tenants["acme"])  # the same states as its first record: a record of its own
+    seqs = [r.seq for r in world.ledger.records if json.loads(r.canonical)["action"] == "compliance-state"]
+    states = world.states()
+    assert len(states) == 3 and states[2]["details"]["controls"] == first["details"]["controls"]
+    assert [s["details"]["previous"] for s in states] == [None, seqs[0], seqs[1]]

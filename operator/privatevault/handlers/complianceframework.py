@@ -103,8 +103,7 @@ def tenant_gone(app: App, name: str) -> None:
     """A deleted tenant leaves every framework's results (and its Reports go with its namespaces)."""
     for frame in list(app.compliance.frames.values()):
         with app.locks.hold(frame.uid):
-            with app.compliance.lock:
-                known = app.compliance.known.get(frame.uid, {}).pop(name, None)
+            known = app.compliance.leave(frame.uid, name)  # its Report went with its namespaces
             if known is not None:
                 app.metrics.compliance[frame.name] = decisions.scores(frame, app.compliance)
                 _write_status(app, frame)

@@ -165,6 +165,19 @@ class Memory:
                 self.known[uid] = {**found, **self.known.get(uid, {})}
                 self._loaded.add(uid)
 
+    def leave(self, uid: str, tenant: str) -> Known | None:
+        """The tenant leaves the framework's results; what was known of it (None: nothing).
+
+        Its last record stays known: if it comes back, its next record names that one as previous
+        (its key cannot collide with an older record of the same states).
+        """
+        with self.lock:
+            known = self.known.get(uid, {}).get(tenant)
+            if known is None or (known.result is None and known.report_namespace is None):
+                return None
+            self.known[uid][tenant] = Known(known.seq, known.controls)
+            return known
+
     def results(self, uid: str) -> dict[str, TenantResult]:
         with self.lock:
             return {t: k.result for t, k in self.known.get(uid, {}).items() if k.result is not None}
@@ -394,9 +407,9 @@ def _record(
 
 
 def forget_tenant(frame_uid: str, tenant: str, *, ports: CompliancePorts, memory: Memory) -> bool:
-    """A tenant no longer selected (or deleted): its result and its Report go. True when it was known."""
+    """A tenant no longer selected (or deleted): its result and its Report go. True when it had a result."""
     with memory.lock:
-        known = memory.known.get(frame_uid, {}).pop(tenant, None)
+        known = memory.leave(frame_uid, tenant)
         frame = memory.frames.get(frame_uid)
     if known is None:
         return False
