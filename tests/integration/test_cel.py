@@ -485,6 +485,22 @@ FRAMEWORK_CASES: list[tuple[dict[str, Any], str | None]] = [
         complianceframework.ATTESTATION_CONTROL_MESSAGE,
     ),
     (
+        builders.compliance_framework(
+            "cf-case", attestations=[ATTESTATION | {"control": "CC6.1"}], quorum_policy_ref="two-person"
+        ),
+        complianceframework.ATTESTATION_CONTROL_MESSAGE,
+    ),
+    (
+        builders.compliance_framework(
+            "cf-case",
+            controls=[builders.control(checks=[builders.compliance_check("manual")] * 16)] * 1
+            + [builders.control(f"C{i}", checks=[builders.compliance_check("manual")] * 16) for i in range(255)],
+            attestations=[ATTESTATION | {"control": f"C{i}"} for i in range(64)],
+            quorum_policy_ref="two-person",
+        ),
+        None,
+    ),
+    (
         builders.compliance_framework("cf-case", controls=[builders.control(), MANUAL], attestations=[ATTESTATION]),
         complianceframework.QUORUM_POLICY_MESSAGE,
     ),

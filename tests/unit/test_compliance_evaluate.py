@@ -12,7 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from privatevault.api.v1alpha1.complianceframework import ComplianceFrameworkSpec, ComplianceFrameworkStatus
+from privatevault.api.v1alpha1.complianceframework import (
+    ComplianceFrameworkSpec,
+    ComplianceFrameworkStatus,
+    LabelSelector,
+)
 from privatevault.compliance import evaluate as ev
 from privatevault.compliance.checks import OUTCOMES, Finding
 from privatevault.compliance.facts import ClusterFacts, NamespaceFacts, TenantFacts
@@ -179,6 +183,8 @@ def test_a_state_an_exception_and_a_removed_control_change() -> None:
         ("RES", "pass", "excepted", "sha256:e"),
     ]
     assert changed[0].findings[0][1].outcome == "fail"
+    expired = ev.changes(after, ev.evaluate(FRAMEWORK, tenant(deny=False), CLUSTER, NOW, NONE))
+    assert [(c.control, c.from_, c.to, c.exception) for c in expired] == [("RES", "excepted", "pass", "sha256:e")]
     smaller = ev.compile_framework(spec(control("NET", "network-default-deny", severity="Critical")))
     later = ev.evaluate(smaller, tenant(deny=False), CLUSTER, NOW, NONE)
     changed = ev.changes(after, later)
@@ -260,25 +266,28 @@ def counting(run: Any, calls: list[str]) -> Any:
 
 
 def test_five_frameworks_of_twenty_controls_over_a_thousand_tenants_is_fast() -> None:
-    """A quarter of the design's bench (20 frameworks, ``make bench``), against a quarter of its 30 s."""
+    """A quarter of the design's bench (20 frameworks, ``make bench``), against a quarter of its 30 s.
+
+    CPU time, not wall time: the other processes of a loaded machine do not fail it.
+    """
     names = ["network-default-deny", "quota-set", "pod-security-restricted", "owners-defined", "manual"]
     frameworks = [
         ev.compile_framework(spec(*(control(f"C{c}", names[(c + f) % 5], names[(c + 1) % 5]) for c in range(20))))
         for f in range(5)
     ]
     tenants = [big_tenant(i) for i in range(1000)]
-    start = time.perf_counter()
+    start = time.process_time()
     memos: list[dict[str, Finding]] = [{} for _ in tenants]
     for framework in frameworks:
         ev.summarize(
             [ev.evaluate(framework, t, CLUSTER, NOW, NONE, memo=m) for t, m in zip(tenants, memos, strict=True)]
         )
-    full = time.perf_counter() - start
-    start = time.perf_counter()
+    full = time.process_time() - start
+    start = time.process_time()
     memo: dict[str, Finding] = {}
     for framework in frameworks * 4:
         ev.evaluate(framework, tenants[0], CLUSTER, NOW, NONE, memo=memo)
-    one = time.perf_counter() - start
+    one = time.process_time() - start
     assert full < 30 / 4, full
     assert one < 1, one
 
@@ -328,3 +337,28 @@ def test_an_exception_changes_only_its_control_for_its_tenants(tenants: frozense
             plain["TRAIN"] = "pass"
         hit = not tenants or name in tenants
         assert waived == plain | ({cid: "excepted"} if hit else {})
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "selected"),
+    [
+        ({}, {}, True),
+        ({"matchLabels": {"tier": "gold"}}, {"tier": "gold", "x": "y"}, True),
+        ({"matchLabels": {"tier": "gold"}}, {"tier": "silver"}, False),
+        ({"matchLabels": {"tier": "gold"}}, {}, False),
+        ({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}, {"tier": "b"}, True),
+        ({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["a"]}]}, {}, False),
+        ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["a"]}]}, {}, True),
+        ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["a"]}]}, {"tier": "a"}, False),
+        ({"matchExpressions": [{"key": "pii", "operator": "Exists"}]}, {"pii": ""}, True),
+        ({"matchExpressions": [{"key": "pii", "operator": "Exists"}]}, {}, False),
+        ({"matchExpressions": [{"key": "pii", "operator": "DoesNotExist"}]}, {"pii": "x"}, False),
+        (
+            {"matchLabels": {"tier": "gold"}, "matchExpressions": [{"key": "pii", "operator": "DoesNotExist"}]},
+            {"tier": "gold"},
+            True,
+        ),
+    ],
+)
+def test_the_tenant_selector(selector: dict[str, Any], labels: dict[str, str], selected: bool) -> None:
+    assert LabelSelector.model_validate(selector).matches(labels) is selected

@@ -4,6 +4,7 @@ each quorum verdict, and that an active one waives only its control, its tenants
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,10 +12,15 @@ import pytest
 import rfc8785
 
 from privatevault.api.v1alpha1.complianceframework import ComplianceFrameworkSpec, ComplianceFrameworkStatus
+from privatevault.api.v1alpha1.quorumpolicy import QuorumPolicySpec
 from privatevault.compliance import evaluate as ev
 from privatevault.compliance import waivers as wv
 from privatevault.compliance.facts import ClusterFacts, NamespaceFacts, TenantFacts
 from privatevault.errors import SpecError
+from privatevault.quorum import Requester, statement
+from privatevault.quorum.gate import InForce, hold
+from privatevault.quorum.statement import Target
+from tests import builders
 
 EXPIRES = "2027-01-01T00:00:00Z"
 AT_EXPIRY = datetime(2027, 1, 1, tzinfo=UTC)
@@ -64,6 +70,17 @@ def test_change_digests_are_sha256_of_the_canonical_entry() -> None:
     assert attestation.digest == "sha256:" + hashlib.sha256(rfc8785.dumps(attestation.change())).hexdigest()
 
 
+def test_the_gated_change_binds_the_entry_to_its_framework() -> None:
+    exception, _ = wv.entries(SPEC)
+    soc2 = Target("ComplianceFramework", "soc2", "uid-1", 3)
+    gated = exception.gated(soc2)
+    assert (gated.action, gated.target, gated.what) == ("AddComplianceException", soc2, exception.change())
+    assert gated.digest == statement.change_digest("AddComplianceException", soc2, exception.change())
+    assert gated.digest == exception.gated(replace(soc2, generation=4)).digest  # other edits keep approvals
+    assert gated.digest != exception.gated(replace(soc2, name="iso", uid="uid-2")).digest
+    assert gated.digest != exception.digest
+
+
 def test_reordering_tenants_keeps_the_digest_and_any_edit_changes_it() -> None:
     (same,) = wv.entries(spec(exceptions=[EXCEPTION | {"tenants": ["acme", "globex"]}]))
     digest = wv.entries(SPEC)[0].digest
@@ -80,7 +97,7 @@ def test_reordering_tenants_keeps_the_digest_and_any_edit_changes_it() -> None:
         (APPROVED, AT_EXPIRY, "Expired", "expired at 2027-01-01T00:00:00Z"),
         (PENDING, BEFORE, "AwaitingQuorum", "awaiting quorum; 1/2 approvals; pvctl approvals create"),
         (PENDING, AT_EXPIRY, "Expired", "expired at"),
-        (None, BEFORE, "AwaitingQuorum", "awaiting quorum approval of sha256:"),
+        (None, BEFORE, "AwaitingQuorum", "awaiting quorum approval"),
         (REFUSED, BEFORE, "Refused", "refused; 0/2 approvals; refused by ann"),
         (REFUSED, AT_EXPIRY, "Refused", "refused"),
     ],
@@ -148,3 +165,31 @@ def test_expiry_must_be_a_time_with_an_offset(text: str, problem: str) -> None:
     with pytest.raises(SpecError, match=problem):
         wv.entries(spec(exceptions=[EXCEPTION | {"expires": text}]))
     assert wv.parse_time("2027-01-01T01:00:00+01:00") == AT_EXPIRY
+
+
+def test_a_quorum_decision_becomes_a_verdict() -> None:
+    spec_ = QuorumPolicySpec.model_validate(
+        builders.quorum_policy(
+            "two-person",
+            approvers=[builders.approver("ann"), builders.approver("bob")],
+            rules=[builders.rule("AddComplianceException", min_approvals=2)],
+        )["spec"]
+    )
+    exception, _ = wv.entries(SPEC)
+    change = exception.gated(Target("ComplianceFramework", "soc2", "uid-1", 3))
+    held = hold(
+        change,
+        rules=spec_.rules,
+        policy=InForce("two-person", 1, spec_),
+        judged=[],
+        requester=Requester.of("dave@corp"),
+        now=BEFORE,
+    )
+    pending = wv.verdict(held)
+    assert (pending.state, pending.approvals) == ("Pending", "0/2")
+    assert "sign with: pvctl approvals create ComplianceFramework/soc2 --action AddComplianceException" in (
+        pending.message
+    )
+    for state, wanted in (("Approved", "Approved"), ("Refused", "Refused"), ("Expired", "Pending")):
+        decided = replace(held, decision=replace(held.decision, state=state))
+        assert wv.verdict(decided).state == wanted, state

@@ -151,10 +151,7 @@ def evaluate(
             if finding is None:
                 finding = memo[c.key] = c.run(c.params, tenant, cluster, now)
             findings.append((c.name, finding))
-        rank = 0
-        for _, finding in findings:
-            rank = max(rank, _RANK[finding.outcome])
-        state = _OF_RANK[rank]
+        state = combine(finding.outcome for _, finding in findings)
         waived = active.exception(control.id, tenant.name)
         if waived is not None:
             state = "excepted"
@@ -172,7 +169,13 @@ def evaluate(
 
 
 def changes(before: TenantResult | None, after: TenantResult) -> list[Change]:
-    """What a ``compliance-state`` record lists as changed: new, gone or different controls."""
+    """What a ``compliance-state`` record lists as changed: new, gone or different controls.
+
+    A control is different when its state, severity, weight or exception differs (so the record's
+    ``controls`` follow from the previous ones with ``changed`` applied). ``exception`` is the
+    digest now in effect, or the one that just stopped applying (an exception or attestation
+    that expired), so both ends of a waiver are visible in the history.
+    """
     old = {c.id: c for c in before.controls} if before is not None else {}
     out = []
     for c in after.controls:
@@ -183,7 +186,8 @@ def changes(before: TenantResult | None, after: TenantResult) -> list[Change]:
             c.weight,
             c.exception,
         ):
-            out.append(Change(c.id, prev.state if prev else None, c.state, c.findings, c.exception))
+            waiver = c.exception if c.exception is not None or prev is None else prev.exception
+            out.append(Change(c.id, prev.state if prev else None, c.state, c.findings, waiver))
     out += [Change(gone.id, gone.state, None, (), None) for gone in old.values()]
     return out
 

@@ -3,8 +3,9 @@
 Each ``spec.exceptions[]`` entry is the gated action ``AddComplianceException``, each
 ``spec.attestations[]`` entry ``AttestComplianceControl``; both target the ComplianceFramework,
 and their change digest is the sha256 of the canonical entry (:func:`change`), so approvals find
-them as every other gated change. The controller asks ``privatevault.reconcile.quorum`` for a
-:class:`Verdict` per digest; :func:`decide` turns verdicts and the clock into states:
+them as every other gated change. The controller asks ``privatevault.reconcile.quorum`` to decide each entry's
+:meth:`Entry.gated` change and hands :func:`decide` a :class:`Verdict` per entry digest;
+:func:`decide` turns verdicts and the clock into states:
 
 - ``Refused``: the quorum refused it;
 - ``Expired``: ``expires`` has passed (at ``expires`` exactly, it has);
@@ -19,7 +20,7 @@ and handed to that framework's evaluation.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -27,6 +28,9 @@ from typing import Any, Final, Literal
 from privatevault.api.v1alpha1.complianceframework import ComplianceFrameworkSpec
 from privatevault.errors import SpecError
 from privatevault.ledger.event import canonical
+from privatevault.quorum.changes import Change as GatedChange
+from privatevault.quorum.gate import Held
+from privatevault.quorum.statement import Target
 
 EXCEPTION_ACTION: Final = "AddComplianceException"
 ATTESTATION_ACTION: Final = "AttestComplianceControl"
@@ -64,6 +68,15 @@ class Entry:
 
     def change(self) -> dict[str, Any]:
         return change(self.action, self.control, self.tenants, self.text, self.expires_text)
+
+    def gated(self, framework: Target) -> GatedChange:
+        """The gated change a quorum decides (``privatevault.reconcile.quorum.decide``).
+
+        What an Approval signs is its digest: the entry bound to the framework's kind, name and uid
+        (``quorum.statement.change``), so an approval of one framework's exception approves no
+        other framework's. ``self.digest`` is the entry alone: what records and results cite.
+        """
+        return GatedChange(self.action, framework, self.change())
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,20 @@ class ActiveWaivers:
 
 
 NONE: Final = ActiveWaivers(exceptions={}, attestations={})
+
+
+def verdict(held: Held) -> Verdict:
+    """The quorum's decision of an entry's gated change as a verdict.
+
+    The quorum's ``Expired`` (every approval given has lapsed) still awaits new approvals, so it
+    is ``Pending`` here: only ``Refused`` ends an entry before its own expiry.
+    """
+    decision = held.decision
+    state: Literal["Approved", "Pending", "Refused"] = (
+        "Approved" if decision.approved else "Refused" if decision.state == "Refused" else "Pending"
+    )
+    message = decision.message if decision.approved else f"{decision.message}; sign with: {held.pending.sign_with}"
+    return Verdict(state, decision.approvals, message)
 
 
 @dataclass(frozen=True)
@@ -171,7 +198,7 @@ def state_of(entry: Entry, verdict: Verdict | None, now: datetime) -> EntryState
     if verdict is not None and verdict.state == "Approved":
         return EntryState(entry, "Active", _message(f"active until {entry.expires_text}", verdict))
     if verdict is None:
-        return EntryState(entry, "AwaitingQuorum", f"awaiting quorum approval of {entry.digest}")
+        return EntryState(entry, "AwaitingQuorum", "awaiting quorum approval")
     return EntryState(entry, "AwaitingQuorum", _message("awaiting quorum", verdict))
 
 
@@ -184,9 +211,9 @@ def _message(head: str, verdict: Verdict) -> str:
     return "; ".join(parts)[:1024]
 
 
-def decide(entries_: tuple[Entry, ...], verdicts: Mapping[str, Verdict], now: datetime) -> Waivers:
-    """Each entry's state from its verdict (by digest) and the clock, and what is active."""
-    states = tuple(state_of(e, verdicts.get(e.digest), now) for e in entries_)
+def decide(items: Sequence[Entry], verdicts: Mapping[str, Verdict], now: datetime) -> Waivers:
+    """Each entry's state from its verdict (by ``Entry.digest``) and the clock, and what is active."""
+    states = tuple(state_of(e, verdicts.get(e.digest), now) for e in items)
     exceptions: dict[str, tuple[frozenset[str], str]] = {}
     attestations: dict[str, str] = {}
     for s in states:

@@ -32,7 +32,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
 from privatevault.api.v1alpha1 import ComplianceFramework
-from privatevault.api.v1alpha1.complianceframework import LabelSelector
 from privatevault.api.v1alpha1.protectionpolicy import duration_seconds
 from privatevault.compliance import openreports, records, waivers
 from privatevault.compliance.checks import Finding
@@ -194,37 +193,16 @@ class Memory:
 # -- selection -----------------------------------------------------------------------------------
 
 
-def matches(selector: LabelSelector, tenant_labels: Mapping[str, str]) -> bool:
-    """Kubernetes label-selector matching (an empty selector matches everything)."""
-    if any(tenant_labels.get(k) != v for k, v in selector.match_labels.items()):
-        return False
-    for req in selector.match_expressions:
-        value = tenant_labels.get(req.key)
-        if req.operator == "In" and value not in req.values:
-            return False
-        if req.operator == "NotIn" and value in req.values:
-            return False
-        if req.operator == "Exists" and value is None:
-            return False
-        if req.operator == "DoesNotExist" and value is not None:
-            return False
-    return True
-
-
 def selected(framework: ComplianceFramework, tenant: Mapping[str, Any]) -> bool:
     """Whether ``tenant`` is evaluated under ``framework`` (see the module docstring)."""
     meta = tenant.get("metadata") or {}
     if meta.get("deletionTimestamp"):
         return False
     refs = (tenant.get("spec") or {}).get("complianceFrameworkRefs") or []
-    return framework.metadata["name"] in refs or matches(framework.spec.tenant_selector, meta.get("labels") or {})
+    return framework.metadata["name"] in refs or framework.spec.tenant_selector.matches(meta.get("labels") or {})
 
 
 # -- gates ---------------------------------------------------------------------------------------
-
-
-def _change(body: Mapping[str, Any], entry: waivers.Entry) -> quorum_changes.Change:
-    return quorum_changes.Change(entry.action, quorum_changes.target(body), entry.change())
 
 
 def _decided_before(ledger: LedgerPort, uid: str, change: quorum_changes.Change) -> bool:
@@ -264,7 +242,7 @@ def gates(
     for entry in entries:
         if now >= entry.expires:
             continue  # expired: nothing left to decide
-        change = _change(body, entry)
+        change = entry.gated(quorum_changes.target(body))
         if entry.digest in approved or _decided_before(ports.ledger, uid, change):
             approved.add(entry.digest)
             verdicts[entry.digest] = waivers.Verdict("Approved")
@@ -278,16 +256,10 @@ def gates(
         gate = quorum.decide(
             change, rules, policy, cluster=ports.cluster, ledger=ports.ledger, actor=actor, tenant="", now=now
         )
-        decision = gate.held.decision
-        if decision.approved:
+        verdict = verdicts[entry.digest] = waivers.verdict(gate.held)
+        if verdict.state == "Approved":
             approved.add(entry.digest)
-            verdicts[entry.digest] = waivers.Verdict("Approved", approvals=decision.approvals)
-        elif decision.state == "Refused":
-            verdicts[entry.digest] = waivers.Verdict("Refused", decision.approvals, decision.message)
-        else:
-            verdicts[entry.digest] = waivers.Verdict(
-                "Pending", decision.approvals, f"{decision.message}; sign with: {gate.held.pending.sign_with}"
-            )
+        elif verdict.state == "Pending":
             held.append(gate)
     return verdicts, held, None
 

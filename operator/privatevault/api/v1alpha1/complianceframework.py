@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar, Final, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
@@ -37,7 +38,10 @@ LABEL_KEY_MESSAGE: Final = (
 VALUES_MESSAGE: Final = "operators In and NotIn need values to compare with, and Exists and DoesNotExist take none"
 INTERVAL_MESSAGE: Final = f"interval must be at least {MIN_INTERVAL}: controls are evaluated against every tenant"
 EXCEPTION_CONTROL_MESSAGE: Final = "an exception must name one of the framework's controls by its id"
-ATTESTATION_CONTROL_MESSAGE: Final = "an attestation must name one of the framework's controls by its id"
+ATTESTATION_CONTROL_MESSAGE: Final = (
+    "an attestation must name a manual control of the framework by its id (a control whose only check is manual):"
+    " other controls are decided by their checks"
+)
 QUORUM_POLICY_MESSAGE: Final = (
     "quorumPolicyRef is required with exceptions or attestations: it names the QuorumPolicy that approves them"
 )
@@ -113,6 +117,22 @@ class LabelSelector(Model):
             raise ValueError(problem)
         return value
 
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Kubernetes' semantics: every label and expression holds; an empty selector selects all."""
+        if any(labels.get(k) != v for k, v in self.match_labels.items()):
+            return False
+        for e in self.match_expressions:
+            value = labels.get(e.key)
+            held = {
+                "In": value is not None and value in e.values,
+                "NotIn": value is None or value not in e.values,
+                "Exists": value is not None,
+                "DoesNotExist": value is None,
+            }[e.operator]
+            if not held:
+                return False
+        return True
+
 
 class Check(Model):
     name: CheckName = Field(description="A check from the built-in library (docs/compliance-checks.md).")
@@ -160,7 +180,8 @@ class ComplianceFrameworkSpec(Model):
                 field_path=".exceptions",
             ),
             cel(
-                "!has(self.attestations) || self.attestations.all(a, self.controls.exists(c, c.id == a.control))",
+                "!has(self.attestations) || self.attestations.all(a, self.controls.exists(c, c.id == a.control"
+                " && c.checks.all(k, k.name == 'manual')))",
                 ATTESTATION_CONTROL_MESSAGE,
                 field_path=".attestations",
             ),
@@ -227,7 +248,8 @@ class ComplianceFrameworkSpec(Model):
         attested = [a.control for a in self.attestations]
         if len(set(attested)) != len(attested):
             problems.append("at most one attestation per control")
-        if not set(attested) <= set(ids):
+        manual = {c.id for c in self.controls if all(k.name == "manual" for k in c.checks)}
+        if not set(attested) <= manual:
             problems.append(ATTESTATION_CONTROL_MESSAGE)
         if (excepted or attested) and self.quorum_policy_ref is None:
             problems.append(QUORUM_POLICY_MESSAGE)
