@@ -263,6 +263,7 @@ def up(
     for line in (
         f"export KUBECONFIG={demo.kubeconfig}",
         "kubectl get tenants,protectionpolicies -o wide",
+        "kubectl get complianceframeworks -o wide",
         "kubectl get namespaces -l app.kubernetes.io/managed-by=privatevault --show-labels",
         f"ledger: {_masked(database.operator_dsn)} (full URL in {dsn_file})",
         f".venv/bin/pvctl audit tail --dsn-file {dsn_file}",
