@@ -152,6 +152,7 @@ def test_a_framework_scores_its_tenants_reports_them_and_records_each_transition
         "isolation": ("pass", "medium"),
     }
     assert report["source"] == "privatevault" and report["scope"]["name"] == globex
+    assert report["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]  # collected with it
 
     # The metrics, per tenant and per framework.
     text = running.metrics()

@@ -248,6 +248,9 @@ def test_reports_are_written_when_changed_and_go_with_their_tenant() -> None:
     world.reconcile(framework_body())
     report = world.reports.objects[("acme", "privatevault-soc2")]
     assert {r["rule"]: r["result"] for r in report["results"]} == {"residency": "pass", "quota": "fail"}
+    assert report["metadata"]["ownerReferences"] == [
+        {"apiVersion": "privatevault.io/v1alpha1", "kind": "ComplianceFramework", "name": "soc2", "uid": "cf-uid"}
+    ]
     world.reconcile(framework_body(), NOW + timedelta(hours=2))
     assert world.reports.writes == 1  # a later evaluation saying the same writes nothing
     world.tenants["acme"]["metadata"]["labels"] = {"tier": "dev"}

@@ -2,9 +2,9 @@
 ``reconcile.complianceframework``), the incremental re-evaluation of one tenant after its own
 reconcile (:func:`tenant_changed`), and the clean-up of a deleted framework.
 
-A deleted framework's Reports are deleted explicitly (an owner reference cannot point from a
-namespaced Report to a cluster-scoped framework's tenants' namespaces and be collected reliably
-across them), from the ``DELETED`` watch event: no finalizer holds the deletion.
+A deleted framework's memory, metrics series and Reports go on its ``DELETED`` watch event (no
+finalizer holds the deletion); its Reports also carry an owner reference to it, so the garbage
+collector removes those of a framework deleted while the operator was not running.
 """
 
 from __future__ import annotations

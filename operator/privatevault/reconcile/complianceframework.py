@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
-from privatevault.api.v1alpha1 import ComplianceFramework
+from privatevault.api.v1alpha1 import API_VERSION, ComplianceFramework
 from privatevault.api.v1alpha1.protectionpolicy import duration_seconds
 from privatevault.compliance import openreports, records, waivers
 from privatevault.compliance.checks import Finding
@@ -290,6 +290,12 @@ def _report(frame: Frame, namespace: str, result: TenantResult, now: datetime) -
 
     out = build(now)
     out["metadata"]["annotations"] = {REPORT_DIGEST: digest(build(_EPOCH))}
+    # A namespaced object may be owned by a cluster-scoped one: the garbage collector removes the
+    # Reports of a framework deleted while the operator was away (no blockOwnerDeletion: that
+    # would need the framework's finalizers subresource).
+    out["metadata"]["ownerReferences"] = [
+        {"apiVersion": API_VERSION, "kind": "ComplianceFramework", "name": frame.name, "uid": frame.uid}
+    ]
     return out
 
 
