@@ -21,6 +21,7 @@ from privatevault.cache import CACHED
 from privatevault.compliance_facts import Facts, Gates
 from privatevault.errors import ConflictError, GateClosed, LedgerUnavailable
 from privatevault.handlers import complianceframework, registry, wiring
+from privatevault.handlers import evidenceexport as evidenceexport_handlers
 from privatevault.handlers import tenant as tenant_handlers
 from privatevault.ledger.integrity import Integrity, Refusal
 from privatevault.metrics import OperatorMetrics
@@ -282,3 +283,23 @@ def test_a_deleted_framework_leaves_no_memory_metrics_or_reports() -> None:
     assert app.reports.objects and "soc2" in app.metrics.compliance
     complianceframework.forget(app, compliance_body(), LOG)  # type: ignore[arg-type]
     assert app.reports.objects == {} and app.metrics.compliance == {} and app.compliance.frames == {}
+
+
+def test_a_finished_evidence_export_rescores_its_tenants() -> None:
+    app = FakeApp()
+    wiring.run(app, tenant_handlers.kind(app), tenant_body(), LOG)  # type: ignore[arg-type]
+    app.cluster.put(tenant_body(status_=app.cluster.live.patches[-1][2]))
+    exported = builders.control("exported", "Evidence", checks=[builders.compliance_check("evidence-exported-within")])
+    body = dict(builders.compliance_framework("soc2", uid="cf-uid", generation=1, controls=[exported]))
+    wiring.run(app, complianceframework.kind(app), body, LOG)  # type: ignore[arg-type]
+    body["status"] = app.cluster.live.patches[-1][2]
+    assert body["status"]["summary"]["fail"] == 1
+    app.cluster.put(body)
+    ready = {"type": "Ready", "status": "True", "reason": "Exported", "lastTransitionTime": "2026-11-30T11:00:00Z"}
+    export = dict(builders.evidence_export("q4", uid="ee-uid", generation=1, status={"conditions": [ready]}))
+    app.cluster.put(export)
+    then = evidenceexport_handlers.kind(app).then  # type: ignore[arg-type]
+    assert then is not None
+    then(export, LOG)
+    kind, name, last = app.cluster.live.patches[-1]
+    assert (kind, name, last["summary"]["pass"], last["score"]) == ("ComplianceFramework", "soc2", 1, 100)

@@ -9,7 +9,7 @@ collector removes those of a framework deleted while the operator was not runnin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
 from typing import Any
 
@@ -97,6 +97,17 @@ def tenant_changed(app: App, body: Mapping[str, Any], logger: Any) -> None:
     except PrivateVaultError as exc:
         # Nothing moved in memory: the next reconcile of the tenant (or the framework) tries again.
         logger.warning("compliance of tenant %s not re-evaluated: %s", body.get("metadata", {}).get("name"), exc)
+
+
+def tenants_changed(app: App, names: Iterable[str], logger: Any) -> None:
+    """After a ProtectionPolicy's or an EvidenceExport's reconcile: re-evaluate the tenants it
+    concerns (their facts read it), each as :func:`tenant_changed` does."""
+    if not app.compliance.frames:
+        return
+    for name in sorted(set(names)):
+        found = app.cluster.get(API_VERSION, "Tenant", name)
+        if found is not None:
+            tenant_changed(app, found, logger)
 
 
 def tenant_gone(app: App, name: str) -> None:

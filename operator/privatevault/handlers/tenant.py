@@ -102,6 +102,7 @@ def _deletion(registry: kopf.OperatorRegistry, app: App) -> None:
         app.cluster.bind(kwargs)
         tenant = Tenant.model_validate(dict(body))
         ports, actor = app.tenant_ports(), app.settings.actor
+        compliance.tenant_changed(app, body, logger)  # being deleted: it leaves every framework now
         with app.locks.hold(str(tenant.metadata["uid"])):
             try:
                 deletion = tenant_gate.deletion(tenant, dict(body), ports=ports, actor=actor, now=app.clock())

@@ -18,8 +18,9 @@ the status shows and which Reports are written, over the ports below.
   start, so a restart writes nothing new.
 - **Cost.** The framework's reconcile evaluates every selected tenant only when its spec changed,
   ``spec.interval`` passed since the last full evaluation, or what is waived changed (an
-  approval, an expiry); otherwise it only re-decides its gates. A Tenant reconcile re-evaluates
-  that one tenant under every framework selecting it (:func:`tenant_changed`).
+  approval, an expiry); otherwise it only re-decides its gates. A Tenant reconcile (and that of
+  a ProtectionPolicy or an EvidenceExport, for the tenants they concern) re-evaluates that one
+  tenant under every framework selecting it (:func:`tenant_changed`).
 """
 
 from __future__ import annotations
