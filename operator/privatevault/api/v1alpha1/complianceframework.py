@@ -302,7 +302,7 @@ class ComplianceFrameworkStatus(Status):
     )
     pending: list[PendingAction] = Field(
         default_factory=list,
-        max_length=64,
+        max_length=128,  # up to 64 exceptions and 64 attestations
         description="Exceptions and attestations waiting for approvals (what `pvctl approvals create` signs).",
     )
 
