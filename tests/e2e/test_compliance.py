@@ -178,13 +178,16 @@ def test_a_framework_scores_its_tenants_reports_them_and_records_each_transition
     )
     assert fixed["summary"]["fail"] == 0
 
-    # A restart rebuilds from the ledger: nothing new is written.
+    # A restart rebuilds from the ledger: nothing new is written, no record and no Report.
     before = records(database, uid)
+    report_version = fixed["metadata"]["resourceVersion"]
     running.restart()
     eventually(
         lambda: "compliance evaluated" in running.operator.log(), timeout=90, what="the restarted operator's evaluation"
     )
     assert records(database, uid) == before
+    again = kubectl.get("reports.openreports.io", f"privatevault-{name}", namespace=globex)
+    assert again is not None and again["metadata"]["resourceVersion"] == report_version
 
     # A deleted framework takes its Reports and its series with it.
     kubectl.run("delete", "complianceframework", name)
