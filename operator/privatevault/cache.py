@@ -269,6 +269,17 @@ class ClusterView:
                 by_name[name] = self._newest(by_name.get(name), written, True)
         return [entry.object() for entry in by_name.values() if entry is not None and _matches(entry.labels, wanted)]
 
+    def versions(self, api_version: str, kind: str) -> tuple[tuple[str, int], ...] | None:
+        """(name, resourceVersion) of every cached object of a cluster-scoped kind, without parsing
+        any: what a caller keys a value derived from all of them by. None when the kind is not cached."""
+        found = self._cached(api_version, kind)
+        if found is None or found[0].namespaced:
+            return None
+        by_name: dict[str, Entry | None] = {entry.name: entry for entry in _snapshot(found[1].get(("ns", "")))}
+        for name, written in self._recent_in(kind, None).items():
+            by_name[name] = self._newest(by_name.get(name), written, True)
+        return tuple(sorted((name, e.resource_version) for name, e in by_name.items() if e is not None))
+
     # -- drift ---------------------------------------------------------------------------------
 
     def drifted(self, desired: dict[str, Any], current: dict[str, Any] | None) -> bool:

@@ -57,6 +57,10 @@ class Reader(Protocol):
         self, api_version: str, kind: str, *, label_selector: str | None = None, namespace: str | None = None
     ) -> list[dict[str, Any]]: ...
 
+    def versions(self, api_version: str, kind: str) -> tuple[tuple[str, int], ...] | None:
+        """(name, resourceVersion) of every cached object of a cluster-scoped kind (None: not cached)."""
+        ...
+
 
 def _time(text: str | None) -> datetime | None:
     if not text:
@@ -173,6 +177,27 @@ class Facts:
     #: The crypto inventory each tenant reconcile computed last, by tenant name.
     inventories: Mapping[str, Inventory]
     certificates: Certificates = field(default_factory=Certificates)
+    #: Which tenants hold each MCS level, kept while no Tenant changed (``Reader.versions``).
+    _levels: tuple[Any, dict[str, frozenset[str]]] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def levels(self) -> dict[str, frozenset[str]]:
+        """The tenants holding each MCS level: read from every Tenant only when one changed."""
+        key = self.cluster.versions(API_VERSION, "Tenant")
+        with self._lock:
+            kept = self._levels
+        if key is not None and kept is not None and kept[0] == key:
+            return kept[1]
+        holders: dict[str, set[str]] = {}
+        for tenant in self.cluster.list(API_VERSION, "Tenant"):
+            level = (tenant.get("status") or {}).get("mcsLevel")
+            if level:
+                holders.setdefault(str(level), set()).add(str(tenant["metadata"]["name"]))
+        found = {level: frozenset(names) for level, names in holders.items()}
+        if key is not None:
+            with self._lock:
+                self._levels = (key, found)
+        return found
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self)
@@ -196,12 +221,7 @@ class Snapshot:
 
     @cached_property
     def _levels(self) -> dict[str, frozenset[str]]:
-        holders: dict[str, set[str]] = {}
-        for tenant in self._cluster.list(API_VERSION, "Tenant"):
-            level = (tenant.get("status") or {}).get("mcsLevel")
-            if level:
-                holders.setdefault(str(level), set()).add(str(tenant["metadata"]["name"]))
-        return {level: frozenset(names) for level, names in holders.items()}
+        return self._facts.levels()
 
     @cached_property
     def _policies(self) -> dict[str, PolicyFacts]:

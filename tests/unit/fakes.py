@@ -85,6 +85,15 @@ class FakeCluster:
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         return self.objects.pop((kind, namespace, name), None) is not None
 
+    def versions(self, api_version: str, kind: str) -> tuple[tuple[str, int], ...] | None:
+        """As ``ClusterView.versions``; None (not cached) for objects put without a resourceVersion."""
+        found = [
+            (n, str(o["metadata"].get("resourceVersion", ""))) for (k, _, n), o in self.objects.items() if k == kind
+        ]
+        if not all(version.isdigit() for _, version in found):
+            return None
+        return tuple(sorted((n, int(version)) for n, version in found))
+
     def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Create ``obj``; None when it exists already (it is left as it is), as ``Cluster.create``."""
         if self._key(obj) in self.objects:
