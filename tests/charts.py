@@ -82,10 +82,6 @@ EXPORTED = {
     "privatevault_ledger_last_verified_timestamp_seconds",
     "privatevault_ledger_witness_cosignatures",
     "privatevault_approval_expiry_timestamp_seconds",
-}
-#: Named in docs/design/compliance.md and exported by the compliance controller: the alerts may read
-#: them before it lands (move them to EXPORTED then, so the e2e scrape checks them too).
-PLANNED = {
     "privatevault_compliance_score",
     "privatevault_compliance_failing_controls",
     "privatevault_compliance_framework_score",

@@ -24,6 +24,7 @@ MODULES = (
     "bench_readapi",
     "bench_evidence",
     "bench_compliance_core",
+    "bench_compliance",
 )
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from privatevault.api.v1alpha1.complianceframework import ComplianceFrameworkSpec
+from privatevault.compliance import waivers
 from privatevault.ledger.store import Ledger
 from privatevault.quorum import Requester, changes
 from privatevault.reconcile import requesters
@@ -39,7 +41,7 @@ kind: ClusterRole
 metadata: {name: e2e-privatevault-editor}
 rules:
 - apiGroups: [privatevault.io]
-  resources: [tenants, protectionpolicies, quorumpolicies, evidenceexports]
+  resources: [tenants, protectionpolicies, quorumpolicies, evidenceexports, complianceframeworks]
   verbs: [get, list, watch, create, update, patch, delete]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
@@ -167,6 +169,17 @@ def test_the_webhook_records_who_asked_for_each_gated_change(
     created = changes.new_spec("CreateEvidenceExport", export)
     assert requesters.requester(ledger, created) == Requester.of("alice")
     kubectl.run("delete", "evidenceexport", "e2e-requested")
+
+    exception = {"control": "CC6.1", "reason": "moving", "expires": "2099-01-01T00:00:00Z"}
+    framework = builders.compliance_framework(
+        "e2e-requested", quorum_policy_ref="e2e-requested-quorum", exceptions=[exception]
+    )
+    kubectl.run("create", "--as", "alice", "-f", "-", stdin=json.dumps(framework))
+    stored = kubectl.get("complianceframework", "e2e-requested")
+    assert stored is not None
+    [entry] = waivers.entries(ComplianceFrameworkSpec.model_validate(stored["spec"]))
+    assert requesters.requester(ledger, entry.gated(changes.target(stored))) == Requester.of("alice")
+    kubectl.run("delete", "complianceframework", "e2e-requested")
 
 
 def test_a_closed_webhook_port_lets_requests_through(

@@ -53,6 +53,7 @@ from tests.witnesses import OurWitness
 pytestmark = [pytest.mark.e2e]
 
 SUFFIX = uuid.uuid4().hex[:6]
+OPENREPORTS_CRD = Path(__file__).resolve().parents[1] / "fixtures" / "openreports" / "openreports.io_reports.yaml"
 RELEASE = "pv"
 #: The operator's own values for the test: fast resyncs, a checkpoint every second.
 VALUES = {
@@ -296,6 +297,7 @@ UNSEEN: dict[Permission, str] = {
     ("", "configmaps", "create"): "apply of the checkpoint and integrity ConfigMaps the first time",
     ("", "serviceaccounts", "create"): "apply of the TokenReviewer ServiceAccount the first time",
     ("rbac.authorization.k8s.io", "clusterrolebindings", "create"): "apply of the TokenReviewer's binding",
+    ("openreports.io", "reports", "create"): "apply of a framework's Report the first time",
     # Code paths these scenarios do not take.
     ("authentication.k8s.io", "tokenreviews", "create"): "a client of the read API (tests/e2e/test_read_api.py)",
     ("authorization.k8s.io", "subjectaccessreviews", "create"): "a client of the read API, authorised per tenant",
@@ -591,6 +593,28 @@ def test_the_chart_installs_and_its_service_account_runs_every_scenario(
         )
         assert report.ok and report.complete, report.problem
         figures["evidence records verified"] = report.records
+
+        # A ComplianceFramework over the tenant that stays: its score, its OpenReports Report (the
+        # CRD installed), then deleted with its Report.
+        kubectl.run("apply", "--server-side", "-f", str(OPENREPORTS_CRD))
+        kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "crd", "reports.openreports.io")
+        kubectl.run("label", "tenant", kept, f"compliance=chart-{SUFFIX}")
+        framework = f"chart-cf-{SUFFIX}"
+        kubectl.apply(
+            builders.compliance_framework(framework, tenant_selector={"matchLabels": {"compliance": f"chart-{SUFFIX}"}})
+        )
+        scored = wait_for_condition(kubectl, "complianceframework", framework, "Ready", current=True, timeout=60)
+        assert scored["status"]["tenants"] == 1
+        eventually(
+            lambda: kubectl.get("reports.openreports.io", f"privatevault-{framework}", kept),
+            what="the framework's Report",
+        )
+        kubectl.run("delete", "complianceframework", framework)
+        eventually(
+            lambda: kubectl.get("reports.openreports.io", f"privatevault-{framework}", kept) is None,
+            what="the Report deleted with its framework",
+        )
+        figures["compliance score"] = scored["status"].get("score", -1)
 
         # A tenant whose namespace someone else holds is Stalled (NamespaceConflict), and counted so.
         orphan = f"chart-d-{SUFFIX}"

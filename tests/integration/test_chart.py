@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from privatevault.api.v1alpha1.evidenceexport import Destination
-from tests.charts import CHART, EVERYTHING, EXPORTED, PLANNED, helm, metric_names, of_kind, render, set_args
+from tests.charts import CHART, EVERYTHING, EXPORTED, helm, metric_names, of_kind, render, set_args
 from tests.support import REPO
 
 pytestmark = pytest.mark.integration
@@ -193,8 +193,12 @@ NEEDED: dict[tuple[str, str], set[str]] = {
     ("privatevault.io", "protectionpolicies/status"): {"patch"},
     ("privatevault.io", "quorumpolicies/status"): {"patch"},
     ("privatevault.io", "approvals/status"): {"patch"},
+    ("privatevault.io", "complianceframeworks"): {"list", "watch", "patch"},
+    ("privatevault.io", "complianceframeworks/status"): {"patch"},
+    ("openreports.io", "reports"): {"get", "create", "patch", "delete"},  # app.Reports, when installed
     ("privatevault.io", "tenants/finalizers"): {"update"},  # blockOwnerDeletion on children
-    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},  # kopf's observation
+    # kopf's observation; get: whether the OpenReports CRD is installed (by name)
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
     ("", "namespaces"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "resourcequotas"): {"list", "watch", "create", "patch"},
     ("", "limitranges"): {"list", "watch", "create", "patch"},
@@ -324,7 +328,7 @@ def test_alerts_and_dashboard_read_only_exported_metrics(tmp_path: Path) -> None
     shown = set().union(*(metric_names(expr) for expr in expressions))
     assert shown - EXPORTED - PROMETHEUS_OWN == set()
     used = shown.union(*(metric_names(expr) for expr in alerting))
-    assert used - EXPORTED - PLANNED - PROMETHEUS_OWN == set()
+    assert used - EXPORTED - PROMETHEUS_OWN == set()
     assert {"privatevault_ledger_integrity_ok", "privatevault_objects", "privatevault_crypto_assets"} <= used
     # The panels' PromQL parses: promtool checks them as recording rules.
     recorded = tmp_path / "panels.yaml"

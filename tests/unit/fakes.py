@@ -85,6 +85,15 @@ class FakeCluster:
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         return self.objects.pop((kind, namespace, name), None) is not None
 
+    def versions(self, api_version: str, kind: str) -> tuple[tuple[str, int], ...] | None:
+        """As ``ClusterView.versions``; None (not cached) for objects put without a resourceVersion."""
+        found = [
+            (n, str(o["metadata"].get("resourceVersion", ""))) for (k, _, n), o in self.objects.items() if k == kind
+        ]
+        if not all(version.isdigit() for _, version in found):
+            return None
+        return tuple(sorted((n, int(version)) for n, version in found))
+
     def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Create ``obj``; None when it exists already (it is left as it is), as ``Cluster.create``."""
         if self._key(obj) in self.objects:
@@ -483,3 +492,29 @@ class MemoryEvidence:
 
     def nodes(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
         return self.get_many(keys)
+
+
+class FakeReports:
+    """OpenReports as ``app.Reports`` writes them: applied only when the digest annotation moved."""
+
+    def __init__(self, installed: bool = True) -> None:
+        self.present = installed
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.writes = 0
+
+    def installed(self, *, recheck: bool = False) -> bool:
+        return self.present
+
+    def write(self, report: dict[str, Any]) -> bool:
+        meta = report["metadata"]
+        key = (meta["namespace"], meta["name"])
+        current = self.objects.get(key)
+        digest = "privatevault.io/report-digest"
+        if current is not None and current["metadata"]["annotations"][digest] == meta["annotations"][digest]:
+            return False
+        self.objects[key] = copy.deepcopy(report)
+        self.writes += 1
+        return True
+
+    def delete(self, name: str, namespace: str) -> None:
+        self.objects.pop((namespace, name), None)

@@ -10,6 +10,7 @@ from collections import defaultdict
 from typing import Any
 
 from privatevault.cache import CACHED, ClusterView, index_keys, slim
+from tests import builders
 
 from .fakes import FakeCluster
 
@@ -168,3 +169,18 @@ def test_an_unbound_view_reads_live() -> None:
     assert view.bound is False
     assert view.get("v1", "ResourceQuota", "compute", "acme") is None
     assert live.requests == ["GET ResourceQuota/compute"]
+
+
+def test_versions_name_each_cached_object_of_a_kind_and_move_when_one_changes() -> None:
+    live, indexes, view = world()
+    for name in ("acme", "globex"):
+        live.put(builders.tenant(name, uid=f"uid-{name}"))
+        indexes.event(live.objects[("Tenant", None, name)])
+    first = view.versions("privatevault.io/v1alpha1", "Tenant")
+    assert first is not None and [name for name, _ in first] == ["acme", "globex"]
+    changed = dict(live.objects[("Tenant", None, "acme")])
+    changed["metadata"] = {**changed["metadata"], "resourceVersion": "999"}
+    indexes.event(changed)
+    assert view.versions("privatevault.io/v1alpha1", "Tenant") == (("acme", 999), first[1])
+    assert view.versions("v1", "ResourceQuota") is None  # namespaced: not this question
+    assert live.requests == []

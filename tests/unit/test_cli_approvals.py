@@ -326,3 +326,27 @@ def test_quorum_status_with_nothing_pending(world: World) -> None:
     result = world.run("quorum", "status", "tenant/globex")
     assert result.exit_code == 0
     assert "Tenant globex: nothing waits for approval" in result.stdout
+
+
+def test_one_of_several_exceptions_pending_is_chosen_by_its_change_digest(world: World) -> None:
+    assert world.keyring is not None
+    keystore.keyring_save(world.keyring, ALICE)
+    entries = [
+        builders.pending_action(
+            "AddComplianceException",
+            target_kind="ComplianceFramework",
+            target="soc2",
+            target_uid="uid-soc2",
+            digest="sha256:" + digit * 64,
+        )
+        for digit in ("1", "2")
+    ]
+    world.cluster.put(builders.compliance_framework("soc2", uid="uid-soc2", status={"pending": entries}))
+    stderr = _mistake(world, "approvals", "create", "complianceframework/soc2", "--approver", "alice", "--yes")
+    assert "several pending AddComplianceException; pass --change, one of sha256:111" in stderr
+    result = world.run(
+        "approvals", "create", "complianceframework/soc2", "--approver", "alice", "--change", "2222", "--yes"
+    )
+    assert result.exit_code == 0, result.output
+    [made] = world.approvals()
+    assert _judge(made).statement.change_digest == "sha256:" + "2" * 64

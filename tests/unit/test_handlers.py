@@ -16,19 +16,22 @@ import kopf
 import pytest
 
 from privatevault.api.v1alpha1 import Tenant, TenantStatus
-from privatevault.app import Locks
+from privatevault.app import Locks, compliance_ports
 from privatevault.cache import CACHED
+from privatevault.compliance_facts import Facts, Gates
 from privatevault.errors import ConflictError, GateClosed, LedgerUnavailable
-from privatevault.handlers import registry, wiring
+from privatevault.handlers import complianceframework, registry, wiring
+from privatevault.handlers import evidenceexport as evidenceexport_handlers
 from privatevault.handlers import tenant as tenant_handlers
 from privatevault.ledger.integrity import Integrity, Refusal
 from privatevault.metrics import OperatorMetrics
 from privatevault.reconcile import status
+from privatevault.reconcile.complianceframework import CompliancePorts, Memory
 from privatevault.reconcile.ports import ProtectionPolicyPorts, TenantPorts
 from privatevault.settings import Settings
 from tests import builders
 
-from .fakes import FakeCluster, FakeKeys, FakeLedger, FakeLevels
+from .fakes import FakeCluster, FakeKeys, FakeLedger, FakeLevels, FakeReports
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 LOG = logging.getLogger("test")
@@ -67,9 +70,18 @@ class FakeApp:
     integrity: Integrity = field(default_factory=Integrity)
     locks: Locks = field(default_factory=Locks)
     now: datetime = T0
+    compliance: Memory = field(default_factory=Memory)
+    reports: FakeReports = field(default_factory=FakeReports)
+
+    def __post_init__(self) -> None:
+        self.gates = Gates(self.ledger)
+        self.facts = Facts(self.cluster, self.gates, self.integrity, self.metrics.inventories)
 
     def clock(self) -> datetime:
         return self.now
+
+    def compliance_ports(self) -> CompliancePorts:
+        return compliance_ports(self)  # type: ignore[arg-type]  # fakes of the App's adapters
 
     def tenant_ports(self) -> TenantPorts:
         return TenantPorts(cluster=self.cluster, ledger=self.ledger, levels=self.levels, keys=self.keys)
@@ -220,3 +232,74 @@ def test_the_readiness_probe_fails_while_the_checkpointer_refuses() -> None:
         "no checkpoint signed since 2026-11-30T12:00:00+00:00 (InconsistentWithPublished):"
         " the tree at size 30 is not consistent"
     )
+
+
+def compliance_body(generation: int = 1, status_: dict[str, Any] | None = None) -> dict[str, Any]:
+    residency = builders.control(
+        "residency", "EU only", checks=[builders.compliance_check("data-residency", regions=["eu-west-1"])]
+    )
+    return dict(
+        builders.compliance_framework("soc2", uid="cf-uid", generation=generation, controls=[residency], status=status_)
+    )
+
+
+def test_a_framework_is_scored_then_a_tenant_change_rescores_it_incrementally() -> None:
+    app = FakeApp()
+    prod = {"tier": "prod"}
+
+    def acme(status_: dict[str, Any] | None = None, labels: dict[str, str] = prod) -> dict[str, Any]:
+        return dict(builders.tenant("acme", uid="uid-acme", generation=1, status=status_, labels=labels))
+
+    wiring.run(app, tenant_handlers.kind(app), acme(), LOG)  # type: ignore[arg-type]
+    tenant_status = app.cluster.live.patches[-1][2]
+    app.cluster.put(acme(tenant_status))
+    frameworks = complianceframework.kind(app)  # type: ignore[arg-type]
+    body = compliance_body() | {"spec": {**compliance_body()["spec"], "tenantSelector": {"matchLabels": prod}}}
+    wiring.run(app, frameworks, body, LOG)  # type: ignore[arg-type]
+    written = app.cluster.live.patches[-1][2]
+    assert written["score"] == 100 and written["tenants"] == 1
+    assert conditions(written)["Ready"][2] == "score 100 over 1 tenant; 0 failing controls"
+    assert app.metrics.compliance["soc2"] == (100, {"acme": (100, 0)})
+    # An idle resync of the framework and of the tenant writes no status and no record.
+    body["status"] = written
+    app.cluster.put(body)
+    records, patches = len(app.ledger.records), len(app.cluster.live.patches)
+    wiring.run(app, frameworks, body, LOG)  # type: ignore[arg-type]
+    wiring.run(app, tenant_handlers.kind(app), acme(tenant_status), LOG)  # type: ignore[arg-type]
+    assert (len(app.ledger.records), len(app.cluster.live.patches)) == (records, patches)
+    # The tenant relabelled out of the framework: its own reconcile rescores the framework at
+    # once, without the framework's reconcile.
+    wiring.run(app, tenant_handlers.kind(app), acme(tenant_status, labels={}), LOG)  # type: ignore[arg-type]
+    kind, _, last = app.cluster.live.patches[-1]
+    assert kind == "ComplianceFramework" and last["tenants"] == 0 and "score" not in last
+    assert app.metrics.compliance["soc2"] == (None, {})
+
+
+def test_a_deleted_framework_leaves_no_memory_metrics_or_reports() -> None:
+    app = FakeApp()
+    wiring.run(app, tenant_handlers.kind(app), tenant_body(), LOG)  # type: ignore[arg-type]
+    app.cluster.put(tenant_body(status_=app.cluster.live.patches[-1][2]))
+    wiring.run(app, complianceframework.kind(app), compliance_body(), LOG)  # type: ignore[arg-type, arg-type]
+    assert app.reports.objects and "soc2" in app.metrics.compliance
+    complianceframework.forget(app, compliance_body(), LOG)  # type: ignore[arg-type]
+    assert app.reports.objects == {} and app.metrics.compliance == {} and app.compliance.frames == {}
+
+
+def test_a_finished_evidence_export_rescores_its_tenants() -> None:
+    app = FakeApp()
+    wiring.run(app, tenant_handlers.kind(app), tenant_body(), LOG)  # type: ignore[arg-type]
+    app.cluster.put(tenant_body(status_=app.cluster.live.patches[-1][2]))
+    exported = builders.control("exported", "Evidence", checks=[builders.compliance_check("evidence-exported-within")])
+    body = dict(builders.compliance_framework("soc2", uid="cf-uid", generation=1, controls=[exported]))
+    wiring.run(app, complianceframework.kind(app), body, LOG)  # type: ignore[arg-type]
+    body["status"] = app.cluster.live.patches[-1][2]
+    assert body["status"]["summary"]["fail"] == 1
+    app.cluster.put(body)
+    ready = {"type": "Ready", "status": "True", "reason": "Exported", "lastTransitionTime": "2026-11-30T11:00:00Z"}
+    export = dict(builders.evidence_export("q4", uid="ee-uid", generation=1, status={"conditions": [ready]}))
+    app.cluster.put(export)
+    then = evidenceexport_handlers.kind(app).then  # type: ignore[arg-type]
+    assert then is not None
+    then(export, LOG)
+    kind, name, last = app.cluster.live.patches[-1]
+    assert (kind, name, last["summary"]["pass"], last["score"]) == ("ComplianceFramework", "soc2", 1, 100)

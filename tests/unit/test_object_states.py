@@ -104,3 +104,17 @@ def test_held_actions_with_counted_approvals_show_when_the_first_lapses() -> Non
     now[0] += 61  # unseen for longer than forget_after: gone
     assert expiry("ProtectionPolicy", "strict", "WeakenProtectionPolicy") is None
     assert b"# TYPE privatevault_approval_expiry_timestamp_seconds gauge" in generate_latest(registry)
+def test_compliance_series_per_framework_and_tenant_and_none_for_a_deleted_framework() -> None:
+    collected = metrics.OperatorMetrics()
+    registry = CollectorRegistry()
+    registry.register(collected)
+    collected.compliance["soc2"] = (60, {"acme": (100, 0), "globex": (42, 1), "empty": (None, 0)})
+    text = generate_latest(registry).decode()
+    assert 'privatevault_compliance_score{framework="soc2",tenant="globex"} 42.0' in text
+    assert 'privatevault_compliance_failing_controls{framework="soc2",tenant="globex"} 1.0' in text
+    assert 'privatevault_compliance_framework_score{framework="soc2"} 60.0' in text
+    assert (
+        'tenant="empty"} 0.0' in text and 'privatevault_compliance_score{framework="soc2",tenant="empty"}' not in text
+    )
+    collected.compliance.pop("soc2")
+    assert 'framework="soc2"' not in generate_latest(registry).decode()

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from privatevault.api.v1alpha1.complianceframework import ComplianceFrameworkSpec
+from privatevault.compliance import waivers
 from privatevault.quorum import Requester, changes
 from privatevault.reconcile import requesters
 from privatevault.reconcile.requesters import Admission
@@ -32,10 +34,27 @@ def with_spec(old: dict[str, Any], **changed: Any) -> dict[str, Any]:
     return new
 
 
+CF = "ComplianceFramework"
 TENANT = obj("Tenant", {"region": "eu-west-1", "quorumPolicyRef": "two-of-three", "deletionPolicy": "Retain"})
 POLICY = obj("ProtectionPolicy", {"mode": "Hybrid", "quorumPolicyRef": "two-of-three"}, name="hybrid")
 QUORUM = obj("QuorumPolicy", {"rules": [{"action": "DeleteTenant", "minApprovals": 2}]}, name="two-of-three")
 EXPORT = obj("EvidenceExport", {"tenants": ["acme"]}, name="q3")
+CONTROLS = [{"id": "residency", "title": "EU", "checks": [{"name": "data-residency", "params": {"regions": ["eu"]}}]}]
+EXCEPTION = {"control": "residency", "reason": "moving", "expires": "2027-01-01T00:00:00Z"}
+FRAMEWORK = obj(
+    "ComplianceFramework",
+    {"framework": "SOC2", "version": "1", "controls": CONTROLS, "quorumPolicyRef": "board"},
+    name="soc2",
+)
+EXCEPTED = with_spec(FRAMEWORK, exceptions=[EXCEPTION])
+EXTENDED = with_spec(EXCEPTED, exceptions=[{**EXCEPTION, "expires": "2027-06-01T00:00:00Z"}])
+
+
+def waiver(o: dict[str, Any], **entry: Any) -> changes.Change:
+    """The gated change of the framework's exception ``entry``, as the controller decides it."""
+    spec = ComplianceFrameworkSpec.model_validate(o["spec"])
+    [found] = [e for e in waivers.entries(spec) if e.expires_text == entry["expires"]]
+    return found.gated(changes.target(o))
 
 
 def annotated(o: dict[str, Any]) -> dict[str, Any]:
@@ -102,6 +121,18 @@ HELD = [
     ("quorum metadata only", QP, "UPDATE", QUORUM, annotated(QUORUM), []),
     ("export create", "EvidenceExport", "CREATE", None, EXPORT, [new("CreateEvidenceExport", EXPORT)]),
     ("export update", "EvidenceExport", "UPDATE", EXPORT, annotated(EXPORT), []),
+    ("framework exception added", CF, "UPDATE", FRAMEWORK, EXCEPTED, [waiver(EXCEPTED, **EXCEPTION)]),
+    (
+        "framework exception extended",
+        CF,
+        "UPDATE",
+        EXCEPTED,
+        EXTENDED,
+        [waiver(EXTENDED, **{**EXCEPTION, "expires": "2027-06-01T00:00:00Z"})],
+    ),
+    ("framework exception unchanged", CF, "UPDATE", EXCEPTED, annotated(EXCEPTED), []),
+    ("framework created with one", CF, "CREATE", None, EXCEPTED, [waiver(EXCEPTED, **EXCEPTION)]),
+    ("framework without any", CF, "CREATE", None, FRAMEWORK, []),
     ("approval create", "Approval", "CREATE", None, obj("Approval", {}), []),
 ]
 

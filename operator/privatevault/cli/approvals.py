@@ -116,7 +116,7 @@ def keygen(
 # -- create ----------------------------------------------------------------------------------------
 
 
-def _pending(obj: dict[str, Any], kind: str, name: str, action: str | None) -> PendingAction:
+def _pending(obj: dict[str, Any], kind: str, name: str, action: str | None, change: str | None = None) -> PendingAction:
     entries = ((obj.get("status") or {}).get("pending")) or []
     try:
         pending = [PendingAction.model_validate(entry) for entry in entries]
@@ -124,9 +124,16 @@ def _pending(obj: dict[str, Any], kind: str, name: str, action: str | None) -> P
         fail(f"{kind} {name} shows a pending action this pvctl cannot read: {exc.errors()[0]['msg']}")
     if action is not None:
         pending = [p for p in pending if p.action == action]
+    if change is not None:
+        pending = [
+            p for p in pending if p.change_digest.removeprefix("sha256:").startswith(change.removeprefix("sha256:"))
+        ]
     if not pending:
         waiting = f"no pending action {action}" if action else "no pending action"
         fail(f"{kind} {name} has {waiting}: nothing waits for an approval (see pvctl quorum status {kind}/{name})")
+    if len(pending) > 1 and len({p.action for p in pending}) == 1:
+        digests = ", ".join(p.change_digest for p in pending)
+        fail(f"{kind} {name} has several pending {pending[0].action}; pass --change, one of {digests}")
     if len(pending) > 1:
         fail(f"{kind} {name} has several pending actions; pass --action, one of {', '.join(p.action for p in pending)}")
     return pending[0]
@@ -189,6 +196,13 @@ def create(
     target: Annotated[str, typer.Argument(metavar="KIND/NAME", help="The gated object, e.g. tenant/acme.")],
     approver: Annotated[str, typer.Option(help="Your name in the QuorumPolicy.")],
     action: Annotated[str | None, typer.Option(help="The pending action, when the object has several.")] = None,
+    change: Annotated[
+        str | None,
+        typer.Option(
+            help="The change digest (or its start) of the pending action, when several wait under one action"
+            " (a ComplianceFramework's exceptions: status.pending[].changeDigest)."
+        ),
+    ] = None,
     key_file: Annotated[
         Path | None,
         typer.Option(help="Your encrypted key file; default: the OS keyring, then the default file.", dir_okay=False),
@@ -216,7 +230,7 @@ def create(
             obj = cluster.get(API_VERSION, kind.kind, name)
             if obj is None:
                 fail(f"{kind.kind} {name} does not exist")
-            pending = _pending(obj, kind.kind, name, action)
+            pending = _pending(obj, kind.kind, name, action, change)
             listed = _policy_keys(cluster, pending, approver)
             pairs = _keys(s, approver, key_file, passphrase_file)
             signing = {alg: pair for alg, pair in pairs.signing().items() if listed.get(alg) == pair[1]}

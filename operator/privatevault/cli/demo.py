@@ -211,6 +211,12 @@ class _Demo:
             "SELINUX-TYPE:.spec.template.spec.securityContext.seLinuxOptions.type,"
             "KEY-VERSION:.spec.template.metadata.annotations.privatevault\\.io/key-version",
         )
+        compliance = examples / "compliance"
+        if compliance.is_dir():
+            console.print(f"[bold]applying {compliance} and waiting for the first score[/bold]")
+            self.kubectl("apply", "-f", str(compliance))
+            self.kubectl("wait", "--for=condition=Ready", f"--timeout={self.timeout}s", "complianceframeworks", "--all")
+            self.kubectl("get", "complianceframeworks")
         if (examples / "quorum").is_dir():
             demo_quorum.held_deletion(self.kubectl, self.workdir, examples / "quorum", self.timeout)
 
@@ -257,6 +263,7 @@ def up(
     for line in (
         f"export KUBECONFIG={demo.kubeconfig}",
         "kubectl get tenants,protectionpolicies -o wide",
+        "kubectl get complianceframeworks -o wide",
         "kubectl get namespaces -l app.kubernetes.io/managed-by=privatevault --show-labels",
         f"ledger: {_masked(database.operator_dsn)} (full URL in {dsn_file})",
         f".venv/bin/pvctl audit tail --dsn-file {dsn_file}",

@@ -24,7 +24,14 @@ from typing import Any
 import kopf
 
 from privatevault import servingcert
-from privatevault.api.v1alpha1 import EvidenceExport, ProtectionPolicy, QuorumPolicy, Resource, Tenant
+from privatevault.api.v1alpha1 import (
+    ComplianceFramework,
+    EvidenceExport,
+    ProtectionPolicy,
+    QuorumPolicy,
+    Resource,
+    Tenant,
+)
 from privatevault.app import App, OperatorAudit
 from privatevault.errors import PrivateVaultError
 from privatevault.handlers import wiring
@@ -37,7 +44,7 @@ from privatevault.settings import Settings
 #: the operation, but not the request's own uid, which keys the record.
 REQUEST_UID: ContextVar[str] = ContextVar("privatevault_admission_request_uid", default="")
 
-KINDS: tuple[type[Resource], ...] = (Tenant, ProtectionPolicy, QuorumPolicy, EvidenceExport)
+KINDS: tuple[type[Resource], ...] = (Tenant, ProtectionPolicy, QuorumPolicy, EvidenceExport, ComplianceFramework)
 
 log = logging.getLogger("privatevault.admission")
 

@@ -7,13 +7,16 @@ and rotations falling due; its interval is ``PRIVATEVAULT_PROTECTION_INTERVAL``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 import kopf
 
-from privatevault.api.v1alpha1 import ProtectionPolicy
+from privatevault.api.v1alpha1 import API_VERSION, ProtectionPolicy
 from privatevault.api.v1alpha1.protectionpolicy import ProtectionPolicyStatus
 from privatevault.app import App
+from privatevault.handlers import complianceframework as compliance
 from privatevault.handlers import wiring
 from privatevault.reconcile import protectionpolicy as decisions
 from privatevault.reconcile import protectionpolicy_gate as gate
@@ -44,12 +47,24 @@ def kind(app: App) -> wiring.Kind[ProtectionPolicy]:
             context.logger.info("weakening held: %s", force.gate.held.decision.message)
         return quorum.with_gates(done, [force.gate] if force.gate is not None else [])
 
+    def then(body: Mapping[str, Any], logger: Any) -> None:
+        # Its mode, algorithms and readiness are what the workload checks read: its tenants (those
+        # naming it) are re-evaluated.
+        name = body.get("metadata", {}).get("name")
+        tenants = app.cluster.list(API_VERSION, "Tenant")
+        compliance.tenants_changed(
+            app,
+            [t["metadata"]["name"] for t in tenants if (t.get("spec") or {}).get("protectionPolicyRef") == name],
+            logger,
+        )
+
     return wiring.Kind(
         resource=ProtectionPolicy,
         status_model=ProtectionPolicyStatus,
         work=work,
         begin_message=decisions.BEGIN_MESSAGE,
         facts=decisions.facts,
+        then=then,
     )
 
 

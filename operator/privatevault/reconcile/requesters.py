@@ -23,6 +23,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from privatevault.api.v1alpha1.complianceframework import ComplianceFrameworkSpec
+from privatevault.compliance import waivers
+from privatevault.errors import SpecError
 from privatevault.ledger import Event, Record
 from privatevault.quorum import changes
 from privatevault.quorum.changes import Change
@@ -41,6 +44,7 @@ GATED: Final[Mapping[str, tuple[Operation, ...]]] = {
     "ProtectionPolicy": ("UPDATE",),
     "QuorumPolicy": ("UPDATE", "DELETE"),
     "EvidenceExport": ("CREATE",),
+    "ComplianceFramework": ("CREATE", "UPDATE"),
 }
 
 
@@ -91,7 +95,24 @@ def held(kind: str, operation: str, old: Mapping[str, Any] | None, new: Mapping[
             return [changes.new_spec("WeakenQuorumPolicy", updated)]
     elif kind == "EvidenceExport" and operation == "CREATE" and new is not None:
         return [changes.new_spec("CreateEvidenceExport", new)]
+    elif kind == "ComplianceFramework" and operation in ("CREATE", "UPDATE") and new is not None:
+        return _waivers(old if operation == "UPDATE" else None, new)
     return []
+
+
+def _entries(obj: Mapping[str, Any] | None) -> tuple[waivers.Entry, ...]:
+    if obj is None:
+        return ()
+    try:
+        return waivers.entries(ComplianceFrameworkSpec.model_validate(_spec(obj)))
+    except (ValueError, SpecError):
+        return ()  # the API server refuses it, or the operator stalls it: nothing to approve
+
+
+def _waivers(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Change]:
+    """Each exception and attestation the request adds (or changes): a gated change of the framework."""
+    before = {e.digest for e in _entries(old)}
+    return [e.gated(changes.target(new)) for e in _entries(new) if e.digest not in before]
 
 
 def _annotations(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
