@@ -22,13 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, start_http_server
 
 from privatevault.api.v1alpha1 import API_VERSION
 from privatevault.cache import ClusterView
 from privatevault.cluster import Cluster, SecretStore
+from privatevault.compliance_facts import Facts, Gates
 from privatevault.database import Pool, open_pool
 from privatevault.errors import IntegrityError, PrivateVaultError
 from privatevault.evidence import keys as evidence_keys
@@ -51,7 +52,14 @@ from privatevault.mcs.store import LevelStore
 from privatevault.metrics import OperatorMetrics
 from privatevault.quorum import dsse
 from privatevault.reconcile.audit import event
-from privatevault.reconcile.ports import EvidenceExportPorts, ProtectionPolicyPorts, TenantPorts
+from privatevault.reconcile.complianceframework import REPORT_DIGEST, CompliancePorts, Memory, ReportsPort
+from privatevault.reconcile.ports import (
+    ClusterPort,
+    EvidenceExportPorts,
+    LedgerPort,
+    ProtectionPolicyPorts,
+    TenantPorts,
+)
 from privatevault.settings import Settings
 from privatevault.witness.client import Witness, Witnesses
 
@@ -115,8 +123,23 @@ class App:
     exporter: Exporter | None = None
     locks: Locks = field(default_factory=Locks)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    #: The compliance controller's memory: each framework's last results, rebuilt from the ledger.
+    compliance: Memory = field(default_factory=Memory)
+    #: The QuorumPolicies and tenant gates in force, read from the ledger once and kept; the
+    #: compliance facts over the caches; the OpenReports writer (all made in ``__post_init__``).
+    gates: Gates = field(init=False)
+    facts: Facts = field(init=False)
+    reports: Reports = field(init=False)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.gates = Gates(self.ledger)
+        self.facts = Facts(self.cluster, self.gates, self.integrity, self.metrics.inventories)
+        self.reports = Reports(self.cluster.live)
+
+    def compliance_ports(self) -> CompliancePorts:
+        return compliance_ports(self)
 
     def tenant_ports(self) -> TenantPorts:
         return TenantPorts(cluster=self.cluster, ledger=self.ledger, levels=self.levels, keys=self.providers)
@@ -181,6 +204,78 @@ class App:
         self.ledger.close()
         self.pool.close()
         self.cluster.live.close()
+
+
+class _ComplianceAdapters(Protocol):
+    @property
+    def cluster(self) -> ClusterPort: ...
+    @property
+    def ledger(self) -> LedgerPort: ...
+    @property
+    def facts(self) -> Facts: ...
+    @property
+    def reports(self) -> ReportsPort: ...
+    @property
+    def gates(self) -> Gates: ...
+
+
+def compliance_ports(adapters: _ComplianceAdapters) -> CompliancePorts:
+    """The compliance controller's ports over an App's adapters (or a test's fakes of them)."""
+    return CompliancePorts(
+        cluster=adapters.cluster,
+        ledger=adapters.ledger,
+        snapshot=adapters.facts.snapshot,
+        reports=adapters.reports,
+        policies=adapters.gates.policy,
+    )
+
+
+class Reports:
+    """The OpenReports ``Report`` objects, written by server-side apply only where they changed.
+
+    Whether the CRD ``reports.openreports.io`` is installed is read once, and again when a
+    framework's reconcile asks (``recheck``); without it nothing is written. What each Report
+    says is remembered by its digest (the ``REPORT_DIGEST`` annotation): after a restart, the
+    first write of each Report reads the one there (once) instead of writing it again.
+    """
+
+    CRD = "reports.openreports.io"
+
+    def __init__(self, live: Cluster) -> None:
+        self._live = live
+        self._installed: bool | None = None
+        self._written: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def installed(self, *, recheck: bool = False) -> bool:
+        if self._installed is None or recheck:
+            found = self._live.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", self.CRD)
+            self._installed = found is not None
+        return self._installed
+
+    def write(self, report: dict[str, Any]) -> bool:
+        meta = report["metadata"]
+        key = (str(meta["namespace"]), str(meta["name"]))
+        wanted = meta["annotations"][REPORT_DIGEST]
+        with self._lock:
+            known = self._written.get(key)
+        if known is None:
+            current = self._live.get(report["apiVersion"], report["kind"], key[1], key[0])
+            known = ((current or {}).get("metadata", {}).get("annotations") or {}).get(REPORT_DIGEST)
+        if known == wanted:
+            with self._lock:
+                self._written[key] = wanted
+            return False
+        self._live.apply(report)
+        with self._lock:
+            self._written[key] = wanted
+        return True
+
+    def delete(self, name: str, namespace: str) -> None:
+        with self._lock:
+            self._written.pop((namespace, name), None)
+        if self.installed():
+            self._live.delete("openreports.io/v1alpha1", "Report", name, namespace)
 
 
 @dataclass

@@ -61,19 +61,32 @@ CACHED: tuple[Cached, ...] = (
     Cached("privatevault.io/v1alpha1", "Tenant", "tenants", "pv_tenants", namespaced=False),
     Cached("privatevault.io/v1alpha1", "QuorumPolicy", "quorumpolicies", "pv_quorumpolicies", namespaced=False),
     Cached("privatevault.io/v1alpha1", "Approval", "approvals", "pv_approvals", namespaced=False),
+    # What the compliance checks read (``compliance_facts``), and the frameworks a tenant change
+    # re-evaluates it under.
+    Cached(
+        "privatevault.io/v1alpha1", "ProtectionPolicy", "protectionpolicies", "pv_protectionpolicies", namespaced=False
+    ),
+    Cached("privatevault.io/v1alpha1", "EvidenceExport", "evidenceexports", "pv_evidenceexports", namespaced=False),
+    Cached(
+        "privatevault.io/v1alpha1",
+        "ComplianceFramework",
+        "complianceframeworks",
+        "pv_complianceframeworks",
+        namespaced=False,
+    ),
 )
 _BY_KIND = {(c.api_version, c.kind): c for c in CACHED}
 
 _TLS_SECRET = "kubernetes.io/tls"  # noqa: S105 - a Secret type, not a secret
 _PRIVATE_KEY = "tls.key"
 #: Kinds whose status the operator reads from the cache; every other kind is kept without it.
-_WITH_STATUS = frozenset({"Tenant"})
+_WITH_STATUS = frozenset({"Tenant", "ProtectionPolicy", "EvidenceExport", "ComplianceFramework"})
 #: The label that names a child's tenant: objects carrying it are also indexed under it.
 TENANT_LABEL = labels.TENANT
 
 
 def slim(body: Mapping[str, Any], *, kind: str | None = None) -> dict[str, Any]:
-    """What the caches keep of an object: no managedFields, no status (but a Tenant's), never a TLS key.
+    """What the caches keep of an object: no managedFields, no status (but in ``_WITH_STATUS``), never a TLS key.
 
     A shallow copy: nested values are shared with ``body``, which is not changed.
     """

@@ -27,6 +27,13 @@ Stalled, AwaitingQuorum, Reconciling):
   is exported, 0 included, so that an alert on Stalled has a series before anything stalls;
 - ``privatevault_objects_stalled{kind,reason}``: the Stalled ones by reason (``KMSUnavailable``,
   ``NamespaceConflict``, …), only reasons that some object has.
+
+Compliance, from the compliance controller's last evaluation (a deleted framework's or tenant's
+series go with it):
+
+- ``privatevault_compliance_score{framework,tenant}``: the tenant's score (absent when nothing counts);
+- ``privatevault_compliance_failing_controls{framework,tenant}``: the controls it fails;
+- ``privatevault_compliance_framework_score{framework}``: the framework's score pooled over its tenants.
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ from privatevault.ledger.integrity import Integrity
 from privatevault.ledger.witness import WitnessStatus
 
 #: The kinds whose objects are counted by state.
-KINDS = ("Tenant", "ProtectionPolicy", "QuorumPolicy", "Approval")
+KINDS = ("Tenant", "ProtectionPolicy", "QuorumPolicy", "Approval", "ComplianceFramework")
 #: The states of ``reconcile.status.state`` (kept equal by a unit test: this module sits below it).
 STATES = ("Ready", "Stalled", "AwaitingQuorum", "Reconciling")
 
@@ -70,6 +77,8 @@ class OperatorMetrics(Collector):
         self.bypassed: defaultdict[str, int] = defaultdict(int)
         #: Decisions on gated actions, by action and state (Approved, Pending, Refused, Expired).
         self.decisions: defaultdict[tuple[str, str], int] = defaultdict(int)
+        #: Compliance by framework name: its pooled score and each tenant's (score, failing controls).
+        self.compliance: dict[str, tuple[int | None, Mapping[str, tuple[int | None, int]]]] = {}
 
     def observe(self, kind: str, name: str, state: str, reason: str = "") -> None:
         """The state of an object as its reconcile just left it (``reason``: why it is Stalled)."""
@@ -96,6 +105,32 @@ class OperatorMetrics(Collector):
         yield from self._witnesses()
         yield from self._quorum()
         yield from self._states()
+        yield from self._compliance()
+
+    def _compliance(self) -> Iterator[Metric]:
+        score = GaugeMetricFamily(
+            "privatevault_compliance_score",
+            "A tenant's compliance score (0-100) under a framework",
+            labels=["framework", "tenant"],
+        )
+        failing = GaugeMetricFamily(
+            "privatevault_compliance_failing_controls",
+            "Controls of the framework the tenant fails",
+            labels=["framework", "tenant"],
+        )
+        pooled = GaugeMetricFamily(
+            "privatevault_compliance_framework_score",
+            "A framework's compliance score (0-100) pooled over its tenants",
+            labels=["framework"],
+        )
+        for framework, (value, tenants) in sorted(list(self.compliance.items())):
+            if value is not None:
+                pooled.add_metric([framework], float(value))
+            for tenant, (tenant_score, tenant_failing) in sorted(tenants.items()):
+                if tenant_score is not None:
+                    score.add_metric([framework, tenant], float(tenant_score))
+                failing.add_metric([framework, tenant], float(tenant_failing))
+        yield from (score, failing, pooled)
 
     def _states(self) -> Iterator[Metric]:
         cutoff = self._clock() - self._forget_after

@@ -474,3 +474,29 @@ class MemoryEvidence:
 
     def nodes(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
         return self.get_many(keys)
+
+
+class FakeReports:
+    """OpenReports as ``app.Reports`` writes them: applied only when the digest annotation moved."""
+
+    def __init__(self, installed: bool = True) -> None:
+        self.present = installed
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.writes = 0
+
+    def installed(self, *, recheck: bool = False) -> bool:
+        return self.present
+
+    def write(self, report: dict[str, Any]) -> bool:
+        meta = report["metadata"]
+        key = (meta["namespace"], meta["name"])
+        current = self.objects.get(key)
+        digest = "privatevault.io/report-digest"
+        if current is not None and current["metadata"]["annotations"][digest] == meta["annotations"][digest]:
+            return False
+        self.objects[key] = copy.deepcopy(report)
+        self.writes += 1
+        return True
+
+    def delete(self, name: str, namespace: str) -> None:
+        self.objects.pop((namespace, name), None)

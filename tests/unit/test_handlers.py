@@ -16,19 +16,21 @@ import kopf
 import pytest
 
 from privatevault.api.v1alpha1 import Tenant, TenantStatus
-from privatevault.app import Locks
+from privatevault.app import Locks, compliance_ports
 from privatevault.cache import CACHED
+from privatevault.compliance_facts import Facts, Gates
 from privatevault.errors import ConflictError, GateClosed, LedgerUnavailable
 from privatevault.handlers import registry, wiring
 from privatevault.handlers import tenant as tenant_handlers
 from privatevault.ledger.integrity import Integrity, Refusal
 from privatevault.metrics import OperatorMetrics
 from privatevault.reconcile import status
+from privatevault.reconcile.complianceframework import CompliancePorts, Memory
 from privatevault.reconcile.ports import ProtectionPolicyPorts, TenantPorts
 from privatevault.settings import Settings
 from tests import builders
 
-from .fakes import FakeCluster, FakeKeys, FakeLedger, FakeLevels
+from .fakes import FakeCluster, FakeKeys, FakeLedger, FakeLevels, FakeReports
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 LOG = logging.getLogger("test")
@@ -67,9 +69,18 @@ class FakeApp:
     integrity: Integrity = field(default_factory=Integrity)
     locks: Locks = field(default_factory=Locks)
     now: datetime = T0
+    compliance: Memory = field(default_factory=Memory)
+    reports: FakeReports = field(default_factory=FakeReports)
+
+    def __post_init__(self) -> None:
+        self.gates = Gates(self.ledger)
+        self.facts = Facts(self.cluster, self.gates, self.integrity, self.metrics.inventories)
 
     def clock(self) -> datetime:
         return self.now
+
+    def compliance_ports(self) -> CompliancePorts:
+        return compliance_ports(self)  # type: ignore[arg-type]  # fakes of the App's adapters
 
     def tenant_ports(self) -> TenantPorts:
         return TenantPorts(cluster=self.cluster, ledger=self.ledger, levels=self.levels, keys=self.keys)

@@ -18,6 +18,7 @@ from privatevault.app import App
 from privatevault.handlers import (
     admission,
     approval,
+    complianceframework,
     evidenceexport,
     indexes,
     protectionpolicy,
@@ -97,7 +98,14 @@ def registry(app: App) -> kopf.OperatorRegistry:
     protectionpolicy.register(reg, app)
     quorumpolicy.register(reg, app)
     evidenceexport.register(reg, app)
-    kinds = (tenant.kind(app), protectionpolicy.kind(app), quorumpolicy.kind(app), evidenceexport.kind(app))
+    complianceframework.register(reg, app)
+    kinds = (
+        tenant.kind(app),
+        protectionpolicy.kind(app),
+        quorumpolicy.kind(app),
+        evidenceexport.kind(app),
+        complianceframework.kind(app),
+    )
     targets = {k.name: k for k in kinds}
     approval.register(reg, app, targets)
     admission.register(reg, app)

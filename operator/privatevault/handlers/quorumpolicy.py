@@ -14,9 +14,13 @@ from privatevault.reconcile import status
 
 def kind(app: App) -> wiring.Kind[QuorumPolicy]:
     def work(policy: QuorumPolicy, context: wiring.Context) -> status.Done:
-        return decisions.reconcile(
-            policy, context.body, cluster=app.cluster, ledger=app.ledger, actor=app.settings.actor, now=context.now
-        )
+        try:
+            return decisions.reconcile(
+                policy, context.body, cluster=app.cluster, ledger=app.ledger, actor=app.settings.actor, now=context.now
+            )
+        finally:
+            # What is in force may have moved: the compliance facts read it from the ledger again.
+            app.gates.forget_policy(str(policy.metadata["name"]))
 
     return wiring.Kind(
         resource=QuorumPolicy,

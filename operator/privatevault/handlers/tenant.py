@@ -7,6 +7,7 @@ from the caches; the resync timer catches anything else.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 import kopf
@@ -17,6 +18,7 @@ from privatevault.api.v1alpha1.pending import PendingAction
 from privatevault.app import App
 from privatevault.cache import CACHED
 from privatevault.errors import GateClosed, PrivateVaultError, SpecError
+from privatevault.handlers import complianceframework as compliance
 from privatevault.handlers import wiring
 from privatevault.manifests import labels
 from privatevault.reconcile import quorum, status, tenant_gate
@@ -46,7 +48,12 @@ def kind(app: App) -> wiring.Kind[Tenant]:
             context.logger.info("%s held: %s", gate.held.change.action, gate.held.decision.message)
         return quorum.with_gates(decisions.done(tenant, result), held)
 
-    return wiring.Kind(resource=Tenant, status_model=TenantStatus, work=work, begin_message=decisions.BEGIN_MESSAGE)
+    def then(body: Mapping[str, Any], logger: Any) -> None:
+        compliance.tenant_changed(app, body, logger)
+
+    return wiring.Kind(
+        resource=Tenant, status_model=TenantStatus, work=work, begin_message=decisions.BEGIN_MESSAGE, then=then
+    )
 
 
 def register(registry: kopf.OperatorRegistry, app: App) -> None:
@@ -115,6 +122,7 @@ def _deletion(registry: kopf.OperatorRegistry, app: App) -> None:
                 wiring.to_kopf(exc, retry_delay=app.settings.retry_delay, logger=logger, what="deletion")
                 return
         app.metrics.inventories.pop(str(tenant.metadata["name"]), None)
+        compliance.tenant_gone(app, str(tenant.metadata["name"]))
         app.metrics.forget("Tenant", str(tenant.metadata["name"]))
         logger.info("tenant finalized (%s): its namespaces go by garbage collection", deletion.deletion_policy)
 

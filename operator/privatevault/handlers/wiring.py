@@ -50,6 +50,9 @@ class Kind(Generic[R]):
     work: Callable[[R, Context], status.Done]
     begin_message: str
     facts: Callable[[R], Mapping[str, Any]] = field(default=lambda _: {})
+    #: Run after a reconcile that ended Ready (or held), with the object as it now stands (its new
+    #: status in place): what other kinds derive from it (the compliance of a tenant).
+    then: Callable[[Mapping[str, Any], Any], None] | None = None
 
     @property
     def name(self) -> str:
@@ -102,7 +105,10 @@ def run(app: App, kind: Kind[R], body: Mapping[str, Any], logger: Any, *, old: M
             write_status(app, kind.name, name, obj.status, after)
             to_kopf(exc, retry_delay=app.settings.retry_delay, logger=logger, what=f"{kind.name} {name}")
             return
-        write_status(app, kind.name, name, obj.status, status.done(obj, kind.status_model, result, now=now))
+        after = status.done(obj, kind.status_model, result, now=now)
+        write_status(app, kind.name, name, obj.status, after)
+    if kind.then is not None:
+        kind.then({**body, "status": after.model_dump(mode="json", by_alias=True, exclude_none=True)}, logger)
 
 
 def resource_of(model: type[Resource]) -> tuple[str, str, str]:

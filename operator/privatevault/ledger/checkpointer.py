@@ -186,6 +186,7 @@ class Checkpointer:
         self._last_issued = time.monotonic()
         self._last_size = 0  # of the last checkpoint this process saw; issue() reads the stored one
         self._last_signed: Head | None = None
+        self._cosignatures = 0  # witness lines on the last checkpoint cosigned
 
     # -- gather, then decide ------------------------------------------------------------------
 
@@ -305,6 +306,8 @@ class Checkpointer:
         )
         self._last_issued, self._last_size = time.monotonic(), checkpoint.size
         self.integrity.checkpoint_size = checkpoint.size
+        self.integrity.verified_at = self._clock()
+        self.integrity.cosignatures = self._cosignatures
         self._alarm.signed(checkpoint)
         return checkpoint
 
@@ -315,6 +318,7 @@ class Checkpointer:
             return checkpoint
         size = checkpoint.size
         lines = self._witnesses.cosign(checkpoint.note, size, lambda old: self._ledger.consistency_proof(old, size))
+        self._cosignatures = len(lines.splitlines())
         return replace(checkpoint, note=checkpoint.note + lines)
 
     def _signed_by_us(self, stored: StoredCheckpoint) -> bool:

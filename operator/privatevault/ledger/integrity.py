@@ -98,6 +98,10 @@ class Integrity:
     refused_total: int = 0
     #: The size of the last checkpoint this process signed or published.
     checkpoint_size: int | None = None
+    #: When that checkpoint was proven to extend the published, stored and last signed ones
+    #: (the compliance check ``ledger-verified-within`` reads it), and how many witnesses cosigned it.
+    verified_at: datetime | None = None
+    cosignatures: int = 0
 
     @property
     def ok(self) -> bool:

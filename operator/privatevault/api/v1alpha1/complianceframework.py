@@ -23,6 +23,7 @@ from .common import (
     ready_columns,
     validations,
 )
+from .pending import PendingAction
 from .protectionpolicy import duration_seconds
 
 #: Evaluating every control of every tenant more often than this is load, not assurance.
@@ -271,7 +272,16 @@ class ComplianceFrameworkStatus(Status):
     lowest: list[LowestTenant] = Field(default_factory=list, max_length=10)
     exceptions: list[WaiverStatus] = Field(default_factory=list, max_length=64)
     attestations: list[WaiverStatus] = Field(default_factory=list, max_length=64)
-    last_evaluated: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    last_evaluated: str | None = Field(
+        default=None,
+        description="The last evaluation of every selected tenant.",
+        json_schema_extra={"format": "date-time"},
+    )
+    pending: list[PendingAction] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Exceptions and attestations waiting for approvals (what `pvctl approvals create` signs).",
+    )
 
 
 class ComplianceFramework(Resource):
