@@ -7,6 +7,7 @@ pass or fail the CNSA 2.0 check as they say; the quorum presets meet the framewo
 from __future__ import annotations
 
 import copy
+import re
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from privatevault.api.v1alpha1 import (
     QuorumPolicy,
     Resource,
 )
+from privatevault.api.v1alpha1.common import DNS_LABEL
 from privatevault.compliance.checks import CNSA2, LIBRARY, compile_check
 from privatevault.compliance.facts import ClusterFacts, PolicyFacts, QuorumRuleFacts, TenantFacts
 from privatevault.quorum import rules
@@ -117,6 +119,14 @@ def test_the_strict_schema_refuses_what_the_api_server_would_prune() -> None:
     obj["spec"]["controls"][0]["description"] = "not a field of a control"
     with pytest.raises(jsonschema.ValidationError, match="description"):
         jsonschema.validate(obj, crd_schema(ComplianceFramework))
+
+
+@pytest.mark.parametrize("path", FILES, ids=rel)
+def test_the_file_is_named_after_the_object_and_the_name_can_be_referenced(path: Path) -> None:
+    """Tenants and frameworks name policies in *PolicyRef fields, which take DNS labels (no dots)."""
+    name = load(path)["metadata"]["name"]
+    assert path.stem == name
+    assert re.fullmatch(DNS_LABEL, name) and len(name) <= 63, f"{name}: a *PolicyRef could not name it"
 
 
 def test_no_two_files_share_a_name() -> None:
@@ -223,7 +233,7 @@ def policy_facts(policy: ProtectionPolicy) -> PolicyFacts:
     return PolicyFacts(str(policy.metadata["name"]), spec.effective_mode, frozenset(algorithms), ready=True)
 
 
-@pytest.mark.parametrize(("name", "cnsa2"), [("cnsa-2.0", "pass"), ("hybrid-default", "fail"), ("pqc-strict", "fail")])
+@pytest.mark.parametrize(("name", "cnsa2"), [("cnsa2", "pass"), ("hybrid-default", "fail"), ("pqc-strict", "fail")])
 def test_the_protection_presets_pass_the_cnsa2_check_as_documented(name: str, cnsa2: str) -> None:
     (policy,) = [p for _, p in objects("ProtectionPolicy") if p.metadata["name"] == name]
     assert policy.spec.effective_mode in ("PQC", "Hybrid"), "every preset is quantum-safe"
