@@ -144,6 +144,17 @@ def test_every_check_exists_with_valid_params(path: Path, framework: ComplianceF
             compile_check(control.id, check)  # raises SpecError InvalidCheckParams, as the controller would
 
 
+@pytest.mark.parametrize("path", [p for p in FILES if p.parent.name == "frameworks"], ids=rel)
+def test_a_comment_says_why_above_every_control(path: Path) -> None:
+    lines = path.read_text().splitlines()
+    bare = [
+        line.strip()
+        for i, line in enumerate(lines)
+        if line.lstrip().startswith("- id:") and not lines[i - 1].lstrip().startswith("#")
+    ]
+    assert bare == [], f"{rel(path)}: controls without a comment on why their checks evidence them"
+
+
 @pytest.mark.parametrize(("path", "framework"), cases("ComplianceFramework"))
 def test_manual_checks_stand_alone(path: Path, framework: ComplianceFramework) -> None:
     """A control is manual (attested) when its only check is ``manual``; mixed with automatic checks it
