@@ -18,16 +18,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from privatevault.errors import TransientError
-from privatevault.evidence import archive, layout, manifest
-from privatevault.ledger import merkle
+from privatevault.evidence import archive, layout, lines, manifest
+from privatevault.ledger import merkle, recompute
 from privatevault.ledger.checkpoint import CheckpointError, NoteVerifier, parse_and_verify
+from privatevault.ledger.readahead import ReadAhead
 
 #: ``(seq, canonical bytes, previous hash, record hash)``, as the ledger streams them.
 Row = tuple[int, bytes, bytes, bytes]
@@ -77,6 +79,18 @@ class EvidenceSource(Protocol):
         ...
 
     def nodes(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]: ...
+
+    def node_runs(self, runs: Sequence[lines.Run]) -> bytes:
+        """The hashes of the nodes of ``runs`` (``(level, lo, hi)``), in that order, concatenated."""
+        ...
+
+
+@runtime_checkable
+class RowBatches(Protocol):
+    """Rows a source can also hand over as batches of PostgreSQL's binary COPY rows
+    (``evidence.store.CopyRows``): the writer takes those, unparsed, on its fast path."""
+
+    def batches(self) -> Iterator[bytes]: ...
 
 
 @dataclass(frozen=True)
@@ -175,38 +189,77 @@ class _SourceNodes:
         return self._source.nodes(keys)
 
 
-def _batches(rows: Iterator[Row]) -> Iterator[list[Row]]:
+def _batches(rows: Iterable[Row]) -> Iterator[bytes]:
+    """``rows`` as batches of PostgreSQL's binary COPY rows: as the source hands them over when it
+    can (read ahead on a thread of their own), else packed here."""
+    if isinstance(rows, RowBatches):
+        with closing(ReadAhead(rows.batches(), "privatevault-evidence-records")) as raw:
+            yield from raw
+        return
     batch: list[Row] = []
     for row in rows:
         batch.append(row)
         if len(batch) == BATCH:
-            yield batch
+            yield recompute.pack(batch)
             batch = []
     if batch:
-        yield batch
+        yield recompute.pack(batch)
+
+
+def _planned(source: EvidenceSource, rows: Iterable[Row], size: int) -> Iterator[tuple[bytes, list[lines.Run], bytes]]:
+    """Each batch with the runs of stored nodes its proofs need, and those nodes."""
+    for batch in _batches(rows):
+        runs = lines.plan(batch, size)
+        yield batch, runs, source.node_runs(runs)
+
+
+class _Hashed:
+    """A file written and hashed at once, so the manifest needs no second read of it."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self.digest.update(data)
+        self._out.write(data)
 
 
 def write_section(
     source: EvidenceSource,
-    rows: Iterator[Row],
+    rows: Iterable[Row],
     size: int,
     records: Path,
     proofs: Path,
     *,
     on_record: Callable[[bytes], None] | None = None,
+    digests: dict[Path, str] | None = None,
 ) -> int:
-    """Stream ``rows`` to the two files of a section, with inclusion proofs at ``size``; the count."""
+    """Stream ``rows`` to the two files of a section, with inclusion proofs at ``size``; the count.
+
+    Three stages overlap: the records' read (PostgreSQL's COPY), each batch's plan and node read,
+    each on a thread of its own, and here the lines (``evidence.lines``) and their writes. The two
+    files' SHA-256 go to ``digests`` when given.
+    """
     records.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    with records.open("wb") as out_records, proofs.open("wb") as out_proofs:
-        for batch in _batches(rows):
-            paths = merkle.inclusion_proofs([row[0] - 1 for row in batch], size, _SourceNodes(source))
-            for (seq, body, prev, digest), proof in zip(batch, paths, strict=True):
-                out_records.write(body + b"\n")
-                out_proofs.write(layout.ProofLine(seq, prev, digest, tuple(proof)).to_bytes())
+    with records.open("wb") as records_file, proofs.open("wb") as proofs_file:
+        out_records, out_proofs = _Hashed(records_file), _Hashed(proofs_file)
+        uppers: dict[int, bytes] | None = None
+        with closing(ReadAhead(_planned(source, rows, size), "privatevault-evidence-nodes")) as planned:
+            for batch, runs, nodes in planned:
+                if uppers is None:
+                    paths = merkle.block_paths(size, _SourceNodes(source))
+                    uppers = {level: lines.quoted(path) for level, path in paths.items()}
+                written = lines.render(batch, size, runs, nodes, uppers)
+                out_records.write(written.records)
+                out_proofs.write(written.proofs)
                 if on_record is not None:
-                    on_record(body)
-                count += 1
+                    for body in written.records.split(b"\n")[:-1]:
+                        on_record(body)
+                count += written.total
+    if digests is not None:
+        digests[records], digests[proofs] = out_records.digest.hexdigest(), out_proofs.digest.hexdigest()
     return count
 
 
@@ -229,6 +282,7 @@ def build(
     counts: dict[str, Any] = {"audit": {}, "approvals": 0, "decisions": 0, "policies": 0}
     keys: list[dict[str, Any]] = []
     compliance: list[dict[str, Any]] = []
+    hashed: dict[Path, str] = {}  # the sections' files, hashed as they were written
 
     def put(name: str, data: bytes) -> None:
         path = workdir / name
@@ -240,7 +294,9 @@ def build(
 
     def section(name: str, rows: Iterator[Row], on_record: Callable[[bytes], None] | None = None) -> int:
         records, proofs = layout.records_file(name), layout.proofs_file(name)
-        count = write_section(source, rows, anchor.size, workdir / records, workdir / proofs, on_record=on_record)
+        count = write_section(
+            source, rows, anchor.size, workdir / records, workdir / proofs, on_record=on_record, digests=hashed
+        )
         built.files[records], built.files[proofs] = workdir / records, workdir / proofs
         return count
 
@@ -287,7 +343,7 @@ def build(
     }
     put(layout.EXPORT, layout.json_file(built.export))
     put(layout.README, layout.readme(built.export, sorted([*built.files, manifest.ENVELOPE])))
-    digests = {name: archive.sha256_file(path) for name, path in built.files.items()}
+    digests = {name: hashed.get(path) or archive.sha256_file(path) for name, path in built.files.items()}
     put(manifest.ENVELOPE, sign(manifest.statement(digests, built.export)))
     return built
 
