@@ -41,8 +41,11 @@ def write(out: BinaryIO, files: Iterable[tuple[str, Path]]) -> None:
         raise ValueError("a bundle cannot hold two files of the same name")
     with (
         gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=LEVEL, mtime=0) as zipped,
-        tarfile.open(fileobj=zipped, mode="w|", format=tarfile.USTAR_FORMAT) as tar,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.USTAR_FORMAT) as tar,
     ):
+        # Files are copied in chunks of a mebibyte (tarfile's 16 KiB, or its stream mode's 10 KiB
+        # records, cost a Python call per chunk in gzip, the CRC and the digest): the same bytes.
+        tar.copybufsize = _CHUNK  # type: ignore[attr-defined]  # tarfile has it, typeshed not
         for name, path in entries:
             check_name(name)
             info = tarfile.TarInfo(name)

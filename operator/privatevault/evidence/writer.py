@@ -18,6 +18,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -213,16 +215,42 @@ def _planned(source: EvidenceSource, rows: Iterable[Row], size: int) -> Iterator
         yield batch, runs, source.node_runs(runs)
 
 
-class _Hashed:
-    """A file written and hashed at once, so the manifest needs no second read of it."""
+class _Sink:
+    """Files hashed and written on a thread of their own (hashlib and file writes release the
+    GIL), so the next batch is rendered meanwhile; the manifest needs no second read of them."""
 
-    def __init__(self, out: BinaryIO) -> None:
-        self._out = out
-        self.digest = hashlib.sha256()
+    AHEAD = 4
 
-    def write(self, data: bytes) -> None:
-        self.digest.update(data)
-        self._out.write(data)
+    def __init__(self, *paths: Path) -> None:
+        self._files = [path.open("wb") for path in paths]
+        self.digests = [hashlib.sha256() for _ in paths]
+        self._queue: queue.Queue[tuple[bytes, ...] | None] = queue.Queue(maxsize=self.AHEAD)
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="privatevault-evidence-files", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunks := self._queue.get()) is not None:
+            if self._error is None:  # after a failure, drained so the writer never blocks
+                try:
+                    for out, digest, data in zip(self._files, self.digests, chunks, strict=True):
+                        digest.update(data)
+                        out.write(data)
+                except Exception as exc:  # raised to the writer by write() or close()
+                    self._error = exc
+
+    def write(self, *chunks: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(chunks)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        for out in self._files:
+            out.close()
+        if self._error is not None:
+            raise self._error
 
 
 def write_section(
@@ -237,14 +265,14 @@ def write_section(
 ) -> int:
     """Stream ``rows`` to the two files of a section, with inclusion proofs at ``size``; the count.
 
-    Three stages overlap: the records' read (PostgreSQL's COPY), each batch's plan and node read,
-    each on a thread of its own, and here the lines (``evidence.lines``) and their writes. The two
-    files' SHA-256 go to ``digests`` when given.
+    Four stages overlap, each on a thread of its own: the records' read (PostgreSQL's COPY), each
+    batch's plan and node read, here the lines (``evidence.lines``), and the files' hashing and
+    writing (:class:`_Sink`). The two files' SHA-256 go to ``digests`` when given.
     """
     records.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    with records.open("wb") as records_file, proofs.open("wb") as proofs_file:
-        out_records, out_proofs = _Hashed(records_file), _Hashed(proofs_file)
+    sink = _Sink(records, proofs)
+    try:
         uppers: dict[int, bytes] | None = None
         with closing(ReadAhead(_planned(source, rows, size), "privatevault-evidence-nodes")) as planned:
             for batch, runs, nodes in planned:
@@ -252,14 +280,15 @@ def write_section(
                     paths = merkle.block_paths(size, _SourceNodes(source))
                     uppers = {level: lines.quoted(path) for level, path in paths.items()}
                 written = lines.render(batch, size, runs, nodes, uppers)
-                out_records.write(written.records)
-                out_proofs.write(written.proofs)
+                sink.write(written.records, written.proofs)
                 if on_record is not None:
                     for body in written.records.split(b"\n")[:-1]:
                         on_record(body)
                 count += written.total
+    finally:
+        sink.close()
     if digests is not None:
-        digests[records], digests[proofs] = out_records.digest.hexdigest(), out_proofs.digest.hexdigest()
+        digests[records], digests[proofs] = (digest.hexdigest() for digest in sink.digests)
     return count
 
 
