@@ -3,9 +3,11 @@
 Gather, then write: the anchor checkpoint is the first stored checkpoint covering every record up
 to the window's end, so the same window always gives the same anchor; ``latest`` names the
 checkpoint the consistency proof reaches (the newest, unless the caller pins one, as a rebuild
-does). Records are read in ``seq`` order and written to files beside the bundle batch by batch,
-each batch's inclusion proofs from one read of the Merkle nodes it needs, so memory stays flat in
-the size of the window. The tar.gz is written last, from those files (``archive``).
+does). Records are read in ``seq`` order and written beside the bundle batch by batch, each
+batch's inclusion proofs from one read of the Merkle nodes it needs, so memory stays flat in the
+size of the window; the sections' files are compressed and hashed as they are written
+(``archive.Segment``), the small files written as they are. The tar.gz is written last, from
+those (``archive.write``), without reading a section again.
 
 The signature is the one part that is not a function of the inputs (ML-DSA signing is hedged):
 ``sign`` is handed the Statement and returns the envelope, and the operator's signer returns the
@@ -16,6 +18,7 @@ the same bytes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import queue
@@ -120,6 +123,8 @@ class Built:
 
     export: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
+    #: The sections' files, compressed as they were written.
+    segments: dict[str, archive.Segment] = field(default_factory=dict)
 
     @property
     def records(self) -> int:
@@ -216,14 +221,14 @@ def _planned(source: EvidenceSource, rows: Iterable[Row], size: int) -> Iterator
 
 
 class _Sink:
-    """Files hashed and written on a thread of their own (hashlib and file writes release the
-    GIL), so the next batch is rendered meanwhile; the manifest needs no second read of them."""
+    """A section's files compressed, hashed and written on a thread of their own (zlib, hashlib
+    and file writes release the GIL), so the next batch is rendered meanwhile: no file is read
+    or compressed again, neither for the manifest nor for the archive."""
 
     AHEAD = 4
 
     def __init__(self, *paths: Path) -> None:
-        self._files = [path.open("wb") for path in paths]
-        self.digests = [hashlib.sha256() for _ in paths]
+        self._files = [archive.Deflater(path) for path in paths]
         self._queue: queue.Queue[tuple[bytes, ...] | None] = queue.Queue(maxsize=self.AHEAD)
         self._error: Exception | None = None
         self._thread = threading.Thread(target=self._run, name="privatevault-evidence-files", daemon=True)
@@ -233,8 +238,7 @@ class _Sink:
         while (chunks := self._queue.get()) is not None:
             if self._error is None:  # after a failure, drained so the writer never blocks
                 try:
-                    for out, digest, data in zip(self._files, self.digests, chunks, strict=True):
-                        digest.update(data)
+                    for out, data in zip(self._files, chunks, strict=True):
                         out.write(data)
                 except Exception as exc:  # raised to the writer by write() or close()
                     self._error = exc
@@ -244,13 +248,19 @@ class _Sink:
             raise self._error
         self._queue.put(chunks)
 
-    def close(self) -> None:
+    def close(self) -> list[archive.Segment]:
         self._queue.put(None)
         self._thread.join()
-        for out in self._files:
-            out.close()
         if self._error is not None:
             raise self._error
+        return [out.close() for out in self._files]
+
+
+@dataclass(frozen=True)
+class Section:
+    count: int
+    records: archive.Segment
+    proofs: archive.Segment
 
 
 def write_section(
@@ -261,16 +271,16 @@ def write_section(
     proofs: Path,
     *,
     on_record: Callable[[bytes], None] | None = None,
-    digests: dict[Path, str] | None = None,
-) -> int:
-    """Stream ``rows`` to the two files of a section, with inclusion proofs at ``size``; the count.
+) -> Section:
+    """Stream ``rows`` to the two files of a section, with inclusion proofs at ``size``, as
+    compressed segments of the bundle (``archive.Segment``).
 
     Four stages overlap, each on a thread of its own: the records' read (PostgreSQL's COPY), each
     batch's plan and node read, here the lines (``evidence.lines``), and the files' hashing and
-    writing (:class:`_Sink`). The two files' SHA-256 go to ``digests`` when given.
+    writing (:class:`_Sink`).
     """
     records.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
+    count, closed = 0, False
     sink = _Sink(records, proofs)
     try:
         uppers: dict[int, bytes] | None = None
@@ -285,11 +295,13 @@ def write_section(
                     for body in written.records.split(b"\n")[:-1]:
                         on_record(body)
                 count += written.total
+        closed = True
+        segments = sink.close()
     finally:
-        sink.close()
-    if digests is not None:
-        digests[records], digests[proofs] = (digest.hexdigest() for digest in sink.digests)
-    return count
+        if not closed:
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                sink.close()
+    return Section(count, *segments)
 
 
 def build(
@@ -311,7 +323,6 @@ def build(
     counts: dict[str, Any] = {"audit": {}, "approvals": 0, "decisions": 0, "policies": 0}
     keys: list[dict[str, Any]] = []
     compliance: list[dict[str, Any]] = []
-    hashed: dict[Path, str] = {}  # the sections' files, hashed as they were written
 
     def put(name: str, data: bytes) -> None:
         path = workdir / name
@@ -323,11 +334,9 @@ def build(
 
     def section(name: str, rows: Iterator[Row], on_record: Callable[[bytes], None] | None = None) -> int:
         records, proofs = layout.records_file(name), layout.proofs_file(name)
-        count = write_section(
-            source, rows, anchor.size, workdir / records, workdir / proofs, on_record=on_record, digests=hashed
-        )
-        built.files[records], built.files[proofs] = workdir / records, workdir / proofs
-        return count
+        written = write_section(source, rows, anchor.size, workdir / records, workdir / proofs, on_record=on_record)
+        built.segments[records], built.segments[proofs] = written.records, written.proofs
+        return written.count
 
     if "Audit" in request.include or "KeyMetadata" in request.include or "ComplianceResults" in request.include:
         for tenant in request.tenants:
@@ -371,8 +380,9 @@ def build(
         "counts": counts,
     }
     put(layout.EXPORT, layout.json_file(built.export))
-    put(layout.README, layout.readme(built.export, sorted([*built.files, manifest.ENVELOPE])))
-    digests = {name: hashed.get(path) or archive.sha256_file(path) for name, path in built.files.items()}
+    put(layout.README, layout.readme(built.export, sorted([*built.files, *built.segments, manifest.ENVELOPE])))
+    digests = {name: archive.sha256_file(path) for name, path in built.files.items()}
+    digests.update((name, segment.sha256) for name, segment in built.segments.items())
     put(manifest.ENVELOPE, sign(manifest.statement(digests, built.export)))
     return built
 
@@ -417,5 +427,5 @@ def pack(built: Built, out: BinaryIO) -> Packed:
             out.flush()
 
     sink = _Hashing()
-    archive.write(sink, built.files.items())  # type: ignore[arg-type]
+    archive.write(sink, built.files.items(), built.segments)  # type: ignore[arg-type]
     return Packed("sha256:" + sink.digest.hexdigest(), sink.size)
