@@ -251,9 +251,15 @@ class _Sink:
     def close(self) -> list[archive.Segment]:
         self._queue.put(None)
         self._thread.join()
+        segments = []
+        for out in self._files:  # every file closed, even after a failure
+            try:
+                segments.append(out.close())
+            except Exception as exc:
+                self._error = self._error or exc
         if self._error is not None:
             raise self._error
-        return [out.close() for out in self._files]
+        return segments
 
 
 @dataclass(frozen=True)
