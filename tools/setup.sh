@@ -37,7 +37,7 @@ fi
 
 # The verifier's C extension (operator/privatevault/ledger/_recompute.c) needs a C compiler, the
 # Python headers and OpenSSL's; without them pip installs the package anyway and the verifier runs
-# its pure-Python pass (several times slower).
+# its pure-Python pass (several times slower). The export's (evidence/_lines.c) needs the first two.
 if [[ ! -f /usr/include/openssl/sha.h ]] || ! command -v cc >/dev/null; then
   if [[ $(id -u) -eq 0 ]]; then
     say "installing a C compiler and OpenSSL's headers (the verifier's C extension)"
@@ -69,7 +69,8 @@ if [[ ! -x .venv/bin/python ]]; then
   "$python" -m venv .venv
 fi
 if [[ ! -f .venv/.installed || requirements-dev.lock -nt .venv/.installed || pyproject.toml -nt .venv/.installed \
-      || operator/privatevault/ledger/_recompute.c -nt .venv/.installed ]]; then
+      || operator/privatevault/ledger/_recompute.c -nt .venv/.installed \
+      || operator/privatevault/evidence/_lines.c -nt .venv/.installed ]]; then
   say "installing Python packages into .venv (requirements-dev.lock, every hash checked)"
   # The lock pins every package with its hashes (pip, setuptools and the dev tools too); the
   # project itself then goes in without resolving anything: `make lock` is the only resolver.
@@ -79,6 +80,9 @@ if [[ ! -f .venv/.installed || requirements-dev.lock -nt .venv/.installed || pyp
 fi
 if ! .venv/bin/python -c 'import privatevault.ledger._recompute' 2>/dev/null; then
   echo "warning: the verifier's C extension is not built: \`pvctl audit verify\` runs its pure-Python pass" >&2
+fi
+if ! .venv/bin/python -c 'import privatevault.evidence._lines' 2>/dev/null; then
+  echo "warning: the export's C extension is not built: evidence bundles are written by its pure-Python twin" >&2
 fi
 
 # The image build (make image, tests/e2e/test_image.py) and the SELinux modules (selinux/,

@@ -19,7 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from privatevault.database import open_pool
-from privatevault.evidence import keys, manifest, verifier, writer
+from privatevault.evidence import keys, lines, manifest, verifier, writer
 from privatevault.evidence.store import PgEvidenceSource
 from privatevault.ledger import Event, ResourceRef
 from privatevault.ledger.checkpoint import LocalSigner, parse_verifier_key, sign_checkpoint
@@ -121,6 +121,7 @@ def run() -> dict[str, float]:
             figures["evidence.export.records_per_s"] = exported["records"] / exported["seconds"]
             figures["evidence.export.bundle_mb"] = exported["bytes"] / 2**20
             figures["evidence.export.peak_rss_mb"] = exported["peak_rss_mb"]
+            figures["evidence.export.compiled"] = float(lines.ENGINE == "c")
             evidence_key = keys.from_seeds(keys.key_name(ORIGIN), {"Ed25519": seed}).verifier_keys()
             checked = _in_child(_verify, bundle, [signer.verifier_key, *evidence_key])
             figures["evidence.verify.records_per_s"] = checked["records"] / checked["seconds"]

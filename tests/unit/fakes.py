@@ -411,6 +411,13 @@ class MemoryEvidence:
     def get_many(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
         return {key: self.tree[key] for key in keys if key in self.tree}
 
+    def node_runs(self, runs: Sequence[tuple[int, int, int]]) -> bytes:
+        keys = [(level, index) for level, lo, hi in runs for index in range(lo, hi)]
+        missing = [key for key in keys if key not in self.tree]
+        if missing:
+            raise merkle.MissingNodes(missing)
+        return b"".join(self.tree[key] for key in keys)
+
     def append(self, event: Event, time: datetime) -> Record:
         seq = len(self.rows) + 1
         prev = self.rows[-1].record_hash if self.rows else GENESIS

@@ -10,7 +10,8 @@ import json
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import Key
 
+from privatevault.errors import LedgerUnavailable
 from privatevault.evidence import archive, keys, layout, manifest, verifier, writer
 from privatevault.ledger import Event, ResourceRef, merkle
 from privatevault.ledger.checkpoint import parse_verifier_key
@@ -29,8 +31,10 @@ from tests.evidence_scenario import Scenario, scenario
 from .test_merkle import build_noteverify
 
 #: The bundle of ``scenario()`` signed with Ed25519 only. A change here means the bytes of every
-#: bundle changed: the layout, the archive's format or zlib's output.
-GOLDEN = "sha256:4b249435a51459cfcd20f476a0809838edc68a0fd93c74e2b65d7528cb374362"
+#: bundle changed: the layout, the archive's format or zlib's output. Last changed deliberately
+#: when the gzip stream became independently compressed pieces (the sections compressed while
+#: written: ``archive.Segment``); the tar stream inside stayed byte for byte the same.
+GOLDEN = "sha256:f0633c11ec4abbe63c7025791eb22b458f2a7ae48df1f473d9da70a33109a3fa"
 
 
 @pytest.fixture(scope="module")
@@ -542,3 +546,18 @@ def test_the_witnesses_cosign_the_published_checkpoint_the_bundle_reaches(tmp_pa
         b"witness.test" in (work / layout.LATEST).read_bytes()
         and b"witness.test" not in (work / layout.ANCHOR).read_bytes()
     )
+
+
+def test_a_read_failing_mid_section_is_raised_and_its_threads_end(world: Scenario, tmp_path: Path) -> None:
+    """The reading threads hand the failure to the writer, which raises it and leaves no thread behind."""
+
+    def failing() -> Iterator[writer.Row]:
+        rows = world.ledger.tenant_records("acme", evidence_scenario.START, evidence_scenario.END)
+        yield next(rows)
+        raise LedgerUnavailable("the audit ledger cannot be read: connection lost")
+
+    before = threading.active_count()
+    size = world.ledger.heads[-1].size
+    with pytest.raises(LedgerUnavailable, match="connection lost"):
+        writer.write_section(world.ledger, failing(), size, tmp_path / "r.jsonl", tmp_path / "p.jsonl")
+    assert threading.active_count() == before

@@ -3,9 +3,11 @@
 Gather, then write: the anchor checkpoint is the first stored checkpoint covering every record up
 to the window's end, so the same window always gives the same anchor; ``latest`` names the
 checkpoint the consistency proof reaches (the newest, unless the caller pins one, as a rebuild
-does). Records are read in ``seq`` order and written to files beside the bundle batch by batch,
-each batch's inclusion proofs from one read of the Merkle nodes it needs, so memory stays flat in
-the size of the window. The tar.gz is written last, from those files (``archive``).
+does). Records are read in ``seq`` order and written beside the bundle batch by batch, each
+batch's inclusion proofs from one read of the Merkle nodes it needs, so memory stays flat in the
+size of the window; the sections' files are compressed and hashed as they are written
+(``archive.Segment``), the small files written as they are. The tar.gz is written last, from
+those (``archive.write``), without reading a section again.
 
 The signature is the one part that is not a function of the inputs (ML-DSA signing is hedged):
 ``sign`` is handed the Statement and returns the envelope, and the operator's signer returns the
@@ -16,18 +18,23 @@ the same bytes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from privatevault.errors import TransientError
-from privatevault.evidence import archive, layout, manifest
-from privatevault.ledger import merkle
+from privatevault.evidence import archive, layout, lines, manifest
+from privatevault.ledger import merkle, recompute
 from privatevault.ledger.checkpoint import CheckpointError, NoteVerifier, parse_and_verify
+from privatevault.ledger.readahead import ReadAhead
 
 #: ``(seq, canonical bytes, previous hash, record hash)``, as the ledger streams them.
 Row = tuple[int, bytes, bytes, bytes]
@@ -83,6 +90,18 @@ class EvidenceSource(Protocol):
 
     def nodes(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]: ...
 
+    def node_runs(self, runs: Sequence[lines.Run]) -> bytes:
+        """The hashes of the nodes of ``runs`` (``(level, lo, hi)``), in that order, concatenated."""
+        ...
+
+
+@runtime_checkable
+class RowBatches(Protocol):
+    """Rows a source can also hand over as batches of PostgreSQL's binary COPY rows
+    (``evidence.store.CopyRows``): the writer takes those, unparsed, on its fast path."""
+
+    def batches(self) -> Iterator[bytes]: ...
+
 
 @dataclass(frozen=True)
 class Request:
@@ -109,6 +128,8 @@ class Built:
 
     export: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
+    #: The sections' files, compressed as they were written.
+    segments: dict[str, archive.Segment] = field(default_factory=dict)
 
     @property
     def records(self) -> int:
@@ -186,39 +207,118 @@ class _SourceNodes:
         return self._source.nodes(keys)
 
 
-def _batches(rows: Iterator[Row]) -> Iterator[list[Row]]:
+def _batches(rows: Iterable[Row]) -> Iterator[bytes]:
+    """``rows`` as batches of PostgreSQL's binary COPY rows: as the source hands them over when it
+    can (read ahead on a thread of their own), else packed here."""
+    if isinstance(rows, RowBatches):
+        with closing(ReadAhead(rows.batches(), "privatevault-evidence-records")) as raw:
+            yield from raw
+        return
     batch: list[Row] = []
     for row in rows:
         batch.append(row)
         if len(batch) == BATCH:
-            yield batch
+            yield recompute.pack(batch)
             batch = []
     if batch:
-        yield batch
+        yield recompute.pack(batch)
+
+
+def _planned(source: EvidenceSource, rows: Iterable[Row], size: int) -> Iterator[tuple[bytes, list[lines.Run], bytes]]:
+    """Each batch with the runs of stored nodes its proofs need, and those nodes."""
+    for batch in _batches(rows):
+        runs = lines.plan(batch, size)
+        yield batch, runs, source.node_runs(runs)
+
+
+class _Sink:
+    """A section's files compressed, hashed and written on a thread of their own (zlib, hashlib
+    and file writes release the GIL), so the next batch is rendered meanwhile: no file is read
+    or compressed again, neither for the manifest nor for the archive."""
+
+    AHEAD = 4
+
+    def __init__(self, *paths: Path) -> None:
+        self._files = [archive.Deflater(path) for path in paths]
+        self._queue: queue.Queue[tuple[bytes, ...] | None] = queue.Queue(maxsize=self.AHEAD)
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="privatevault-evidence-files", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunks := self._queue.get()) is not None:
+            if self._error is None:  # after a failure, drained so the writer never blocks
+                try:
+                    for out, data in zip(self._files, chunks, strict=True):
+                        out.write(data)
+                except Exception as exc:  # raised to the writer by write() or close()
+                    self._error = exc
+
+    def write(self, *chunks: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(chunks)
+
+    def close(self) -> list[archive.Segment]:
+        self._queue.put(None)
+        self._thread.join()
+        segments = []
+        for out in self._files:  # every file closed, even after a failure
+            try:
+                segments.append(out.close())
+            except Exception as exc:
+                self._error = self._error or exc
+        if self._error is not None:
+            raise self._error
+        return segments
+
+
+@dataclass(frozen=True)
+class Section:
+    count: int
+    records: archive.Segment
+    proofs: archive.Segment
 
 
 def write_section(
     source: EvidenceSource,
-    rows: Iterator[Row],
+    rows: Iterable[Row],
     size: int,
     records: Path,
     proofs: Path,
     *,
     on_record: Callable[[bytes], None] | None = None,
-) -> int:
-    """Stream ``rows`` to the two files of a section, with inclusion proofs at ``size``; the count."""
+) -> Section:
+    """Stream ``rows`` to the two files of a section, with inclusion proofs at ``size``, as
+    compressed segments of the bundle (``archive.Segment``).
+
+    Four stages overlap, each on a thread of its own: the records' read (PostgreSQL's COPY), each
+    batch's plan and node read, here the lines (``evidence.lines``), and the files' hashing and
+    writing (:class:`_Sink`).
+    """
     records.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with records.open("wb") as out_records, proofs.open("wb") as out_proofs:
-        for batch in _batches(rows):
-            paths = merkle.inclusion_proofs([row[0] - 1 for row in batch], size, _SourceNodes(source))
-            for (seq, body, prev, digest), proof in zip(batch, paths, strict=True):
-                out_records.write(body + b"\n")
-                out_proofs.write(layout.ProofLine(seq, prev, digest, tuple(proof)).to_bytes())
+    count, closed = 0, False
+    sink = _Sink(records, proofs)
+    try:
+        uppers: dict[int, bytes] | None = None
+        with closing(ReadAhead(_planned(source, rows, size), "privatevault-evidence-nodes")) as planned:
+            for batch, runs, nodes in planned:
+                if uppers is None:
+                    paths = merkle.block_paths(size, _SourceNodes(source))
+                    uppers = {level: lines.quoted(path) for level, path in paths.items()}
+                written = lines.render(batch, size, runs, nodes, uppers)
+                sink.write(written.records, written.proofs)
                 if on_record is not None:
-                    on_record(body)
-                count += 1
-    return count
+                    for body in written.records.split(b"\n")[:-1]:
+                        on_record(body)
+                count += written.total
+        closed = True
+        segments = sink.close()
+    finally:
+        if not closed:
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                sink.close()
+    return Section(count, *segments)
 
 
 def build(
@@ -251,9 +351,9 @@ def build(
 
     def section(name: str, rows: Iterator[Row], on_record: Callable[[bytes], None] | None = None) -> int:
         records, proofs = layout.records_file(name), layout.proofs_file(name)
-        count = write_section(source, rows, anchor.size, workdir / records, workdir / proofs, on_record=on_record)
-        built.files[records], built.files[proofs] = workdir / records, workdir / proofs
-        return count
+        written = write_section(source, rows, anchor.size, workdir / records, workdir / proofs, on_record=on_record)
+        built.segments[records], built.segments[proofs] = written.records, written.proofs
+        return written.count
 
     if "Audit" in request.include or "KeyMetadata" in request.include or "ComplianceResults" in request.include:
         for tenant in request.tenants:
@@ -297,8 +397,9 @@ def build(
         "counts": counts,
     }
     put(layout.EXPORT, layout.json_file(built.export))
-    put(layout.README, layout.readme(built.export, sorted([*built.files, manifest.ENVELOPE])))
+    put(layout.README, layout.readme(built.export, sorted([*built.files, *built.segments, manifest.ENVELOPE])))
     digests = {name: archive.sha256_file(path) for name, path in built.files.items()}
+    digests.update((name, segment.sha256) for name, segment in built.segments.items())
     put(manifest.ENVELOPE, sign(manifest.statement(digests, built.export)))
     return built
 
@@ -359,5 +460,5 @@ def pack(built: Built, out: BinaryIO) -> Packed:
             out.flush()
 
     sink = _Hashing()
-    archive.write(sink, built.files.items())  # type: ignore[arg-type]
+    archive.write(sink, built.files.items(), built.segments)  # type: ignore[arg-type]
     return Packed("sha256:" + sink.digest.hexdigest(), sink.size)

@@ -292,6 +292,21 @@ def inclusion_proofs(indexes: Sequence[int], size: int, store: NodeStore) -> lis
     ]
 
 
+def block_paths(size: int, store: NodeStore) -> dict[int, list[bytes]]:
+    """The part above its block of every inclusion proof at ``size``, by the block's level.
+
+    The leaves ``[0, size)`` are tiled by perfect blocks, one per set bit of ``size``; a leaf's
+    path is its siblings inside its block (single stored nodes), then these subtrees, the same
+    for every leaf of the block. One read of the nodes they are folded from.
+    """
+    uppers = {
+        level: [r for r in _inclusion_ranges(start, size) if not (start <= r[0] and r[1] <= start + (1 << level))]
+        for start, level in _perfect_blocks(size)
+    }
+    hashes = iter(_subtree_hashes(store, [r for ranges in uppers.values() for r in ranges]))
+    return {level: [next(hashes) for _ in ranges] for level, ranges in uppers.items()}
+
+
 def consistency_proof(old_size: int, new_size: int, store: NodeStore) -> list[bytes]:
     """RFC 9162 §2.1.4.1 consistency proof; empty when ``old_size`` is 0 or equals ``new_size``."""
     _check_consistency_args(old_size, new_size)

@@ -58,7 +58,7 @@ _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _COPY_TRAILER = b"\xff\xff"
 
 
-class _CopyOut:
+class CopyOut:
     """``COPY … TO STDOUT (FORMAT BINARY)`` on libpq directly, its rows joined in batches.
 
     psycopg's own COPY reader costs a few microseconds per row in Python; ``get_copy_data``
@@ -77,15 +77,19 @@ class _CopyOut:
             raise psycopg.OperationalError(error.decode(errors="replace").strip() or "COPY did not start")
         self.done = False
 
-    def row(self) -> memoryview | None:
-        """The next row (the trailer is one too), waiting for it; None at the end."""
+    def row(self, size: int | None = None) -> memoryview | None:
+        """The next row (the trailer is one too), waiting for it; None at the end. ``size``: what
+        the caller's own ``get_copy_data`` returned instead of a row (0: nothing yet, -1: the end,
+        -2: an error), so the end is never asked for twice (libpq: "no COPY in progress")."""
         while True:
-            size, data = self._pg.get_copy_data(1)
-            if size > 0:
-                return data
+            if size is None:
+                size, data = self._pg.get_copy_data(1)
+                if size > 0:
+                    return data
             if size == 0:
                 select.select([self._pg.socket], [], [])
                 self._pg.consume_input()
+                size = None
                 continue
             self.done = True
             if size == -2:
@@ -116,7 +120,7 @@ class _CopyOut:
                 while left and not self.done:
                     size, data = get(1)
                     if size <= 0:
-                        data = self.row()
+                        data = self.row(size)
                         if data is None:
                             break
                         size = len(data)
@@ -420,33 +424,42 @@ class Ledger:
                     "COPY (SELECT seq, canonical, prev_hash, record_hash FROM audit_records"
                     " WHERE seq >= {} AND seq <= {} ORDER BY seq) TO STDOUT (FORMAT BINARY)"
                 ).format(start, end)
-                yield from _CopyOut(conn, query.as_bytes(conn)).batches(counts)
+                yield from CopyOut(conn, query.as_bytes(conn)).batches(counts)
         except psycopg.OperationalError as exc:
             raise LedgerUnavailable(f"the audit ledger cannot be read: {exc}".strip()) from exc
 
-    def node_runs(self, runs: Sequence[tuple[int, int, int]]) -> bytes:
+    def node_runs(self, runs: Sequence[tuple[int, int, int]], *, ordered: bool = False) -> bytes:
         """The hashes of the stored nodes in ``runs``, concatenated by level, then index.
 
         Each run ``(level, start, end)`` names nodes ``(level, start)`` … ``(level, end - 1)``. The
         verifier's read of the node table: the server concatenates a few runs into one value, so
         a pass over millions of nodes costs Python one byte comparison per batch, not a tuple per
         node. A missing node makes the result shorter than 32 bytes per node asked for.
+
+        ``ordered``: in the runs' order (several runs of a level too), every run sorted
+        explicitly: what an evidence export needs, which builds proofs from the bytes and has no
+        comparison after it to catch a node out of place.
         """
         if not runs:
             return b""
+        # LATERAL: one index range scan per run (a plain join plans a scan of the whole table).
+        # Unordered, the run is aggregated in the index's order rather than sorted again (a third
+        # faster): were the order ever different, the verifier's comparison would fail and its
+        # node-by-node look-up (``nodes``) would find every node in place.
+        statement = (
+            "SELECT coalesce(string_agg(s.run, ''::bytea ORDER BY r.n), ''::bytea)"
+            " FROM unnest(%s::smallint[], %s::bigint[], %s::bigint[]) WITH ORDINALITY AS r(level, lo, hi, n)"
+            " CROSS JOIN LATERAL (SELECT string_agg(n.hash, ''::bytea ORDER BY n.idx) AS run"
+            " FROM merkle_nodes n WHERE level = r.level AND idx >= r.lo AND idx < r.hi) s"
+            if ordered
+            else "SELECT coalesce(string_agg(s.run, ''::bytea ORDER BY r.level), ''::bytea)"
+            " FROM unnest(%s::smallint[], %s::bigint[], %s::bigint[]) AS r(level, lo, hi)"
+            " CROSS JOIN LATERAL (SELECT string_agg(n.hash, ''::bytea) AS run FROM (SELECT idx, hash"
+            " FROM merkle_nodes WHERE level = r.level AND idx >= r.lo AND idx < r.hi ORDER BY idx) n) s"
+        )
 
         def query(cur: psycopg.Cursor[tuple[Any, ...]]) -> bytes:
-            # LATERAL: one index range scan per run (a plain join plans a scan of the whole table).
-            # The run is aggregated in the index's order rather than sorted again (a third
-            # faster): were the order ever different, the verifier's comparison would fail and
-            # its node-by-node look-up (``nodes``) would find every node in place.
-            cur.execute(
-                "SELECT coalesce(string_agg(s.run, ''::bytea ORDER BY r.level), ''::bytea)"
-                " FROM unnest(%s::smallint[], %s::bigint[], %s::bigint[]) AS r(level, lo, hi)"
-                " CROSS JOIN LATERAL (SELECT string_agg(n.hash, ''::bytea) AS run FROM (SELECT idx, hash"
-                " FROM merkle_nodes WHERE level = r.level AND idx >= r.lo AND idx < r.hi ORDER BY idx) n) s",
-                ([run[0] for run in runs], [run[1] for run in runs], [run[2] for run in runs]),
-            )
+            cur.execute(statement, ([run[0] for run in runs], [run[1] for run in runs], [run[2] for run in runs]))
             row = cur.fetchone()
             return bytes(row[0]) if row else b""
 

@@ -31,12 +31,10 @@ root, and only the records (and nodes) after it are read.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol
 
 from privatevault.errors import IntegrityError
 from privatevault.ledger import merkle, recompute
@@ -44,6 +42,7 @@ from privatevault.ledger.chain import GENESIS
 from privatevault.ledger.checkpoint import Checkpoint, CheckpointError, NoteVerifier, parse_and_verify
 from privatevault.ledger.cosignature import CosignatureVerifier, cosigned_by
 from privatevault.ledger.event import Record
+from privatevault.ledger.readahead import ReadAhead
 from privatevault.ledger.store import StoredCheckpoint
 
 Progress = Callable[[int, int], None]
@@ -251,60 +250,6 @@ def _runs(before: int, after: int) -> list[tuple[int, int, int]]:
     ]
 
 
-T = TypeVar("T")
-
-
-class _ReadAhead(Generic[T]):
-    """Runs an iterator on a thread of its own, at most :attr:`AHEAD` items ahead of its consumer.
-
-    The pass reads two: the records, batch by batch, and the stored nodes each batch completes
-    (which depend only on the sizes). PostgreSQL and the reading threads work while the pass
-    (compiled, the GIL released) hashes the batch before.
-    """
-
-    AHEAD = 2
-
-    def __init__(self, items: Iterator[T], name: str) -> None:
-        self._items = items
-        self._queue: queue.Queue[tuple[T] | Exception | None] = queue.Queue(maxsize=self.AHEAD)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _put(self, item: tuple[T] | Exception | None) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        try:
-            for item in self._items:
-                if not self._put((item,)):
-                    break
-            else:
-                self._put(None)
-        except Exception as exc:  # handed to the consumer, which raises it
-            self._put(exc)
-        finally:
-            close = getattr(self._items, "close", None)
-            if close is not None:
-                close()
-
-    def __iter__(self) -> Iterator[T]:
-        while (item := self._queue.get()) is not None:
-            if isinstance(item, Exception):
-                raise item
-            yield item[0]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def _points(start: int, total: int, targets: Targets, batch: int) -> list[tuple[int, int]]:
     """The batches ``(before, after)`` from ``start`` to ``total`` leaves: every ``batch`` leaves,
     and at each checkpoint's size, so that the tree head is known there."""
@@ -396,7 +341,7 @@ def _one_pass(
 ) -> None:
     """Records ``frontier.size + 1`` … ``total``: chain, every node they complete, the targets on the way.
 
-    A batch of :data:`BATCH` records at a time, read ahead by :class:`_ReadAhead` and recomputed
+    A batch of :data:`BATCH` records at a time, read ahead by :class:`ReadAhead` and recomputed
     by :func:`recompute.recompute`: the chain as ``chain.verify_chain`` checks it, the leaves,
     and every perfect node, compared with the stored ones the batch completes in one byte
     comparison per batch.
@@ -413,11 +358,11 @@ def _one_pass(
 
     check_targets()
     points = _points(frontier.size, total, targets, BATCH)
-    records = _ReadAhead(
+    records = ReadAhead(
         ledger.record_batches(frontier.size + 1, total, [after - before for before, after in points]),
         "privatevault-verify-records",
     )
-    nodes = _ReadAhead((ledger.node_runs(_runs(*point)) for point in points), "privatevault-verify-nodes")
+    nodes = ReadAhead((ledger.node_runs(_runs(*point)) for point in points), "privatevault-verify-nodes")
     # Closing the readers stops their threads (and releases their connections).
     with closing(records), closing(nodes):
         for (before, after), batch, stored in zip(points, records, nodes, strict=False):
