@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from privatevault import memory
 from privatevault.api.v1alpha1 import API_VERSION
 from privatevault.cache import ClusterView
 from privatevault.cluster import Cluster, SecretStore
@@ -166,7 +167,8 @@ class App:
         return None if found is None else finished(found)
 
     def start(self) -> None:
-        """The checkpointer thread (its first tick signs the head left by the last run) and /metrics."""
+        """The checkpointer thread (its first tick signs the head left by the last run), the memory
+        trimmer (``privatevault.memory``) and /metrics."""
         thread = threading.Thread(
             target=self._checkpoints,
             name="privatevault-checkpointer",
@@ -174,6 +176,15 @@ class App:
         )
         thread.start()
         self._threads.append(thread)
+        if self.settings.memory_trim_interval > 0:
+            trimmer = threading.Thread(
+                target=memory.trim_every,
+                args=(self.settings.memory_trim_interval, self._stop),
+                name="privatevault-memory",
+                daemon=True,
+            )
+            trimmer.start()
+            self._threads.append(trimmer)
         if self.settings.metrics_port is not None:
             registry = CollectorRegistry()
             registry.register(self.metrics)

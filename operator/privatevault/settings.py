@@ -170,6 +170,8 @@ class Settings:
     #: Connections kopf's own session keeps to the API server (watches, patches, events). kopf's
     #: default has no limit: a thousand objects handled at once held a thousand TLS connections.
     api_connections: int = 64
+    #: Seconds between two returns of freed heap memory to the system (``privatevault.memory``); 0: never.
+    memory_trim_interval: float = 60.0
     #: Where the operator keeps files of its own (the webhook's generated certificate).
     state_dir: Path = Path.home() / ".local" / "state" / "privatevault"
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
@@ -204,6 +206,7 @@ class Settings:
             database_connections=int(env.get(f"{ENV_PREFIX}DATABASE_CONNECTIONS", cls.database_connections)),
             workers=int(env.get(f"{ENV_PREFIX}WORKERS", cls.workers)),
             api_connections=int(env.get(f"{ENV_PREFIX}API_CONNECTIONS", cls.api_connections)),
+            memory_trim_interval=float(env.get(f"{ENV_PREFIX}MEMORY_TRIM_INTERVAL", cls.memory_trim_interval)),
             state_dir=_path(env.get(f"{ENV_PREFIX}STATE_DIR")) or cls.state_dir,
             webhook=WebhookSettings.from_env(env),
             api=ApiSettings.from_env(env),

@@ -13,7 +13,8 @@ One run, three phases:
    start), left alone for ``IDLE_INTERVALS`` full intervals with nothing changing. Over that
    window: the API requests it made, the resyncs it ran (kopf logs ``Timer '<id>' succeeded.``
    after each), its CPU time (utime + stime from /proc/PID/stat) and the API server's, etcd's
-   and OpenBao's.
+   and OpenBao's. At its end, the operator's peak memory (VmHWM, the resume's peak) and its
+   memory then (VmRSS, ``idle.operator_rss_mb``: what it holds while idle).
 3. **Baseline.** The operator is stopped and the API server's counters are read over one more
    interval: what every other client asks for meanwhile.
 
@@ -334,6 +335,7 @@ def _idle(kubectl: Kubectl, bench: Bench, operator: Operator, budget: _Budget) -
         "idle.operator_cpu_pct": 100 * cpu["operator"] / elapsed,
         "idle.operator_cpu_ms_per_resync": 1000 * cpu["operator"] / resyncs,
         "idle.operator_peak_rss_mb": procfs.peak_rss_mb(operator.process.pid),
+        "idle.operator_rss_mb": procfs.rss_mb(operator.process.pid),
         "idle.apiserver_cpu_pct": 100 * cpu["kube-apiserver"] / elapsed,
         "idle.etcd_cpu_pct": 100 * cpu["etcd"] / elapsed,
         "idle.openbao_cpu_pct": 100 * cpu["openbao"] / elapsed,

@@ -1,4 +1,4 @@
-"""What the kernel says about a process: its CPU time so far and its peak resident memory."""
+"""What the kernel says about a process: its CPU time so far, its peak and its present resident memory."""
 
 from __future__ import annotations
 
@@ -17,9 +17,18 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / CLOCK_TICKS
 
 
-def peak_rss_mb(pid: int) -> float:
-    """VmHWM, the process's peak resident set size so far, in MiB."""
+def _status_mb(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM, the process's peak resident set size so far, in MiB."""
+    return _status_mb(pid, "VmHWM")
+
+
+def rss_mb(pid: int) -> float:
+    """VmRSS, the process's resident set size now, in MiB (below the peak once memory is given back)."""
+    return _status_mb(pid, "VmRSS")
