@@ -113,8 +113,8 @@ class PgEvidenceSource:
         # The key-prefix index (migration 0004) finds the compliance records; few: one per change.
         return self._stream(
             "seq IN (SELECT DISTINCT ON (resource_uid, tenant) seq FROM audit_records"
-            " WHERE idempotency_key LIKE %s AND action = %s"
-            " AND tenant = ANY(%s) AND recorded_at < %s ORDER BY resource_uid, tenant, seq DESC)",
+            " WHERE idempotency_key LIKE {} AND action = {}"
+            " AND tenant = ANY({}) AND recorded_at < {} ORDER BY resource_uid, tenant, seq DESC)",
             ("complianceframework/%", history.ACTION, list(tenants), start),
         )
 
