@@ -11,7 +11,11 @@ Deployments), records appended to an in-memory ledger, Reports to an in-memory w
   changed (no record, no Report written);
 - ``compliance_controller_one_tenant_20_frameworks_ms``: one tenant changed and re-evaluated under
   the 20 frameworks (``tenant_changed``: facts, evaluation, one record per framework); design
-  target ≤ 1 s.
+  target ≤ 1 s;
+- ``compliance_controller_memory_growth_mb``: the process's resident memory after the idle
+  evaluation less before the first one (the caches of 1,000 tenants already built): what the
+  controller keeps for 20,000 (framework, tenant) pairs, plus the fakes' 20,000 records and
+  Reports, so an upper bound; ``compliance_controller_peak_rss_mb``: the process's peak.
 
     python -m tests.bench.bench_compliance      # prints the figures as JSON
 """
@@ -19,6 +23,7 @@ Deployments), records appended to an in-memory ledger, Reports to an in-memory w
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from collections import defaultdict
@@ -34,6 +39,7 @@ from privatevault.ledger.integrity import Integrity
 from privatevault.reconcile import complianceframework as decisions
 from privatevault.reconcile.complianceframework import CompliancePorts, Memory
 from tests import builders
+from tests.bench import procfs
 from tests.bench.bench_compliance_core import CONTROLS, FRAMEWORKS, PARAMS, TENANTS
 from tests.unit.fakes import FakeReports
 
@@ -158,10 +164,12 @@ def run() -> dict[str, float]:
             decisions.reconcile(cf, body, tenants, ports=ports, memory=memory, actor="bench", now=now)
         return time.perf_counter() - start, time.process_time() - cpu
 
+    before = procfs.rss_mb(os.getpid())
     first, first_cpu = full(NOW)
     written = len(ledger.by_key)
     idle, idle_cpu = full(NOW + timedelta(hours=2))  # past the 1h interval: every tenant evaluated again
     assert len(ledger.by_key) == written, "an unchanged evaluation wrote records"
+    growth = procfs.rss_mb(os.getpid()) - before
     one = []
     for run_ in range(5):
         changed = dict(tenants[0])
@@ -176,6 +184,8 @@ def run() -> dict[str, float]:
         "compliance_controller_idle_full_20x1000_s": idle,
         "compliance_controller_idle_full_20x1000_cpu_s": idle_cpu,
         "compliance_controller_one_tenant_20_frameworks_ms": 1000 * statistics.median(one),
+        "compliance_controller_memory_growth_mb": growth,
+        "compliance_controller_peak_rss_mb": procfs.peak_rss_mb(os.getpid()),
     }
 
 
