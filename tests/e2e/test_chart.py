@@ -595,7 +595,7 @@ def test_the_chart_installs_and_its_service_account_runs_every_scenario(
         figures["evidence records verified"] = report.records
 
         # A ComplianceFramework over the tenant that stays: its score, its OpenReports Report (the
-        # CRD installed), then deleted with its Report.
+        # CRD installed), then (after the dashboard's check) deleted with its Report.
         kubectl.run("apply", "--server-side", "-f", str(OPENREPORTS_CRD))
         kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "crd", "reports.openreports.io")
         kubectl.run("label", "tenant", kept, f"compliance=chart-{SUFFIX}")
@@ -608,11 +608,6 @@ def test_the_chart_installs_and_its_service_account_runs_every_scenario(
         eventually(
             lambda: kubectl.get("reports.openreports.io", f"privatevault-{framework}", kept),
             what="the framework's Report",
-        )
-        kubectl.run("delete", "complianceframework", framework)
-        eventually(
-            lambda: kubectl.get("reports.openreports.io", f"privatevault-{framework}", kept) is None,
-            what="the Report deleted with its framework",
         )
         figures["compliance score"] = scored["status"].get("score", -1)
 
@@ -671,6 +666,11 @@ def test_the_chart_installs_and_its_service_account_runs_every_scenario(
 
         eventually(every_panel_answers, timeout=90, what=lambda: f"data for the panels {empty}")
         figures["dashboard queries answered"] = len(queries)
+        kubectl.run("delete", "complianceframework", framework)
+        eventually(
+            lambda: kubectl.get("reports.openreports.io", f"privatevault-{framework}", kept) is None,
+            what="the Report deleted with its framework",
+        )
 
         log = operator.log()
         assert "forbidden" not in log.lower(), [line for line in log.splitlines() if "orbidden" in line][:5]
