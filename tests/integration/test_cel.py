@@ -105,6 +105,22 @@ def test_tenant_region_cannot_change(kubectl: Kubectl) -> None:
     assert other_change.returncode == 0, other_change.stderr
 
 
+def test_a_frameworks_quorum_policy_cannot_change_or_go(kubectl: Kubectl) -> None:
+    kubectl.apply(builders.compliance_framework("cf-pinned", quorum_policy_ref="board"))
+    for ref in ("my-own-board", None):
+        moved = kubectl.apply(builders.compliance_framework("cf-pinned", quorum_policy_ref=ref), check=False)
+        assert moved.returncode != 0, ref
+        assert complianceframework.QUORUM_POLICY_PINNED_MESSAGE in moved.stderr, moved.stderr
+    assert kubectl.get("complianceframework", "cf-pinned")["spec"]["quorumPolicyRef"] == "board"
+    other_change = kubectl.apply(
+        builders.compliance_framework("cf-pinned", quorum_policy_ref="board", interval="2h"), check=False
+    )
+    assert other_change.returncode == 0, other_change.stderr
+    kubectl.apply(builders.compliance_framework("cf-unpinned"))
+    pinned_later = kubectl.apply(builders.compliance_framework("cf-unpinned", quorum_policy_ref="board"), check=False)
+    assert pinned_later.returncode == 0, pinned_later.stderr  # nothing could have been waived without one
+
+
 def test_approval_is_immutable(kubectl: Kubectl) -> None:
     kubectl.apply(builders.approval("ap-frozen", digest="sha256:" + "a" * 64))
     refused = kubectl.apply(builders.approval("ap-frozen", digest="sha256:" + "b" * 64), check=False)

@@ -42,6 +42,10 @@ ATTESTATION_CONTROL_MESSAGE: Final = (
     "an attestation must name a manual control of the framework by its id (a control whose only check is manual):"
     " other controls are decided by their checks"
 )
+QUORUM_POLICY_PINNED_MESSAGE: Final = (
+    "quorumPolicyRef cannot change or go once set: the policy that approves this framework's exceptions"
+    " would otherwise be chosen by whoever edits it; make a new framework to use another policy"
+)
 QUORUM_POLICY_MESSAGE: Final = (
     "quorumPolicyRef is required with exceptions or attestations: it names the QuorumPolicy that approves them"
 )
@@ -190,6 +194,12 @@ class ComplianceFrameworkSpec(Model):
                 " || ((!has(self.exceptions) || size(self.exceptions) == 0)"
                 " && (!has(self.attestations) || size(self.attestations) == 0))",
                 QUORUM_POLICY_MESSAGE,
+                field_path=".quorumPolicyRef",
+            ),
+            cel(
+                "!has(oldSelf.quorumPolicyRef)"
+                " || (has(self.quorumPolicyRef) && self.quorumPolicyRef == oldSelf.quorumPolicyRef)",
+                QUORUM_POLICY_PINNED_MESSAGE,
                 field_path=".quorumPolicyRef",
             ),
         )
