@@ -286,3 +286,27 @@ def test_a_tenant_back_in_a_framework_names_its_last_record_as_previous() -> Non
     states = world.states()
     assert len(states) == 3 and states[2]["details"]["controls"] == first["details"]["controls"]
     assert [s["details"]["previous"] for s in states] == [None, seqs[0], seqs[1]]
+
+
+def test_a_resync_of_an_unchanged_tenant_evaluates_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = world_with(tenant_body("globex", region="us-east-1"))
+    world.reconcile(framework_body())
+    evaluated: list[str] = []
+    real = decisions.evaluate_tenant
+
+    def counted(frame: Any, body: Any, *args: Any, **kwargs: Any) -> bool:
+        evaluated.append(str(body["metadata"]["name"]))
+        return real(frame, body, *args, **kwargs)
+
+    monkeypatch.setattr(decisions, "evaluate_tenant", counted)
+    world.changed(world.tenants["globex"])
+    world.changed(world.tenants["globex"])  # a resync: same facts, same frameworks
+    assert evaluated == ["globex"]
+    world.cluster.objects[("ResourceQuota", "globex", "q")] = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "q", "namespace": "globex"},
+        "spec": {"hard": {"pods": "10"}},
+    }
+    world.changed(world.tenants["globex"])  # a child changed: evaluated again
+    assert evaluated == ["globex", "globex"]

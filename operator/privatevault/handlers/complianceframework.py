@@ -112,6 +112,8 @@ def tenants_changed(app: App, names: Iterable[str], logger: Any) -> None:
 
 def tenant_gone(app: App, name: str) -> None:
     """A deleted tenant leaves every framework's results (and its Reports go with its namespaces)."""
+    with app.compliance.lock:
+        app.compliance.inputs.pop(name, None)
     for frame in list(app.compliance.frames.values()):
         with app.locks.hold(frame.uid):
             known = app.compliance.leave(frame.uid, name)  # its Report went with its namespaces

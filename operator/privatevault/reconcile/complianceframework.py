@@ -151,6 +151,8 @@ class Memory:
         self.known: dict[str, dict[str, Known]] = {}
         #: Exceptions and attestations a quorum decision let through, by framework uid.
         self.approved: dict[str, set[str]] = {}
+        #: By tenant: the inputs of its last incremental re-evaluation (see :func:`tenant_changed`).
+        self.inputs: dict[str, Any] = {}
         self._loaded: set[str] = set()
         self.lock = threading.RLock()
 
@@ -523,14 +525,24 @@ def tenant_changed(
         return []
     snapshot = ports.snapshot()
     name = str(body["metadata"]["name"])
-    facts: TenantFacts | None = None
-    reports: bool | None = None
+    facts = snapshot.tenant(body)
+    reports = ports.reports.installed()
+    # A resync of an unchanged tenant re-evaluates nothing: its results move with its facts, the
+    # frameworks and what they waive; the passing of time (key age, expiries) is the framework's
+    # own interval evaluation.
+    inputs = (
+        facts,
+        snapshot.cluster,
+        reports,
+        tuple((f.uid, f.generation, f.last_full, f.active, f.selects(body)) for f in frames),
+    )
+    with memory.lock:
+        if memory.inputs.get(name) == inputs:
+            return []
     memo: dict[str, Finding] = {}
     moved = []
     for frame in frames:
         if frame.selects(body):
-            if facts is None:
-                facts, reports = snapshot.tenant(body), ports.reports.installed()
             if evaluate_tenant(
                 frame,
                 body,
@@ -546,6 +558,8 @@ def tenant_changed(
                 moved.append(frame)
         elif forget_tenant(frame.uid, name, ports=ports, memory=memory):
             moved.append(frame)
+    with memory.lock:
+        memory.inputs[name] = inputs
     return moved
 
 
