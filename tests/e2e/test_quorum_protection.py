@@ -2,7 +2,8 @@
 the operator as a real process: a selector narrowed on a gated policy waits and the workload keeps
 its protection; a Tenant moved to a weaker policy waits (``ChangeQuorumGate``, n/m approvals,
 under the QuorumPolicy gating the policy it leaves) while the strong policy keeps protecting its
-workloads, and the approvals put the move in force."""
+workloads, and the approvals put the move in force; a gated policy deleted and made again looser
+under its name waits the same way."""
 
 from __future__ import annotations
 
@@ -104,4 +105,58 @@ def test_a_narrowed_selector_and_a_move_to_a_weaker_policy_wait_for_quorum(
 
     eventually(released, timeout=60, what=f"the move of {tenant} in force once approved")
     eventually(lambda: protected_by(kubectl, tenant, "payments") == weak, timeout=60, what="payments moved to weak")
+    kubectl.run("delete", "tenant", tenant, "--wait=false")
+
+
+def selinux_type(kubectl: Kubectl, namespace: str, name: str) -> str | None:
+    obj = kubectl.get("deployment", name, namespace) or {}
+    context = obj.get("spec", {}).get("template", {}).get("spec", {}).get("securityContext") or {}
+    found: str | None = (context.get("seLinuxOptions") or {}).get("type")
+    return found
+
+
+def test_a_gated_policy_deleted_and_made_again_weaker_under_its_name_waits_for_quorum(
+    kubectl: Kubectl, operator: Operator, people: dict[str, Keys]
+) -> None:
+    """Deleting a gated policy and applying a looser, ungated one under the same name (a new uid)
+    is judged against the spec in force of the one deleted: held under its QuorumPolicy, and the
+    workload keeps the old SELinux type until approved."""
+    suffix = uuid.uuid4().hex[:6]
+    qp, strong, tenant = f"pp-again-{suffix}", f"strong-{suffix}", f"again-{suffix}"
+    gate = policy(qp, people)
+    gate["spec"]["rules"].append(builders.rule("WeakenProtectionPolicy", min_approvals=2, allow_self_approval=True))
+    kubectl.apply(gate)
+    wait_for_condition(kubectl, "quorumpolicy", qp, "Ready", current=True)
+    selector = {"protect": "yes"}
+    kubectl.apply(
+        builders.protection_policy(strong, profile="cnsa-2.0", workload_selector=selector, spec={"quorumPolicyRef": qp})
+    )
+    wait_for_condition(kubectl, "protectionpolicy", strong, "Ready", current=True)
+    kubectl.apply(builders.tenant(tenant, protection_policy_ref=strong))
+    wait_for_condition(kubectl, "tenant", tenant, "Ready", current=True, timeout=90)
+    kubectl.apply(builders.deployment("payments", tenant, labels={"app": "payments", "protect": "yes"}))
+    eventually(lambda: selinux_type(kubectl, tenant, "payments") == "container_t", timeout=60, what="protected")
+
+    first_uid = (kubectl.get("protectionpolicy", strong) or {})["metadata"]["uid"]
+    kubectl.run("delete", "protectionpolicy", strong)
+    looser = builders.protection_policy(
+        strong, profile="cnsa-2.0", workload_selector=selector, selinux_type="container_init_t"
+    )
+    kubectl.apply(looser)
+    again = pending_of(kubectl, "protectionpolicy", strong, "WeakenProtectionPolicy")
+    assert again["policy"] == qp and again["target"]["uid"] != first_uid
+    waiting(kubectl, "protectionpolicy", strong, "approvals")
+    deadline = time.monotonic() + 8  # several resyncs (2 s): the type in force stays the deleted policy's
+    while time.monotonic() < deadline:
+        assert selinux_type(kubectl, tenant, "payments") == "container_t"
+        time.sleep(1)
+
+    later = datetime.now(UTC) + timedelta(hours=1)
+    for name in ("alice", "bob", "carol"):  # every rule of the gate left (it has no ChangeQuorumGate rule)
+        kubectl.apply(sign(people[name], again, not_after=later))
+    eventually(
+        lambda: selinux_type(kubectl, tenant, "payments") == "container_init_t",
+        timeout=60,
+        what="the looser policy in force once approved",
+    )
     kubectl.run("delete", "tenant", tenant, "--wait=false")

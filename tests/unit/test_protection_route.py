@@ -12,8 +12,10 @@ import pytest
 
 from privatevault.api.v1alpha1 import API_VERSION, ProtectionPolicy, Tenant
 from privatevault.api.v1alpha1.protectionpolicy import ProtectionPolicySpec
+from privatevault.ledger import ResourceRef
 from privatevault.reconcile import protectionpolicy as protection
 from privatevault.reconcile import protectionpolicy_gate, tenant_gate
+from privatevault.reconcile.audit import event
 from privatevault.reconcile.ports import ProtectionPolicyPorts
 from tests import builders
 from tests.unit.fakes import FakeKeys
@@ -213,3 +215,69 @@ def test_under_two_quorum_policies_both_must_approve() -> None:
     (still,) = tenant_gate.change(moved, bodies[-1], ports=world.ports, actor="test", now=NOW)
     assert still.held.pending.policy == "two-person"
     assert tenant_gate.protection_ref(world.ledger, moved) == "strong"
+
+
+def _in_force(world: Protected, uid: str, generation: int, **spec: Any) -> protectionpolicy_gate.InForce:
+    """The spec in force of the policy ``strong`` as the object ``uid`` (its generation, its spec) is reconciled."""
+    ports = ProtectionPolicyPorts(cluster=world.cluster, ledger=world.ledger, keys=FakeKeys())
+    body = dict(builders.protection_policy("strong", uid=uid, generation=generation, spec=spec))
+    world.cluster.put(body)
+    return protectionpolicy_gate.in_force(
+        ProtectionPolicy.model_validate(body), body, ports=ports, actor="test", now=NOW
+    )
+
+
+@pytest.mark.parametrize(
+    ("again", "actions"),
+    [
+        ({"profile": "classical-legacy", "quorumPolicyRef": "two-person"}, ["WeakenProtectionPolicy"]),
+        ({"profile": "classical-legacy"}, WEAKER_AND_UNGATED),  # weaker, and out from under the gate: every rule
+        ({"profile": "cnsa-2.0"}, ALL_RULES),  # as strong, but ungated from now on
+    ],
+    ids=repr,
+)
+def test_a_gated_policy_deleted_and_made_again_weaker_under_its_name_waits(
+    again: dict[str, Any], actions: list[str]
+) -> None:
+    world = Protected()
+    assert _in_force(world, "pp-first", 1, profile="cnsa-2.0", quorumPolicyRef="two-person").gate is None
+    world.cluster.delete(API_VERSION, "ProtectionPolicy", "strong")
+    force = _in_force(world, "pp-again", 1, **again)  # a new object: new uid, generation 1 again
+    assert force.gate is not None
+    assert [o.action for o in force.gate.held.decision.outcomes] == actions
+    assert force.gate.held.change.target.uid == "pp-again"  # approvals bind the new object
+    assert (force.spec.profile, force.spec.quorum_policy_ref) == ("cnsa-2.0", "two-person")  # the old one protects
+
+    world.approve(force.gate.held.pending, "alice", "bob", "carol")
+    approved = _in_force(world, "pp-again", 1, **again)
+    assert approved.gate is None and approved.spec.profile == again["profile"]
+    # The approved spec is recorded under the name, beside the first object's record (not deduplicated).
+    assert world.actions("protectionpolicy/strong/") == ["protectionpolicy-in-force"] * 2
+
+
+def test_a_policy_made_again_as_strong_under_the_same_gate_is_in_force_at_once() -> None:
+    world = Protected()
+    _in_force(world, "pp-first", 1, profile="cnsa-2.0", quorumPolicyRef="two-person")
+    again = _in_force(world, "pp-again", 1, profile="cnsa-2.0", quorumPolicyRef="two-person", rotationInterval="24h")
+    assert again.gate is None and again.spec.rotation_interval is not None
+
+
+def test_a_spec_in_force_recorded_under_the_uid_before_names_keyed_it_still_decides() -> None:
+    world = Protected()
+    legacy = dict(
+        builders.protection_policy("strong", profile="cnsa-2.0", uid="pp-old", spec={"quorumPolicyRef": "two-person"})
+    )
+    world.ledger.append(
+        event(
+            kind="protectionpolicy",
+            uid="pp-old",
+            tenant="",
+            actor="test",
+            action=protectionpolicy_gate.IN_FORCE,
+            resource=ResourceRef(kind="ProtectionPolicy", name="strong", uid="pp-old"),
+            change="1",
+            details={"generation": 1, "spec": legacy["spec"], "why": "first seen"},
+        )
+    )
+    force = _in_force(world, "pp-old", 2, profile="classical-legacy", quorumPolicyRef="two-person")
+    assert force.gate is not None and force.spec.profile == "cnsa-2.0"

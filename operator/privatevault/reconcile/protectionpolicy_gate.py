@@ -1,6 +1,10 @@
 """The quorum gate of a ProtectionPolicy: a weaker spec waits, the approved one stays in force.
 
-The spec in force is kept in the ledger (``protectionpolicy-in-force``). A new spec that is not
+The spec in force is kept in the ledger (``protectionpolicy-in-force``), keyed by the policy's
+*name* as a QuorumPolicy's is: a policy deleted and made again under the same name (a new uid)
+is judged against the spec in force of the one deleted, so deleting a gated policy and applying a
+weaker one, or one without a quorumPolicyRef, is a weakening too. Records written before this
+were keyed by uid; they are still read for an object that has none under its name. A new spec that is not
 weaker (``strength.is_weakening``) and keeps the policy's quorumPolicyRef is in force at once. A
 weaker one is ``WeakenProtectionPolicy``; removing or changing the quorumPolicyRef is
 ``ChangeQuorumGate`` as well: both are decided under the QuorumPolicy named by the spec in force,
@@ -20,7 +24,7 @@ from privatevault.ledger import ResourceRef
 from privatevault.quorum import changes
 from privatevault.reconcile import quorum
 from privatevault.reconcile.audit import event
-from privatevault.reconcile.ports import ProtectionPolicyPorts
+from privatevault.reconcile.ports import LedgerPort, ProtectionPolicyPorts
 from privatevault.reconcile.strength import is_weakening
 
 IN_FORCE = "protectionpolicy-in-force"
@@ -33,18 +37,25 @@ class InForce:
     gate: quorum.Gate | None = None
 
 
+def latest(ledger: LedgerPort, name: str, uid: str) -> dict[str, Any] | None:
+    """The details of the spec in force of the policy named ``name`` (of object ``uid`` before names keyed it)."""
+    return quorum.latest(ledger, "protectionpolicy", name, IN_FORCE) or quorum.latest(
+        ledger, "protectionpolicy", uid, IN_FORCE
+    )
+
+
 def _record(ports: ProtectionPolicyPorts, actor: str, body: Mapping[str, Any], why: str) -> None:
     meta = body["metadata"]
     generation = int(meta.get("generation") or 0)
     ports.ledger.append(
         event(
             kind="protectionpolicy",
-            uid=str(meta["uid"]),
+            uid=str(meta["name"]),
             tenant="",
             actor=actor,
             action=IN_FORCE,
             resource=ResourceRef(kind="ProtectionPolicy", name=str(meta["name"]), uid=str(meta["uid"])),
-            change=str(generation),
+            change=f"{meta['uid']}:{generation}",
             details={"generation": generation, "spec": dict(body.get("spec") or {}), "why": why},
         )
     )
@@ -54,7 +65,7 @@ def in_force(
     policy: ProtectionPolicy, body: Mapping[str, Any], *, ports: ProtectionPolicyPorts, actor: str, now: datetime
 ) -> InForce:
     generation = int(policy.metadata.get("generation") or 0)
-    found = quorum.latest(ports.ledger, "protectionpolicy", str(policy.metadata["uid"]), IN_FORCE)
+    found = latest(ports.ledger, str(policy.metadata["name"]), str(policy.metadata["uid"]))
     if found is None:
         if policy.spec.quorum_policy_ref:  # ungated policies keep no spec in force: nothing decides over them
             _record(ports, actor, body, "first seen")

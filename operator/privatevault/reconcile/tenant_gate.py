@@ -29,7 +29,7 @@ from privatevault.quorum.gate import InForce
 from privatevault.reconcile import quorum
 from privatevault.reconcile.audit import event
 from privatevault.reconcile.ports import LedgerPort, TenantPorts
-from privatevault.reconcile.protectionpolicy_gate import IN_FORCE as PROTECTION_IN_FORCE
+from privatevault.reconcile.protectionpolicy_gate import latest as protection_in_force
 from privatevault.reconcile.strength import is_weakening
 
 IN_FORCE = "tenant-gate-in-force"
@@ -200,7 +200,7 @@ def _protection(ports: TenantPorts, name: str) -> ProtectionPolicySpec | None:
     body = ports.cluster.get(API_VERSION, "ProtectionPolicy", name)
     if body is None:
         return None
-    found = quorum.latest(ports.ledger, "protectionpolicy", str(body["metadata"]["uid"]), PROTECTION_IN_FORCE)
+    found = protection_in_force(ports.ledger, name, str(body["metadata"]["uid"]))
     return ProtectionPolicySpec.model_validate(found["spec"] if found is not None else body.get("spec") or {})
 
 
