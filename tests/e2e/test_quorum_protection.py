@@ -48,19 +48,26 @@ def still_protected_by(kubectl: Kubectl, namespace: str, name: str, policy_name:
         time.sleep(1)
 
 
+def gated_strong_policy(
+    kubectl: Kubectl, qp: str, strong: str, selector: dict[str, str], people: dict[str, Keys]
+) -> None:
+    """The QuorumPolicy ``qp`` (2 approvals for a weakening) and the CNSA 2.0 policy ``strong`` it gates."""
+    gate = policy(qp, people)
+    gate["spec"]["rules"].append(builders.rule("WeakenProtectionPolicy", min_approvals=2, allow_self_approval=True))
+    kubectl.apply(gate)
+    wait_for_condition(kubectl, "quorumpolicy", qp, "Ready", current=True)
+    kubectl.apply(
+        builders.protection_policy(strong, profile="cnsa-2.0", workload_selector=selector, spec={"quorumPolicyRef": qp})
+    )
+
+
 def test_a_narrowed_selector_and_a_move_to_a_weaker_policy_wait_for_quorum(
     kubectl: Kubectl, operator: Operator, people: dict[str, Keys]
 ) -> None:
     suffix = uuid.uuid4().hex[:6]
     qp, strong, weak, tenant = f"pp-route-{suffix}", f"strong-{suffix}", f"weak-{suffix}", f"route-{suffix}"
-    gate = policy(qp, people)
-    gate["spec"]["rules"].append(builders.rule("WeakenProtectionPolicy", min_approvals=2, allow_self_approval=True))
-    kubectl.apply(gate)
-    wait_for_condition(kubectl, "quorumpolicy", qp, "Ready", current=True)
     selector = {"protect": "yes"}
-    kubectl.apply(
-        builders.protection_policy(strong, profile="cnsa-2.0", workload_selector=selector, spec={"quorumPolicyRef": qp})
-    )
+    gated_strong_policy(kubectl, qp, strong, selector, people)
     # The classical policy sits under the same gate: the move weakens the protection, it does not
     # also take the workloads out from under the gate (which every rule of the policy would decide).
     kubectl.apply(
@@ -123,14 +130,8 @@ def test_a_gated_policy_deleted_and_made_again_weaker_under_its_name_waits_for_q
     workload keeps the old SELinux type until approved."""
     suffix = uuid.uuid4().hex[:6]
     qp, strong, tenant = f"pp-again-{suffix}", f"strong-{suffix}", f"again-{suffix}"
-    gate = policy(qp, people)
-    gate["spec"]["rules"].append(builders.rule("WeakenProtectionPolicy", min_approvals=2, allow_self_approval=True))
-    kubectl.apply(gate)
-    wait_for_condition(kubectl, "quorumpolicy", qp, "Ready", current=True)
     selector = {"protect": "yes"}
-    kubectl.apply(
-        builders.protection_policy(strong, profile="cnsa-2.0", workload_selector=selector, spec={"quorumPolicyRef": qp})
-    )
+    gated_strong_policy(kubectl, qp, strong, selector, people)
     wait_for_condition(kubectl, "protectionpolicy", strong, "Ready", current=True)
     kubectl.apply(builders.tenant(tenant, protection_policy_ref=strong))
     wait_for_condition(kubectl, "tenant", tenant, "Ready", current=True, timeout=90)
