@@ -9,6 +9,7 @@ operator writes no new compliance record."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -259,3 +260,47 @@ def test_an_exception_waits_for_its_quorum_applies_then_expires(
     assert expired["exceptions"][0]["expires"] == expires
     last = records(database, uid)[-1]["details"]["changed"]
     assert [(c["control"], c["from"], c["to"]) for c in last] == [("residency", "excepted", "fail")]
+
+
+def test_a_framework_made_again_under_another_policy_is_decided_by_the_former_one(
+    kubectl: Kubectl, running: Running
+) -> None:
+    """Deleting a framework and applying it again under its name with a QuorumPolicy whose approver
+    one holds does not let that approver grant exceptions: the move itself is ChangeQuorumGate under
+    the former policy, which keeps deciding the exceptions meanwhile."""
+    suffix = uuid.uuid4().hex[:6]
+    selector = {"compliance-again": suffix}
+    tenant, name, qp, takeover = f"again-{suffix}", f"soc-{suffix}", f"board-{suffix}", f"mine-{suffix}"
+    people = {n: ApproverKeys.generate(ml_dsa65=False) for n in ("alice", "bob", "mallory")}
+    for policy, names in ((qp, ("alice", "bob")), (takeover, ("mallory",))):
+        kubectl.apply(
+            builders.quorum_policy(
+                policy,
+                approvers=[approver(n, people[n], roles=["security"]) for n in names],
+                rules=[builders.rule("AddComplianceException", min_approvals=len(names), allow_self_approval=True)],
+            )
+        )
+        wait_for_condition(kubectl, "quorumpolicy", policy, "Ready", current=True)
+    kubectl.apply(builders.tenant(tenant, region="us-east-1", labels=selector))
+    wait_for_condition(kubectl, "tenant", tenant, "Ready", current=True)
+    kubectl.apply(framework(name, selector, quorum_policy_ref=qp))
+    wait_for_condition(kubectl, "complianceframework", name, "Ready", current=True)
+    kubectl.run("delete", "complianceframework", name)
+
+    expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    exception = {"control": "residency", "tenants": [tenant], "reason": "waived by mallory", "expires": expires}
+    kubectl.apply(framework(name, selector, quorum_policy_ref=takeover, exceptions=[exception]))
+    held = status_of(kubectl, name, lambda s: len(s.get("pending") or []) == 2, "the move and the exception held")
+    by_action = {p["action"]: p for p in held["pending"]}
+    assert {a: p["policy"] for a, p in by_action.items()} == {"ChangeQuorumGate": qp, "AddComplianceException": qp}
+    assert by_action["ChangeQuorumGate"]["signWith"].endswith("--action ChangeQuorumGate")
+
+    # Mallory approves the exception under the policy the new framework names: it counts for nothing.
+    claimed = {**by_action["AddComplianceException"], "policy": takeover}
+    kubectl.apply(signed_approval(f"{name}-mallory", claimed, "mallory", people["mallory"]))
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        status = (kubectl.get("complianceframework", name) or {}).get("status") or {}
+        assert status["exceptions"][0]["state"] == "AwaitingQuorum"
+        time.sleep(1)
+    kubectl.run("delete", "tenant", tenant, "--wait=false")

@@ -84,6 +84,9 @@ class World:
     def changed(self, body: dict[str, Any], now: datetime = NOW) -> list[decisions.Frame]:
         return decisions.tenant_changed(body, ports=self.ports(), memory=self.memory, actor="test", now=now)
 
+    def actions_of(self, prefix: str) -> list[str]:
+        return [json.loads(r.canonical)["action"] for r in self.ledger.records if r.idempotency_key.startswith(prefix)]
+
     def states(self) -> list[dict[str, Any]]:
         return [
             json.loads(r.canonical)
@@ -241,6 +244,61 @@ def test_an_exception_waits_for_its_quorum_then_applies_until_it_expires() -> No
     assert expired.full and expired.done.facts["exceptions"][0]["state"] == "Expired"
     assert expired.done.facts["score"] == 66
     assert [(c["from"], c["to"]) for c in world.states()[-1]["details"]["changed"]] == [("excepted", "fail")]
+
+
+def approve(world: World, pending: Any, *names: str, keys: ApproverKeys | None = None) -> None:
+    for name in names:
+        manifest = signed_approval(None, pending.model_dump(mode="json", by_alias=True), name, keys or KEYS[name])
+        manifest["metadata"]["creationTimestamp"] = "2026-11-30T11:59:00Z"
+        world.cluster.put(manifest)
+
+
+def test_a_framework_made_again_under_another_policy_waits_and_the_old_policy_decides_meanwhile() -> None:
+    world = world_with(tenant_body("acme"))
+    in_force(world)
+    takeover = dict(
+        builders.quorum_policy(
+            "takeover",
+            approvers=[approver("mallory", KEYS["alice"], roles=["security"])],  # mallory holds alice's key here
+            rules=[builders.rule("AddComplianceException", min_approvals=1, allow_self_approval=True)],
+            uid="qp-takeover",
+        )
+    )
+    quorumpolicy.reconcile(
+        QuorumPolicy.model_validate(takeover), takeover, cluster=world.cluster, ledger=world.ledger, actor="t", now=NOW
+    )
+    world.reconcile(framework_body(quorum_policy_ref="compliance"))  # the approving policy in force: compliance
+    world.memory.drop("cf-uid")  # deleted, and made again under its name by someone holding takeover's key
+    again = framework_body(quorum_policy_ref="takeover", exceptions=exception_framework()["spec"]["exceptions"])
+    again["metadata"]["uid"] = "cf-again"
+    held = world.reconcile(again)
+    moved, exception = held.done.facts["pending"]
+    assert (moved.action, moved.policy, moved.approvals) == ("ChangeQuorumGate", "compliance", "0/3")
+    assert (exception.action, exception.policy) == ("AddComplianceException", "compliance")
+    mallory = KEYS["alice"]  # takeover's only approver; under compliance, alice's key counts once of 3
+    approve(world, exception, "alice")
+    still = world.reconcile(again, NOW + timedelta(minutes=1))
+    assert still.done.facts["exceptions"][0]["state"] == "AwaitingQuorum" and still.done.facts["score"] == 66
+
+    approve(world, moved, "alice", "bob", "carol")  # compliance's approvers let the move through
+    [under_takeover] = world.reconcile(again, NOW + timedelta(minutes=2)).done.facts["pending"]
+    assert (under_takeover.policy, under_takeover.approvals) == ("takeover", "0/1")
+    approve(world, under_takeover, "mallory", keys=mallory)
+    after = world.reconcile(again, NOW + timedelta(minutes=3))
+    assert after.done.facts["exceptions"][0]["state"] == "Active" and after.done.facts["score"] == 100
+    assert world.actions_of("complianceframework/soc2/") == ["complianceframework-gate-in-force"] * 2
+
+
+def test_a_framework_made_again_under_the_same_policy_is_not_held() -> None:
+    world = world_with(tenant_body("acme"))
+    in_force(world)
+    world.reconcile(framework_body(quorum_policy_ref="compliance"))
+    world.memory.drop("cf-uid")
+    again = exception_framework()
+    again["metadata"]["uid"] = "cf-again"
+    [pending] = world.reconcile(again).done.facts["pending"]
+    assert pending.action == "AddComplianceException"
+    assert world.actions_of("complianceframework/soc2/") == ["complianceframework-gate-in-force"]
 
 
 def test_reports_are_written_when_changed_and_go_with_their_tenant() -> None:

@@ -131,8 +131,17 @@ HELD = [
         [waiver(EXTENDED, **{**EXCEPTION, "expires": "2027-06-01T00:00:00Z"})],
     ),
     ("framework exception unchanged", CF, "UPDATE", EXCEPTED, annotated(EXCEPTED), []),
-    ("framework created with one", CF, "CREATE", None, EXCEPTED, [waiver(EXCEPTED, **EXCEPTION)]),
-    ("framework without any", CF, "CREATE", None, FRAMEWORK, []),
+    (
+        "framework created with one",
+        CF,
+        "CREATE",
+        None,
+        EXCEPTED,
+        [changes.framework_gate(EXCEPTED), waiver(EXCEPTED, **EXCEPTION)],
+    ),
+    # Made with an approving policy: it may be one made again under its name with another one.
+    ("framework without any", CF, "CREATE", None, FRAMEWORK, [changes.framework_gate(FRAMEWORK)]),
+    ("framework without a policy", CF, "CREATE", None, with_spec(FRAMEWORK, quorumPolicyRef=None), []),
     ("approval create", "Approval", "CREATE", None, obj("Approval", {}), []),
 ]
 

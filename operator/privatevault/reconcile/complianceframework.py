@@ -12,6 +12,11 @@ the status shows and which Reports are written, over the ports below.
   ``reconcile.quorum`` under the framework's ``quorumPolicyRef``; once a decision let it through
   (its ``quorum-decision`` record) it stays approved until it expires. A policy that has never
   been in force stalls the framework (``QuorumPolicyNotFound``) and nothing is waived.
+- **The approving policy in force.** ``quorumPolicyRef`` cannot change on an object (CEL), and the
+  ledger keeps the one in force by the framework's *name* (``complianceframework-gate-in-force``),
+  so deleting a framework and making it again with another policy (one whose approvers someone
+  holds) is ``ChangeQuorumGate``, decided under the policy in force before (its ChangeQuorumGate
+  rule, or every rule it has); until approved, that policy keeps deciding the waivers.
 - **Records.** One ``compliance-state`` record per (framework, tenant) evaluation whose control
   states (or severities, weights) changed, written before the in-memory state moves on; an
   unchanged evaluation writes nothing. The :class:`Memory` is rebuilt from these records at
@@ -217,6 +222,44 @@ def _decided_before(ledger: LedgerPort, uid: str, change: quorum_changes.Change)
     return bool(ledger.find(prefix, limit=1))
 
 
+GATE_IN_FORCE: Final = "complianceframework-gate-in-force"
+
+
+def _record_gate(ports: CompliancePorts, actor: str, body: Mapping[str, Any], ref: str, why: str) -> None:
+    details = {"quorumPolicyRef": ref, "why": why}
+    quorum.record_in_force(ports.ledger, actor, body, kind="ComplianceFramework", action=GATE_IN_FORCE, details=details)
+
+
+def approving_policy(
+    cf: ComplianceFramework, body: Mapping[str, Any], *, ports: CompliancePorts, actor: str, now: datetime
+) -> tuple[str | None, quorum.Gate | None]:
+    """The QuorumPolicy that decides the framework's waivers, and the move to its own ref while held.
+
+    The ref in force is the ledger's, by name (see the module docstring): the framework's own when
+    first seen or unchanged, the former one while a move to another waits for its approval.
+    """
+    wanted = cf.spec.quorum_policy_ref
+    if wanted is None:
+        return None, None  # nothing to approve (CEL: no waivers without a ref)
+    found = quorum.latest(ports.ledger, KIND, str(cf.metadata["name"]), GATE_IN_FORCE)
+    if found is None:
+        _record_gate(ports, actor, body, wanted, "first seen")
+        return wanted, None
+    before = str(found.get("quorumPolicyRef") or "")
+    if before == wanted:
+        return wanted, None
+    state = ports.policies(before).in_force
+    rules = (state.rules("ChangeQuorumGate") or list(state.spec.rules)) if state is not None else []
+    if state is None or not rules:
+        _record_gate(ports, actor, body, wanted, f"QuorumPolicy {before} in force gates nothing")
+        return wanted, None
+    gate = quorum.decide_object(quorum_changes.framework_gate(body), rules, state, ports=ports, actor=actor, now=now)
+    if gate.approved:
+        _record_gate(ports, actor, body, wanted, "approved")
+        return wanted, None
+    return before, gate
+
+
 def gates(
     cf: ComplianceFramework,
     body: Mapping[str, Any],
@@ -228,14 +271,15 @@ def gates(
     now: datetime,
 ) -> tuple[dict[str, waivers.Verdict], list[quorum.Gate], SpecError | None]:
     """A verdict for every exception and attestation, the gates still held, and why none can be decided."""
-    name = cf.spec.quorum_policy_ref
+    name, moved = approving_policy(cf, body, ports=ports, actor=actor, now=now)
+    held: list[quorum.Gate] = [moved] if moved is not None else []
     if not entries or name is None:
-        return {}, [], None
+        return {}, held, None
     state = ports.policies(name)
     if state.in_force is None:
         return (
             {},
-            [],
+            held,
             SpecError(
                 f"QuorumPolicy {name} (spec.quorumPolicyRef) has never been in force: no exception or attestation"
                 " can be approved; create it, or name another",
@@ -245,7 +289,6 @@ def gates(
     policy = state.in_force
     uid = str(cf.metadata["uid"])
     verdicts: dict[str, waivers.Verdict] = {}
-    held: list[quorum.Gate] = []
     for entry in entries:
         if now >= entry.expires:
             continue  # expired: nothing left to decide

@@ -20,10 +20,8 @@ from typing import Any
 
 from privatevault.api.v1alpha1 import ProtectionPolicy
 from privatevault.api.v1alpha1.protectionpolicy import ProtectionPolicySpec
-from privatevault.ledger import ResourceRef
 from privatevault.quorum import changes
 from privatevault.reconcile import quorum
-from privatevault.reconcile.audit import event
 from privatevault.reconcile.ports import LedgerPort, ProtectionPolicyPorts
 from privatevault.reconcile.strength import is_weakening
 
@@ -45,20 +43,8 @@ def latest(ledger: LedgerPort, name: str, uid: str) -> dict[str, Any] | None:
 
 
 def _record(ports: ProtectionPolicyPorts, actor: str, body: Mapping[str, Any], why: str) -> None:
-    meta = body["metadata"]
-    generation = int(meta.get("generation") or 0)
-    ports.ledger.append(
-        event(
-            kind="protectionpolicy",
-            uid=str(meta["name"]),
-            tenant="",
-            actor=actor,
-            action=IN_FORCE,
-            resource=ResourceRef(kind="ProtectionPolicy", name=str(meta["name"]), uid=str(meta["uid"])),
-            change=f"{meta['uid']}:{generation}",
-            details={"generation": generation, "spec": dict(body.get("spec") or {}), "why": why},
-        )
-    )
+    details = {"spec": dict(body.get("spec") or {}), "why": why}
+    quorum.record_in_force(ports.ledger, actor, body, kind="ProtectionPolicy", action=IN_FORCE, details=details)
 
 
 def in_force(
@@ -88,16 +74,7 @@ def in_force(
         _record(ports, actor, body, "not weaker" if not (weaker or ref_moved) else "no rule gates it")
         return InForce(policy.spec, generation)
     action = "WeakenProtectionPolicy" if weaker else "ChangeQuorumGate"
-    gate = quorum.decide(
-        changes.new_spec(action, body),
-        rules,
-        gate_policy,
-        cluster=ports.cluster,
-        ledger=ports.ledger,
-        actor=actor,
-        tenant="",
-        now=now,
-    )
+    gate = quorum.decide_object(changes.new_spec(action, body), rules, gate_policy, ports=ports, actor=actor, now=now)
     if gate.approved:
         _record(ports, actor, body, "approved")
         return InForce(policy.spec, generation)

@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from privatevault.api.v1alpha1 import API_VERSION, Approval
 from privatevault.api.v1alpha1.quorumpolicy import QuorumPolicySpec, Rule
@@ -74,28 +74,43 @@ def policy(ledger: LedgerPort, name: str) -> PolicyState:
     return PolicyState(name, InForce(name=name, generation=int(found.get("generation") or 0), spec=spec))
 
 
-def record_policy(
-    ledger: LedgerPort, actor: str, obj: Mapping[str, Any], spec: Mapping[str, Any] | None, reasons: Sequence[str]
+def record_in_force(
+    ledger: LedgerPort,
+    actor: str,
+    obj: Mapping[str, Any],
+    *,
+    kind: str,
+    action: str,
+    details: Mapping[str, Any],
+    suffix: str = "",
 ) -> None:
+    """What is in force of a cluster-wide object, keyed by its *name* (``<kind>/<name>/<action>/<uid>:<generation>``).
+
+    By name, so an object deleted and made again under the same name (a new uid) is compared with
+    what was in force of its former self; the uid and generation in the key keep both records.
+    """
     meta = obj["metadata"]
     generation = int(meta.get("generation") or 0)
-    change = f"{meta['uid']}:{generation}" + (":deleted" if spec is None else "")
     ledger.append(
         event(
-            kind="quorumpolicy",
+            kind=kind.lower(),
             uid=str(meta["name"]),
             tenant="",
             actor=actor,
-            action=POLICY_IN_FORCE,
-            resource=ResourceRef(kind="QuorumPolicy", name=str(meta["name"]), uid=str(meta["uid"])),
-            change=change,
-            details={
-                "generation": generation,
-                "spec": dict(spec) if spec is not None else None,
-                "reasons": list(reasons),
-            },
+            action=action,
+            resource=ResourceRef(kind=kind, name=str(meta["name"]), uid=str(meta["uid"])),
+            change=f"{meta['uid']}:{generation}{suffix}",
+            details={"generation": generation, **details},
         )
     )
+
+
+def record_policy(
+    ledger: LedgerPort, actor: str, obj: Mapping[str, Any], spec: Mapping[str, Any] | None, reasons: Sequence[str]
+) -> None:
+    details = {"spec": dict(spec) if spec is not None else None, "reasons": list(reasons)}
+    suffix = ":deleted" if spec is None else ""
+    record_in_force(ledger, actor, obj, kind="QuorumPolicy", action=POLICY_IN_FORCE, details=details, suffix=suffix)
 
 
 def judged(cluster: ClusterPort, state: InForce, uid: str, now: datetime) -> list[Judged]:
@@ -176,6 +191,21 @@ def decide(
         )
     )
     return Gate(held=held, requester=who)
+
+
+class _Reads(Protocol):
+    @property
+    def cluster(self) -> ClusterPort: ...
+
+    @property
+    def ledger(self) -> LedgerPort: ...
+
+
+def decide_object(
+    change: Change, rules: Sequence[Rule], state: InForce, *, ports: _Reads, actor: str, now: datetime
+) -> Gate:
+    """:func:`decide` for a change of a cluster-wide object (a policy, a framework): no tenant's chain."""
+    return decide(change, rules, state, cluster=ports.cluster, ledger=ports.ledger, actor=actor, tenant="", now=now)
 
 
 def decided(gate: Gate) -> tuple[str, str, datetime | None]:

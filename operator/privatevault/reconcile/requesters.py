@@ -96,7 +96,10 @@ def held(kind: str, operation: str, old: Mapping[str, Any] | None, new: Mapping[
     elif kind == "EvidenceExport" and operation == "CREATE" and new is not None:
         return [changes.new_spec("CreateEvidenceExport", new)]
     elif kind == "ComplianceFramework" and operation in ("CREATE", "UPDATE") and new is not None:
-        return _waivers(old if operation == "UPDATE" else None, new)
+        # A framework made with an approving policy may be one made again under its name with
+        # another (``reconcile.complianceframework.approving_policy``): who asked is recorded.
+        made = [changes.framework_gate(new)] if operation == "CREATE" and _spec(new).get("quorumPolicyRef") else []
+        return made + _waivers(old if operation == "UPDATE" else None, new)
     return []
 
 
