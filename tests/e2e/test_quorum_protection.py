@@ -122,12 +122,14 @@ def selinux_type(kubectl: Kubectl, namespace: str, name: str) -> str | None:
     return found
 
 
-def test_a_gated_policy_deleted_and_made_again_weaker_under_its_name_waits_for_quorum(
+def test_a_gated_policy_is_deleted_only_with_quorum_and_made_again_looser_it_waits_too(
     kubectl: Kubectl, operator: Operator, people: dict[str, Keys]
 ) -> None:
-    """Deleting a gated policy and applying a looser, ungated one under the same name (a new uid)
-    is judged against the spec in force of the one deleted: held under its QuorumPolicy, and the
-    workload keeps the old SELinux type until approved."""
+    """Deleting a gated policy waits for its quorum (the finalizer holds it, the workload stays
+    protected); with the finalizer stripped by hand, a looser, ungated policy applied under the
+    same name (a new uid) is judged against the spec in force of the one deleted: held under its
+    QuorumPolicy, the workload keeping the old SELinux type until approved. An ungated policy goes
+    at once."""
     suffix = uuid.uuid4().hex[:6]
     qp, strong, tenant = f"pp-again-{suffix}", f"strong-{suffix}", f"again-{suffix}"
     selector = {"protect": "yes"}
@@ -138,8 +140,23 @@ def test_a_gated_policy_deleted_and_made_again_weaker_under_its_name_waits_for_q
     kubectl.apply(builders.deployment("payments", tenant, labels={"app": "payments", "protect": "yes"}))
     eventually(lambda: selinux_type(kubectl, tenant, "payments") == "container_t", timeout=60, what="protected")
 
+    def still_container_t() -> None:
+        deadline = time.monotonic() + 8  # several resyncs (2 s): the type in force stays the gated policy's
+        while time.monotonic() < deadline:
+            assert selinux_type(kubectl, tenant, "payments") == "container_t"
+            time.sleep(1)
+
     first_uid = (kubectl.get("protectionpolicy", strong) or {})["metadata"]["uid"]
-    kubectl.run("delete", "protectionpolicy", strong)
+    kubectl.run("delete", "protectionpolicy", strong, "--wait=false")
+    deleting = pending_of(kubectl, "protectionpolicy", strong, "WeakenProtectionPolicy")
+    assert (deleting["policy"], deleting["target"]["uid"]) == (qp, first_uid)
+    waiting(kubectl, "protectionpolicy", strong, "approvals")
+    assert (kubectl.get("protectionpolicy", strong) or {})["metadata"].get("deletionTimestamp")
+    still_container_t()
+
+    # A cluster admin strips the finalizer: gone undecided, and a looser policy under its name waits.
+    kubectl.run("patch", "protectionpolicy", strong, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    eventually(lambda: kubectl.get("protectionpolicy", strong) is None, timeout=30, what="the policy gone")
     looser = builders.protection_policy(
         strong, profile="cnsa-2.0", workload_selector=selector, selinux_type="container_init_t"
     )
@@ -147,10 +164,7 @@ def test_a_gated_policy_deleted_and_made_again_weaker_under_its_name_waits_for_q
     again = pending_of(kubectl, "protectionpolicy", strong, "WeakenProtectionPolicy")
     assert again["policy"] == qp and again["target"]["uid"] != first_uid
     waiting(kubectl, "protectionpolicy", strong, "approvals")
-    deadline = time.monotonic() + 8  # several resyncs (2 s): the type in force stays the deleted policy's
-    while time.monotonic() < deadline:
-        assert selinux_type(kubectl, tenant, "payments") == "container_t"
-        time.sleep(1)
+    still_container_t()
 
     later = datetime.now(UTC) + timedelta(hours=1)
     for name in ("alice", "bob", "carol"):  # every rule of the gate left (it has no ChangeQuorumGate rule)
@@ -160,4 +174,7 @@ def test_a_gated_policy_deleted_and_made_again_weaker_under_its_name_waits_for_q
         timeout=60,
         what="the looser policy in force once approved",
     )
+    # In force now without a gate: its deletion is not held.
+    kubectl.run("delete", "protectionpolicy", strong, "--wait=false")
+    eventually(lambda: kubectl.get("protectionpolicy", strong) is None, timeout=30, what="the ungated policy gone")
     kubectl.run("delete", "tenant", tenant, "--wait=false")

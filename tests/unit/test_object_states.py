@@ -104,6 +104,8 @@ def test_held_actions_with_counted_approvals_show_when_the_first_lapses() -> Non
     now[0] += 61  # unseen for longer than forget_after: gone
     assert expiry("ProtectionPolicy", "strict", "WeakenProtectionPolicy") is None
     assert b"# TYPE privatevault_approval_expiry_timestamp_seconds gauge" in generate_latest(registry)
+
+
 def test_compliance_series_per_framework_and_tenant_and_none_for_a_deleted_framework() -> None:
     collected = metrics.OperatorMetrics()
     registry = CollectorRegistry()

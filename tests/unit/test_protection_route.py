@@ -281,3 +281,34 @@ def test_a_spec_in_force_recorded_under_the_uid_before_names_keyed_it_still_deci
     )
     force = _in_force(world, "pp-old", 2, profile="classical-legacy", quorumPolicyRef="two-person")
     assert force.gate is not None and force.spec.profile == "cnsa-2.0"
+
+
+def _deletion(world: Protected, uid: str) -> Any:
+    ports = ProtectionPolicyPorts(cluster=world.cluster, ledger=world.ledger, keys=FakeKeys())
+    body = dict(world.cluster.get(API_VERSION, "ProtectionPolicy", "strong") or {})
+    assert body["metadata"]["uid"] == uid
+    return protectionpolicy_gate.deletion(body, ports=ports, actor="t", now=NOW)
+
+
+def test_deleting_a_gated_policy_waits_for_quorum_and_once_approved_the_name_starts_afresh() -> None:
+    world = Protected()
+    _in_force(world, "pp-first", 1, profile="cnsa-2.0", quorumPolicyRef="two-person")
+    held = _deletion(world, "pp-first")
+    assert held is not None and not held.approved
+    assert (held.held.change.action, held.held.pending.policy) == ("WeakenProtectionPolicy", "two-person")
+    assert held.held.change.what == {"delete": {"profile": "cnsa-2.0", "quorumPolicyRef": "two-person"}}
+    assert [o.action for o in held.held.decision.outcomes] == WEAKER_AND_UNGATED  # the weakest edit: every rule
+
+    world.approve(held.held.pending, "alice", "bob", "carol")
+    approved = _deletion(world, "pp-first")
+    assert approved is not None and approved.approved
+    assert protectionpolicy_gate.latest(world.ledger, "strong", "pp-first") is None  # the deletion is in force
+    world.cluster.delete(API_VERSION, "ProtectionPolicy", "strong")
+    again = _in_force(world, "pp-again", 1, profile="classical-legacy")  # approved away: nothing to weaken
+    assert again.gate is None and again.spec.profile == "classical-legacy"
+
+
+def test_deleting_a_policy_never_gated_is_not_held() -> None:
+    world = Protected()
+    _in_force(world, "pp-first", 1, profile="cnsa-2.0")
+    assert _deletion(world, "pp-first") is None

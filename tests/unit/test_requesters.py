@@ -115,7 +115,7 @@ HELD = [
         [new("WeakenProtectionPolicy", REGATED), new("ChangeQuorumGate", REGATED)],
     ),
     ("policy metadata only", PP, "UPDATE", POLICY, annotated(POLICY), []),
-    ("policy delete", PP, "DELETE", POLICY, None, []),
+    ("policy delete", PP, "DELETE", POLICY, None, [changes.protection_policy_deletion(POLICY)]),
     ("quorum spec change", QP, "UPDATE", QUORUM, RULELESS, [new("WeakenQuorumPolicy", RULELESS)]),
     ("quorum delete", QP, "DELETE", QUORUM, None, [changes.quorum_policy_deletion(QUORUM)]),
     ("quorum metadata only", QP, "UPDATE", QUORUM, annotated(QUORUM), []),

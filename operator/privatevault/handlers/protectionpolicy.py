@@ -1,5 +1,6 @@
 """kopf wiring of ProtectionPolicy: the shared handlers of ``wiring``; spec updates are checked
-for weakening (recorded in the ledger and shown as the ``Weakened`` condition).
+for weakening (recorded in the ledger and shown as the ``Weakened`` condition), and the finalizer
+holds the deletion of a gated policy until approved (``protectionpolicy_gate.deletion``).
 
 The resync timer is what notices workloads labelled (or unlabelled) after the policy was applied
 and rotations falling due; its interval is ``PRIVATEVAULT_PROTECTION_INTERVAL``.
@@ -12,10 +13,12 @@ from dataclasses import replace
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
 from privatevault.api.v1alpha1 import API_VERSION, ProtectionPolicy
 from privatevault.api.v1alpha1.protectionpolicy import ProtectionPolicyStatus
 from privatevault.app import App
+from privatevault.errors import PrivateVaultError
 from privatevault.handlers import complianceframework as compliance
 from privatevault.handlers import wiring
 from privatevault.reconcile import protectionpolicy as decisions
@@ -70,3 +73,39 @@ def kind(app: App) -> wiring.Kind[ProtectionPolicy]:
 
 def register(registry: kopf.OperatorRegistry, app: App) -> None:
     wiring.register(registry, app, kind(app), resync=app.settings.protection_interval)
+    _deletion(registry, app)
+
+
+def _deletion(registry: kopf.OperatorRegistry, app: App) -> None:
+    """The finalizer: a gated policy goes only once its deletion is approved (``gate.deletion``)."""
+
+    @kopf.on.delete(*wiring.resource_of(ProtectionPolicy), registry=registry, id="finalize")
+    def on_delete(body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
+        app.cluster.bind(kwargs)
+        name = str(body.get("metadata", {}).get("name"))
+        try:
+            held = gate.deletion(
+                dict(body), ports=app.protectionpolicy_ports(), actor=app.settings.actor, now=app.clock()
+            )
+        except PrivateVaultError as exc:  # never let a deletion through on an error
+            wiring.to_kopf(exc, retry_delay=app.settings.retry_delay, logger=logger, what="deletion")
+            raise kopf.TemporaryError(f"deletion waits: {exc}", delay=app.settings.retry_delay) from exc
+        if held is not None:
+            app.metrics.held("ProtectionPolicy", name, [quorum.decided(held)])
+        if held is not None and not held.approved:
+            _held(body, held)
+        app.metrics.forget("ProtectionPolicy", name)
+        logger.info("protection policy deleted (%s)", "approved" if held is not None else "not gated")
+
+    def _held(body: kopf.Body, held: quorum.Gate) -> None:
+        """The status says what the deletion waits for (a spec the operator refuses has no model: the log does)."""
+        error = held.error()
+        try:
+            policy = ProtectionPolicy.model_validate(dict(body))
+        except ValidationError:
+            policy = None
+        if policy is not None:
+            facts = {"pending": [held.held.pending]}
+            after = status.failed(policy, ProtectionPolicyStatus, error, now=app.clock(), facts=facts)
+            wiring.write_status(app, "ProtectionPolicy", str(policy.metadata["name"]), policy.status, after)
+        raise kopf.TemporaryError(f"deletion waits: {error}", delay=app.settings.retry_delay)

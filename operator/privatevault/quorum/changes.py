@@ -47,6 +47,11 @@ def quorum_policy_deletion(obj: Mapping[str, Any]) -> Change:
     return Change("WeakenQuorumPolicy", target(obj), {"delete": dict(obj.get("spec") or {})})
 
 
+def protection_policy_deletion(obj: Mapping[str, Any]) -> Change:
+    """Deleting a gated ProtectionPolicy: the weakest edit (no protection, no gate), bound to the spec deleted."""
+    return Change("WeakenProtectionPolicy", target(obj), {"delete": dict(obj.get("spec") or {})})
+
+
 def framework_gate(obj: Mapping[str, Any]) -> Change:
     """A ComplianceFramework made again under its name with another approving QuorumPolicy: bound to that ref."""
     return Change("ChangeQuorumGate", target(obj), {"quorumPolicyRef": (obj.get("spec") or {}).get("quorumPolicyRef")})

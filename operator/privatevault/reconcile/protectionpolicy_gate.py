@@ -20,7 +20,9 @@ from typing import Any
 
 from privatevault.api.v1alpha1 import ProtectionPolicy
 from privatevault.api.v1alpha1.protectionpolicy import ProtectionPolicySpec
+from privatevault.api.v1alpha1.quorumpolicy import Rule
 from privatevault.quorum import changes
+from privatevault.quorum.gate import InForce as QuorumInForce
 from privatevault.reconcile import quorum
 from privatevault.reconcile.ports import LedgerPort, ProtectionPolicyPorts
 from privatevault.reconcile.strength import is_weakening
@@ -36,15 +38,35 @@ class InForce:
 
 
 def latest(ledger: LedgerPort, name: str, uid: str) -> dict[str, Any] | None:
-    """The details of the spec in force of the policy named ``name`` (of object ``uid`` before names keyed it)."""
-    return quorum.latest(ledger, "protectionpolicy", name, IN_FORCE) or quorum.latest(
+    """The details of the spec in force of the policy named ``name`` (of object ``uid`` before names
+    keyed it); None when there is none, or when its approved deletion is the newest."""
+    found = quorum.latest(ledger, "protectionpolicy", name, IN_FORCE) or quorum.latest(
         ledger, "protectionpolicy", uid, IN_FORCE
+    )
+    return found if found is not None and found.get("spec") is not None else None
+
+
+def _record(
+    ports: ProtectionPolicyPorts, actor: str, body: Mapping[str, Any], why: str, *, deleted: bool = False
+) -> None:
+    details = {"spec": None if deleted else dict(body.get("spec") or {}), "why": why}
+    quorum.record_in_force(
+        ports.ledger,
+        actor,
+        body,
+        kind="ProtectionPolicy",
+        action=IN_FORCE,
+        details=details,
+        suffix=":deleted" if deleted else "",
     )
 
 
-def _record(ports: ProtectionPolicyPorts, actor: str, body: Mapping[str, Any], why: str) -> None:
-    details = {"spec": dict(body.get("spec") or {}), "why": why}
-    quorum.record_in_force(ports.ledger, actor, body, kind="ProtectionPolicy", action=IN_FORCE, details=details)
+def _gate_rules(state: QuorumInForce, *, weaker: bool, ref_moved: bool) -> list[Rule]:
+    """The rules that decide a change of a gated policy: a weakening's, and a gate moved's (or every rule)."""
+    rules = state.rules("WeakenProtectionPolicy") if weaker else []
+    if ref_moved:
+        rules += state.rules("ChangeQuorumGate") or list(state.spec.rules)
+    return quorum.dedupe(rules)
 
 
 def in_force(
@@ -64,12 +86,7 @@ def in_force(
     ref_moved = old.quorum_policy_ref is not None and old.quorum_policy_ref != policy.spec.quorum_policy_ref
     state = quorum.policy(ports.ledger, old.quorum_policy_ref) if old.quorum_policy_ref else None
     gate_policy = state.in_force if state is not None else None
-    rules = []
-    if gate_policy is not None and (weaker or ref_moved):
-        rules = gate_policy.rules("WeakenProtectionPolicy") if weaker else []
-        if ref_moved:
-            rules += gate_policy.rules("ChangeQuorumGate") or list(gate_policy.spec.rules)
-        rules = quorum.dedupe(rules)
+    rules = _gate_rules(gate_policy, weaker=weaker, ref_moved=ref_moved) if gate_policy is not None else []
     if gate_policy is None or not rules:
         _record(ports, actor, body, "not weaker" if not (weaker or ref_moved) else "no rule gates it")
         return InForce(policy.spec, generation)
@@ -79,3 +96,28 @@ def in_force(
         _record(ports, actor, body, "approved")
         return InForce(policy.spec, generation)
     return InForce(old, old_generation, gate)
+
+
+def deletion(body: Mapping[str, Any], *, ports: ProtectionPolicyPorts, actor: str, now: datetime) -> quorum.Gate | None:
+    """The deletion of a policy whose spec in force is gated: held until approved (None: not gated).
+
+    Deleting takes the protection off every workload the policy selects and the gate with it, so it
+    is decided as the weakest edit would be: the ``WeakenProtectionPolicy`` rules of the QuorumPolicy
+    in force, plus its ``ChangeQuorumGate`` rule (or every rule). Approved, the deletion is recorded
+    as the spec in force (none), so a policy made again under the name starts afresh. Only the
+    ledger decides: ``body`` (whose spec may be one the operator refuses) gives the name and uid,
+    and the spec the approval binds.
+    """
+    meta = body.get("metadata") or {}
+    found = latest(ports.ledger, str(meta.get("name")), str(meta.get("uid")))
+    old = ProtectionPolicySpec.model_validate(found["spec"]) if found is not None else None
+    state = quorum.policy(ports.ledger, old.quorum_policy_ref) if old and old.quorum_policy_ref else None
+    rules = _gate_rules(state.in_force, weaker=True, ref_moved=True) if state and state.in_force else []
+    if state is None or state.in_force is None or not rules:
+        return None
+    gate = quorum.decide_object(
+        changes.protection_policy_deletion(body), rules, state.in_force, ports=ports, actor=actor, now=now
+    )
+    if gate.approved:
+        _record(ports, actor, body, "deletion approved", deleted=True)
+    return gate

@@ -41,7 +41,7 @@ Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
 #: The kinds and operations whose requests can hold a gated change (the webhook's rules).
 GATED: Final[Mapping[str, tuple[Operation, ...]]] = {
     "Tenant": ("UPDATE", "DELETE"),
-    "ProtectionPolicy": ("UPDATE",),
+    "ProtectionPolicy": ("UPDATE", "DELETE"),
     "QuorumPolicy": ("UPDATE", "DELETE"),
     "EvidenceExport": ("CREATE",),
     "ComplianceFramework": ("CREATE", "UPDATE"),
@@ -83,6 +83,8 @@ def held(kind: str, operation: str, old: Mapping[str, Any] | None, new: Mapping[
             gate = [changes.new_spec("ChangeQuorumGate", updated)] if moved else []
             return gate + _key_requests(old, updated)
     elif kind == "ProtectionPolicy":
+        if deleted is not None:
+            return [changes.protection_policy_deletion(deleted)]
         if updated is not None and _spec(old) != _spec(updated):
             weaken = changes.new_spec("WeakenProtectionPolicy", updated)
             if _spec(old).get("quorumPolicyRef") == _spec(updated).get("quorumPolicyRef"):
