@@ -5,7 +5,7 @@
  * recompute(data, next_seq, prev, frontier) -> (next_seq, prev, frontier, nodes, problem)
  *
  * ``data`` is a batch of records as rows of PostgreSQL's binary COPY format (seq, canonical,
- * prev_hash, record_hash: what ``Ledger.record_batches`` reads), one after another. For each
+ * prev_hash, record_hash: what ``CopyOut.batches`` joins), one after another. For each
  * record, in order, it checks the sequence number, the link to the previous record hash, the
  * record hash (SHA-256 over the domain tag, the previous hash and the canonical bytes) and the
  * sequence number inside the canonical bytes, then adds the record hash as a leaf to the RFC 9162 tree whose right frontier is ``frontier`` (the

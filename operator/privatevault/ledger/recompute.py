@@ -1,9 +1,9 @@
 """The verifier's hot loop: recompute the hash chain and the Merkle tree over a batch of records.
 
 :func:`recompute` takes a batch of records as rows of PostgreSQL's binary COPY format, as
-``Ledger.record_batches`` reads them (one ``bytes`` per batch, so a batch costs the pass one call
-instead of a tuple per record; :func:`pack` makes the same from tuples), and the pass's state: the next sequence
-number, the previous record hash and the tree's right frontier. For every record, in order, it
+``store.CopyOut.batches`` joins them (one ``bytes`` per batch, so a batch costs the pass one call
+instead of a tuple per record; :func:`pack` makes the same from tuples), and the pass's state:
+the next sequence number, the previous record hash and the tree's right frontier. For every record, in order, it
 checks the sequence number, the link, the record hash and the sequence number inside the
 canonical bytes, exactly as ``chain.verify_chain`` does, then adds the record hash as an RFC 9162
 leaf and collects every perfect node the leaf completes. It returns the new state, those nodes
@@ -193,7 +193,7 @@ def _compiled() -> tuple[Recompute, RecomputeCopy] | tuple[None, None]:
 
     def recompute_copy(rows: CopyRows, count: int, next_seq: int, prev: bytes, frontier: tuple[bytes, ...]) -> Result:
         """The pass over the next ``count`` messages of ``rows``, taken from libpq as they arrive and
-        parsed exactly as ``recompute_c`` parses the same messages joined (``Ledger.record_batches``
+        parsed exactly as ``recompute_c`` parses the same messages joined (``CopyOut.batches``
         joins them): the row loop in C too, with the GIL released, no Python per row."""
         native = rows.native()
         if native is None:

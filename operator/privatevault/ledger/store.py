@@ -452,18 +452,6 @@ class Ledger:
         except psycopg.OperationalError as exc:
             raise LedgerUnavailable(f"the audit ledger cannot be read: {exc}".strip()) from exc
 
-    def record_batches(self, start: int, end: int, counts: Iterable[int]) -> Iterator[bytes]:
-        """Records ``start`` … ``end`` in order, as rows of PostgreSQL's binary COPY format, in
-        batches: the i-th ``bytes`` holds the next ``counts[i]`` rows (fewer, or none, once the
-        table has no more).
-
-        The verifier's read when its compiled pass cannot take the rows from libpq itself: the
-        rows of ``record_copy`` taken from libpq as they come and joined per batch, never parsed
-        here (``recompute`` parses them), so a record costs Python one call, not a tuple.
-        """
-        with self.record_copy(start, end) as copy:
-            yield from copy.batches(counts)
-
     def node_runs(self, runs: Sequence[tuple[int, int, int]], *, ordered: bool = False) -> bytes:
         """The hashes of the stored nodes in ``runs``, concatenated by level, then index.
 
