@@ -121,6 +121,14 @@ def test_a_wrong_node_before_a_trusted_checkpoint_is_not_read_again(signer: Loca
     assert run(ledger, signer, trusted=trusted).problem is not None
 
 
+def test_nothing_after_a_trusted_checkpoint_reads_no_record(signer: LocalSigner) -> None:
+    ledger = filled(40)
+    trusted = parse_and_verify(note(ledger, signer, 40), [signer.verifier])
+    report = run(ledger, signer, trusted=trusted)
+    assert report.ok and report.verified_from == 41 and report.nodes == 0
+    assert ledger.copies == []  # no COPY opened, so none to end or cancel
+
+
 def test_a_broken_chain_is_named_before_any_node(signer: LocalSigner) -> None:
     ledger = filled(20)
     ledger.rows[11] = ledger.rows[11]._replace(canonical=ledger.rows[11].canonical + b" ")

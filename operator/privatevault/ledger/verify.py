@@ -31,6 +31,7 @@ root, and only the records (and nodes) after it are read.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass, field
@@ -257,8 +258,7 @@ def _points(start: int, total: int, targets: Targets, batch: int) -> list[tuple[
     ends = {*range(start + batch, total, batch), *(size for size in targets if start < size < total)}
     if total > start:
         ends.add(total)
-    bounds = sorted(ends)
-    return list(zip([start, *bounds[:-1]], bounds, strict=True))
+    return list(itertools.pairwise([start, *sorted(ends)]))  # none when there is nothing after ``start``
 
 
 def _name_first_bad(ledger: LedgerReader, before: int, after: int, computed: bytes, report: Report) -> None:
@@ -359,6 +359,8 @@ def _one_pass(
 
     check_targets()
     points = _points(frontier.size, total, targets, BATCH)
+    if not points:  # nothing after the trusted checkpoint
+        return
     nodes = ReadAhead((ledger.node_runs(_runs(*point)) for point in points), "privatevault-verify-nodes")
     # Closing the readers stops their threads (and releases their connections).
     with (
