@@ -8,14 +8,15 @@
  * prev_hash, record_hash: what ``CopyOut.batches`` joins), one after another. For each
  * record, in order, it checks the sequence number, the link to the previous record hash, the
  * record hash (SHA-256 over the domain tag, the previous hash and the canonical bytes) and the
- * sequence number inside the canonical bytes, then adds the record hash as a leaf to the RFC 9162 tree whose right frontier is ``frontier`` (the
- * perfect subtree roots, largest first; their levels are the set bits of ``next_seq - 1``).
+ * sequence number inside the canonical bytes, then adds the record hash as a leaf to the RFC 9162
+ * tree whose right frontier is ``frontier`` (the perfect subtree roots, largest first; their
+ * levels are the set bits of ``next_seq - 1``).
  * ``nodes`` holds every perfect node the batch completed, by level, then index: what the ledger's
  * ``node_runs`` returns for the same sizes. ``problem`` is None or ``(code, seq, found)`` for the
  * first record that fails; the records before it are counted in the returned state.
  *
  * recompute_copy(conn, get_copy_data, freemem, count, header, next_seq, prev, frontier)
- *     -> (next_seq, prev, frontier, nodes, problem, status)
+ *     -> ((next_seq, prev, frontier, nodes, problem), status)
  *
  * The same pass over the rows of a ``COPY ... TO STDOUT (FORMAT BINARY)`` in progress, taken from
  * libpq here, as they arrive, instead of from a ``bytes`` Python joined: ``conn`` is the
@@ -27,7 +28,8 @@
  * message starts with the COPY header. ``status``: 0 when ``count`` messages were taken (or a
  * problem was found: the COPY is still running), 1 when the COPY ended, -2 when libpq failed
  * (its error message is the connection's), -3 when the first message is not a binary COPY
- * header. Rows are hashed while PostgreSQL sends the next ones; nothing is joined.
+ * header. Rows are hashed while PostgreSQL sends the next ones; nothing is joined. Every message
+ * taken is freed.
  *
  * SHA-256 is OpenSSL's (the one Python's hashlib uses), with the SHA extensions where the CPU has
  * them. The GIL is released while rows are read and hashed.
