@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey
 
 from privatevault.errors import LedgerUnavailable
-from privatevault.ledger import merkle, record_hash
+from privatevault.ledger import libpq, merkle, record_hash
 from privatevault.ledger.checkpoint import LocalSigner, parse_and_verify, sign_checkpoint
 from privatevault.ledger.checkpointer import Checkpointer, CheckpointRefused
 from privatevault.ledger.event import canonical
@@ -114,6 +114,36 @@ def test_changed_bytes_fail_at_that_record(
         )
     seq, problem = check(ledger, signers, published)
     assert seq == 33 and problem is not None and "record hash" in problem
+    # The COPY stopped at record 33 was cancelled and its connection went back to the pool clean.
+    assert check(ledger, signers, published) == (seq, problem) and ledger.size() == 60
+
+
+@pytest.mark.parametrize("reader", ["libpq", "python"])
+def test_the_compiled_pass_reads_the_rows_from_psycopgs_libpq(  # noqa: PLR0917 (fixtures)
+    bench: Bench,
+    database: Database,
+    filled: tuple[Ledger, Published],
+    signers: list[LocalSigner],
+    reader: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On psycopg's own connection and libpq; and when that libpq is not found, the rows are read
+    in Python instead, with the same answers."""
+    ledger, published = filled
+    if reader == "python":
+        monkeypatch.setattr(libpq, "copy_functions", lambda conn: None)
+    with ledger.record_copy(1, 60) as copy:
+        assert (copy.native() is not None) == (reader == "libpq")
+    assert check(ledger, signers, published) == (None, None)
+    with superuser(bench, database) as conn:
+        conn.execute("UPDATE audit_records SET prev_hash = record_hash WHERE seq = 41")
+    assert check(ledger, signers, published) == (41, "previous hash does not match the record before it")
+    with superuser(bench, database) as conn:
+        conn.execute("DELETE FROM audit_records WHERE seq > 50")
+    assert (
+        check(ledger, signers, published)[1]
+        == "records 51..60 are missing: the published checkpoint covers 60 records, the ledger holds 50"
+    )
 
 
 def test_careful_attacker_is_caught_by_the_published_checkpoint(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import ctypes
 import itertools
 import json
 import re
@@ -270,6 +272,71 @@ def ledger_event(key: str, tenant: str = "acme") -> Event:
     )
 
 
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no header extension
+_COPY_TRAILER = b"\xff\xff"
+_GET_COPY_DATA = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_int)
+_FREEMEM = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+class LibpqCopy:
+    """A binary COPY in progress as ``store.CopyOut`` offers it (``recompute.CopyRows``): its messages
+    (the header before the first, the trailer after the last) served to the compiled pass by ctypes
+    callbacks standing in for libpq's ``PQgetCopyData`` and ``PQfreemem``, or joined in Python.
+
+    ``fail_after``: libpq reports a failure (-2) after that many messages. ``live``: the messages
+    handed out and not freed yet.
+    """
+
+    def __init__(self, rows: Sequence[bytes], *, native: bool = True, fail_after: int | None = None) -> None:
+        self.rows = list(rows)
+        self.messages = [_COPY_HEADER + (self.rows[0] if self.rows else _COPY_TRAILER), *self.rows[1:]]
+        if self.rows:
+            self.messages.append(_COPY_TRAILER)
+        self.header, self.done, self.finished = True, False, False
+        self.fail_after, self.served = fail_after, 0
+        self.live: dict[int, ctypes.Array[ctypes.c_char]] = {}
+        self._native = native
+        self._get, self._free = _GET_COPY_DATA(self._get_copy_data), _FREEMEM(self._freemem)
+
+    def _get_copy_data(self, conn: int | None, buffer: Any, async_: int) -> int:
+        assert conn == 1 and async_ == 0
+        if self.fail_after is not None and self.served >= self.fail_after:
+            return -2
+        if self.served >= len(self.messages):
+            return -1
+        message = ctypes.create_string_buffer(self.messages[self.served], len(self.messages[self.served]))
+        self.served += 1
+        self.live[ctypes.addressof(message)] = message
+        buffer[0] = ctypes.addressof(message)
+        return len(message)
+
+    def _freemem(self, pointer: int | None) -> None:
+        assert pointer is not None
+        del self.live[pointer]
+
+    def native(self) -> tuple[int, int, int] | None:
+        if not self._native:
+            return None
+        address = ctypes.cast(self._get, ctypes.c_void_p).value, ctypes.cast(self._free, ctypes.c_void_p).value
+        assert address[0] is not None and address[1] is not None
+        return 1, address[0], address[1]
+
+    def error(self) -> str:
+        return "server closed the connection unexpectedly"
+
+    def finish(self) -> None:
+        assert self.served == len(self.messages) - 1, "finish() is for the trailer only"
+        self.served += 1
+        self.done = self.finished = True
+
+    def batches(self, counts: Iterable[int]) -> Iterator[bytes]:
+        rows = self.rows
+        for count in counts:
+            yield b"".join(rows[:count])
+            rows = rows[count:]
+        self.done = True
+
+
 class MemoryLedger:
     """The PostgreSQL ledger in memory (records, Merkle nodes, checkpoints), read the way the
     checkpointer and the verifier read the real one, and what a database superuser can do to it.
@@ -282,6 +349,7 @@ class MemoryLedger:
         self.tree: dict[merkle.NodeKey, bytes] = {}
         self.stored: list[StoredCheckpoint] = []
         self.calls: list[str] = []
+        self.copies: list[LibpqCopy] = []
 
     # -- writing, as the operator does ------------------------------------------------------
 
@@ -364,11 +432,16 @@ class MemoryLedger:
     def nodes(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
         return self.get_many(keys)
 
-    def record_batches(self, start: int, end: int, counts: Iterable[int]) -> Iterator[bytes]:
+    #: Whether ``record_copy`` offers the compiled pass its fake libpq (else the rows are joined in Python).
+    native = False
+
+    @contextlib.contextmanager
+    def record_copy(self, start: int, end: int) -> Iterator[LibpqCopy]:
         rows = sorted(record[:4] for record in self.rows if start <= record.seq <= end)
-        for count in counts:
-            yield recompute.pack(rows[:count])
-            rows = rows[count:]
+        copy = LibpqCopy([recompute.pack([row]) for row in rows], native=self.native)
+        self.copies.append(copy)
+        yield copy
+        assert not copy.live, "the compiled pass did not free every message it took"
 
     def node_runs(self, runs: Sequence[tuple[int, int, int]]) -> bytes:
         return b"".join(

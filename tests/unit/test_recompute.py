@@ -16,6 +16,8 @@ from privatevault.ledger import merkle, recompute
 from privatevault.ledger.chain import GENESIS, record_hash, verify_chain
 from privatevault.ledger.recompute import DIGEST, GAP, INNER_SEQ, MALFORMED, PREV, Problem, Result
 
+from .fakes import LibpqCopy
+
 Row = tuple[int, bytes, bytes, bytes]
 
 
@@ -36,11 +38,49 @@ def compiled() -> recompute.Recompute:
     return recompute.recompute_c
 
 
+def split(data: bytes, sizes: tuple[int, ...]) -> list[bytes]:
+    """``data`` cut into messages of the given sizes, in turn (none of two bytes: the trailer's size)."""
+    messages, offset = [], 0
+    for size in itertools.cycle(sizes):
+        if offset >= len(data):
+            break
+        messages.append(data[offset : offset + size])
+        offset += size
+    if len(messages) > 1 and len(messages[-1]) == 2:
+        messages[-2:] = [messages[-2] + messages[-1]]
+    return messages
+
+
+def streamed(messages: list[bytes], next_seq: int, prev: bytes, frontier: tuple[bytes, ...]) -> Result:
+    """The compiled pass taking ``messages`` from (a fake) libpq as a COPY would send them."""
+    assert recompute.recompute_copy is not None
+    copy = LibpqCopy(messages)
+    result = recompute.recompute_copy(copy, len(messages), next_seq, prev, frontier)
+    assert not copy.live, "every message taken is freed"
+    return result
+
+
 def both(compiled: recompute.Recompute, data: bytes, next_seq: int, prev: bytes, frontier: tuple[bytes, ...]) -> Result:
-    """Run both implementations; they must agree exactly."""
+    """Run both implementations, and the compiled one on the same bytes taken from libpq as one
+    message, as messages cut anywhere and as messages of a row each when they are rows; they must
+    agree exactly."""
     expected = recompute.recompute_py(data, next_seq, prev, frontier)
     assert compiled(data, next_seq, prev, frontier) == expected
+    if data:
+        for sizes in [(len(data),), (1, 5, 64, 700), (97,)]:
+            assert streamed(split(data, sizes), next_seq, prev, frontier) == expected, sizes
+        if expected.problem is None:
+            sizes = tuple(len(recompute.pack([row])) for row in unpack(data))
+            assert streamed(split(data, sizes), next_seq, prev, frontier) == expected
     return expected
+
+
+def unpack(data: bytes) -> list[Row]:
+    out = []
+    for row in recompute._rows(data):
+        assert row is not None
+        out.append(row)
+    return out
 
 
 def frontier_at(leaves: list[bytes]) -> tuple[bytes, ...]:
@@ -169,3 +209,50 @@ def test_any_changed_byte_gives_the_same_answer(
     data[position % len(data)] = value
     prev = ledger[start - 1][3] if start else GENESIS
     both(compiled, bytes(data), start + 1, prev, frontier)
+
+
+# -- the rows taken from libpq by the compiled pass --------------------------------------------
+
+
+def test_a_copy_read_in_batches_from_libpq_gives_the_joined_batches_answer(compiled: recompute.Recompute) -> None:
+    """Batch after batch on one COPY, as the verifier reads it: the header only before the first
+    message, the trailer read by ``finish``, every message freed."""
+    assert recompute.recompute_copy is not None
+    ledger = rows(300)
+    copy = LibpqCopy([recompute.pack([row]) for row in ledger])
+    state: tuple[int, bytes, tuple[bytes, ...]] = (1, GENESIS, ())
+    for before, after in itertools.pairwise([0, 1, 2, 3, 127, 128, 129, 256, 300]):
+        result = recompute.recompute_copy(copy, after - before, *state)
+        assert result == both(compiled, recompute.pack(ledger[before:after]), *state)
+        assert not copy.header and not copy.done and not copy.live
+        state = (result.next_seq, result.prev, result.frontier)
+    copy.finish()
+    assert state[0] == 301 and fold(state[2]) == merkle.root([row[3] for row in ledger])
+
+
+def test_a_copy_that_ends_early_gives_what_it_held() -> None:
+    assert recompute.recompute_copy is not None
+    ledger = rows(10)
+    copy = LibpqCopy([recompute.pack([row]) for row in ledger])
+    result = recompute.recompute_copy(copy, 16, 1, GENESIS, ())
+    assert result.problem is None and result.next_seq == 11 and copy.done and not copy.live
+    empty = LibpqCopy([])  # the header and the trailer in one message, then the end
+    assert recompute.recompute_copy(empty, 16, 1, GENESIS, ()) == Result(1, GENESIS, (), b"", None)
+    assert empty.done
+
+
+def test_a_copy_libpq_fails_on_is_an_error_not_a_short_ledger() -> None:
+    assert recompute.recompute_copy is not None
+    copy = LibpqCopy([recompute.pack([row]) for row in rows(10)], fail_after=4)
+    with pytest.raises(recompute.CopyFailed, match="server closed the connection unexpectedly"):
+        recompute.recompute_copy(copy, 16, 1, GENESIS, ())
+    assert copy.done and not copy.live
+
+
+def test_a_copy_not_in_binary_format_is_refused() -> None:
+    assert recompute.recompute_copy is not None
+    copy = LibpqCopy([recompute.pack([row]) for row in rows(3)])
+    copy.messages[0] = b"seq\tcanonical\n" + copy.messages[0]
+    with pytest.raises(recompute.CopyFailed, match="binary signature"):
+        recompute.recompute_copy(copy, 3, 1, GENESIS, ())
+    assert not copy.live

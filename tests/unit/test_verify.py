@@ -52,13 +52,15 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(verify_module, "BATCH", 8)
 
 
-@pytest.fixture(autouse=True, params=["c", "python"])
+@pytest.fixture(autouse=True, params=["c-libpq", "c", "python"])
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test with the compiled pass and again with the pure-Python one."""
-    implementation = recompute.recompute_c if request.param == "c" else recompute.recompute_py
-    if implementation is None:
+    """Every test with the compiled pass taking the rows from (a fake) libpq itself, with the
+    compiled pass over rows joined in Python, and with the pure-Python one."""
+    implementation = recompute.recompute_py if request.param == "python" else recompute.recompute_c
+    if implementation is None or recompute.recompute_copy is None:
         pytest.fail("the C extension privatevault.ledger._recompute is not built: run `make setup`")
     monkeypatch.setattr(recompute, "recompute", implementation)
+    monkeypatch.setattr(MemoryLedger, "native", request.param == "c-libpq")
 
 
 # -- every stored node ----------------------------------------------------------------------
@@ -119,11 +121,31 @@ def test_a_wrong_node_before_a_trusted_checkpoint_is_not_read_again(signer: Loca
     assert run(ledger, signer, trusted=trusted).problem is not None
 
 
+def test_nothing_after_a_trusted_checkpoint_reads_no_record(signer: LocalSigner) -> None:
+    ledger = filled(40)
+    trusted = parse_and_verify(note(ledger, signer, 40), [signer.verifier])
+    report = run(ledger, signer, trusted=trusted)
+    assert report.ok and report.verified_from == 41 and report.nodes == 0
+    assert ledger.copies == []  # no COPY opened, so none to end or cancel
+
+
 def test_a_broken_chain_is_named_before_any_node(signer: LocalSigner) -> None:
     ledger = filled(20)
     ledger.rows[11] = ledger.rows[11]._replace(canonical=ledger.rows[11].canonical + b" ")
     report = run(ledger, signer)
     assert report.first_bad_seq == 12 and report.problem == "record hash does not match its bytes"
+    copy = ledger.copies[-1]
+    assert not copy.finished  # the read stopped there: the store cancels the rest
+    if ledger.native:  # the compiled pass took no row after the broken one
+        assert copy.served == 12 < len(copy.messages)
+
+
+def test_a_whole_pass_reads_the_copy_to_its_end(signer: LocalSigner) -> None:
+    ledger = filled(20)
+    assert run(ledger, signer).ok
+    copy = ledger.copies[-1]
+    assert copy.done and copy.finished == ledger.native  # joined in Python, the reader ends it itself
+    assert copy.served == (len(copy.messages) if ledger.native else 0)
 
 
 # -- a verifier that remembers --------------------------------------------------------------

@@ -1,9 +1,9 @@
 """The verifier's hot loop: recompute the hash chain and the Merkle tree over a batch of records.
 
 :func:`recompute` takes a batch of records as rows of PostgreSQL's binary COPY format, as
-``Ledger.record_batches`` reads them (one ``bytes`` per batch, so a batch costs the pass one call
-instead of a tuple per record; :func:`pack` makes the same from tuples), and the pass's state: the next sequence
-number, the previous record hash and the tree's right frontier. For every record, in order, it
+``store.CopyOut.batches`` joins them (one ``bytes`` per batch, so a batch costs the pass one call
+instead of a tuple per record; :func:`pack` makes the same from tuples), and the pass's state:
+the next sequence number, the previous record hash and the tree's right frontier. For every record, in order, it
 checks the sequence number, the link, the record hash and the sequence number inside the
 canonical bytes, exactly as ``chain.verify_chain`` does, then adds the record hash as an RFC 9162
 leaf and collects every perfect node the leaf completes. It returns the new state, those nodes
@@ -12,8 +12,12 @@ problem, if any.
 
 Two implementations give identical results (``tests/unit/test_recompute.py`` holds them to it,
 on tampered batches too): the C extension ``_recompute`` (built by ``pip install``, several times
-faster, and it releases the GIL so the reader thread fetches the next batch meanwhile) and the
-pure-Python :func:`recompute_py` below, used when the extension is not built. Neither shares
+faster, with the GIL released) and the pure-Python :func:`recompute_py` below, used when the
+extension is not built. The extension also takes the rows from libpq itself
+(:data:`recompute_copy`: on the connection of a COPY in progress, ``store.CopyOut``, with
+psycopg's own libpq, ``ledger.libpq``), as they arrive, parsing them exactly as it parses the
+same messages joined: the verifier's whole row loop in C, no Python per row. The tests hold that
+path to the same answers through a fake libpq, with the messages cut anywhere. Neither shares
 code with the writer (``store.Ledger._write`` and ``merkle._grow``): the verifier must not
 trust the code whose output it checks.
 """
@@ -23,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 #: The record-hash domain tag (``chain.DOMAIN``), written out again on purpose: see above.
 _DOMAIN = b"privatevault/ledger/record/v1\x00"
@@ -140,21 +144,82 @@ def recompute_py(data: bytes, next_seq: int, prev: bytes, frontier: tuple[bytes,
     return Result(next_seq, prev, tuple(stack), b"".join(levels), problem)
 
 
-def _compiled() -> Recompute | None:
+class CopyRows(Protocol):
+    """A binary ``COPY … TO STDOUT`` of ``(seq, canonical, prev_hash, record_hash)`` rows in
+    progress on libpq (``store.CopyOut``), where :func:`recompute_copy` takes the rows itself."""
+
+    #: The COPY header is still to come; the COPY has ended.
+    header: bool
+    done: bool
+
+    def native(self) -> tuple[int, int, int] | None:
+        """``(PGconn *, PQgetCopyData, PQfreemem)`` as addresses; None when they are not known."""
+        ...
+
+    def error(self) -> str:
+        """libpq's last error on the connection."""
+        ...
+
+    def finish(self) -> None:
+        """Read the end of the COPY (what is left after the rows asked for: the trailer)."""
+        ...
+
+    def batches(self, counts: Iterable[int]) -> Iterator[bytes]:
+        """The next ``counts[i]`` messages joined, batch after batch: the rows read in Python."""
+        ...
+
+
+class CopyFailed(Exception):
+    """The COPY the compiled pass read from failed (libpq's error), or was not a binary one."""
+
+
+#: ``recompute_copy(rows, count, next_seq, prev, frontier)``: see :func:`_compiled`.
+RecomputeCopy = Callable[[CopyRows, int, int, bytes, tuple[bytes, ...]], Result]
+
+
+def _result(state: tuple[int, bytes, tuple[bytes, ...], bytes, tuple[int, int, int] | None]) -> Result:
+    next_seq, prev, stack, nodes, problem = state
+    return Result(next_seq, prev, stack, nodes, None if problem is None else Problem(*problem))
+
+
+def _compiled() -> tuple[Recompute, RecomputeCopy] | tuple[None, None]:
     try:
         from privatevault.ledger import _recompute  # type: ignore[attr-defined]  # noqa: PLC0415
     except ImportError:
-        return None
+        return None, None
 
     def recompute_c(data: bytes, next_seq: int, prev: bytes, frontier: tuple[bytes, ...]) -> Result:
-        next_seq, prev, stack, nodes, problem = _recompute.recompute(data, next_seq, prev, frontier)
-        return Result(next_seq, prev, stack, nodes, None if problem is None else Problem(*problem))
+        return _result(_recompute.recompute(data, next_seq, prev, frontier))
 
-    return recompute_c
+    def recompute_copy(rows: CopyRows, count: int, next_seq: int, prev: bytes, frontier: tuple[bytes, ...]) -> Result:
+        """The pass over the next ``count`` messages of ``rows``, taken from libpq as they arrive and
+        parsed exactly as ``recompute_c`` parses the same messages joined (``CopyOut.batches``
+        joins them): the row loop in C too, with the GIL released, no Python per row."""
+        native = rows.native()
+        if native is None:
+            raise CopyFailed("libpq's functions are not known for this connection")
+        state, status = _recompute.recompute_copy(*native, count, rows.header, next_seq, prev, frontier)
+        if count:
+            rows.header = False
+        if status == _ENDED:
+            rows.done = True
+        elif status == _FAILED:
+            rows.done = True  # libpq's COPY is over: PQgetCopyData returned -2
+            raise CopyFailed(rows.error() or "the COPY failed")
+        elif status == _NOT_BINARY:
+            raise CopyFailed("COPY did not start with the binary signature")
+        return _result(state)
 
+    return recompute_c, recompute_copy
+
+
+#: ``_recompute.recompute_copy``'s status: the COPY ended; libpq failed; not a binary COPY.
+_ENDED, _FAILED, _NOT_BINARY = 1, -2, -3
 
 #: The C implementation when it is built, else None.
-recompute_c: Recompute | None = _compiled()
+recompute_c, recompute_copy_c = _compiled()
+#: The compiled pass that reads the rows from libpq itself (with ``recompute_c``), else None.
+recompute_copy: RecomputeCopy | None = recompute_copy_c
 #: What the verifier runs: the C implementation when built, else the pure-Python one.
 recompute: Recompute = recompute_c or recompute_py
 #: Which one that is, for reports and benchmarks.

@@ -31,18 +31,20 @@ root, and only the records (and nodes) after it are read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from privatevault.errors import IntegrityError
+from privatevault.errors import IntegrityError, LedgerUnavailable
 from privatevault.ledger import merkle, recompute
 from privatevault.ledger.chain import GENESIS
 from privatevault.ledger.checkpoint import Checkpoint, CheckpointError, NoteVerifier, parse_and_verify
 from privatevault.ledger.cosignature import CosignatureVerifier, cosigned_by
 from privatevault.ledger.event import Record
 from privatevault.ledger.readahead import ReadAhead
+from privatevault.ledger.recompute import CopyRows
 from privatevault.ledger.store import StoredCheckpoint
 
 Progress = Callable[[int, int], None]
@@ -66,7 +68,7 @@ class LedgerReader(Protocol):
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]: ...
 
-    def record_batches(self, start: int, end: int, counts: Iterable[int]) -> Iterator[bytes]: ...
+    def record_copy(self, start: int, end: int) -> AbstractContextManager[CopyRows]: ...
 
     def node_runs(self, runs: Sequence[tuple[int, int, int]]) -> bytes: ...
 
@@ -256,8 +258,7 @@ def _points(start: int, total: int, targets: Targets, batch: int) -> list[tuple[
     ends = {*range(start + batch, total, batch), *(size for size in targets if start < size < total)}
     if total > start:
         ends.add(total)
-    bounds = sorted(ends)
-    return list(zip([start, *bounds[:-1]], bounds, strict=True))
+    return list(itertools.pairwise([start, *sorted(ends)]))  # none when there is nothing after ``start``
 
 
 def _name_first_bad(ledger: LedgerReader, before: int, after: int, computed: bytes, report: Report) -> None:
@@ -341,10 +342,10 @@ def _one_pass(
 ) -> None:
     """Records ``frontier.size + 1`` … ``total``: chain, every node they complete, the targets on the way.
 
-    A batch of :data:`BATCH` records at a time, read ahead by :class:`ReadAhead` and recomputed
-    by :func:`recompute.recompute`: the chain as ``chain.verify_chain`` checks it, the leaves,
-    and every perfect node, compared with the stored ones the batch completes in one byte
-    comparison per batch.
+    A batch of :data:`BATCH` records at a time, read and recomputed by :func:`_passes` (in C from
+    libpq's rows, or joined on a reader thread and recomputed): the chain as
+    ``chain.verify_chain`` checks it, the leaves, and every perfect node, compared with the
+    stored ones the batch completes in one byte comparison per batch.
     """
     last_good = 0
 
@@ -358,15 +359,17 @@ def _one_pass(
 
     check_targets()
     points = _points(frontier.size, total, targets, BATCH)
-    records = ReadAhead(
-        ledger.record_batches(frontier.size + 1, total, [after - before for before, after in points]),
-        "privatevault-verify-records",
-    )
+    if not points:  # nothing after the trusted checkpoint
+        return
     nodes = ReadAhead((ledger.node_runs(_runs(*point)) for point in points), "privatevault-verify-nodes")
     # Closing the readers stops their threads (and releases their connections).
-    with closing(records), closing(nodes):
-        for (before, after), batch, stored in zip(points, records, nodes, strict=False):
-            result = recompute.recompute(batch, frontier.size + 1, prev, frontier.digests())
+    with (
+        ledger.record_copy(frontier.size + 1, total) as rows,
+        _passes(rows, [after - before for before, after in points]) as recomputed,
+        closing(nodes),
+    ):
+        for (before, after), stored in zip(points, nodes, strict=True):
+            result = recomputed(after - before, frontier.size + 1, prev, frontier.digests())
             frontier.reset(result.next_seq - 1, result.frontier)
             prev = result.prev
             if result.problem is not None:
@@ -383,3 +386,42 @@ def _one_pass(
                 progress(frontier.size, total)
     if frontier.size < total:
         report.fail(f"records {frontier.size + 1}..{total} are missing", frontier.size + 1)
+
+
+Recomputed = Callable[[int, int, bytes, tuple[bytes, ...]], recompute.Result]
+
+
+@contextmanager
+def _passes(rows: CopyRows, counts: list[int]) -> Iterator[Recomputed]:
+    """The pass over the next ``count`` records of ``rows``, batch after batch (``counts``).
+
+    Compiled, the rows are taken from libpq by the C pass itself as PostgreSQL sends them
+    (``recompute.recompute_copy``), no Python per row; otherwise they are joined per batch on a
+    thread of their own, a batch or two ahead, and recomputed by :func:`recompute.recompute`.
+    """
+    streamed = recompute.recompute_copy
+    if streamed is not None and rows.native() is not None:
+        left = sum(counts)
+
+        def from_libpq(count: int, next_seq: int, prev: bytes, frontier: tuple[bytes, ...]) -> recompute.Result:
+            nonlocal left
+            try:
+                result = streamed(rows, count, next_seq, prev, frontier)
+            except recompute.CopyFailed as exc:
+                raise LedgerUnavailable(f"the audit ledger cannot be read: {exc}") from exc
+            left -= count
+            if not left and result.problem is None:
+                rows.finish()  # the trailer: the COPY ends here, not cancelled
+            return result
+
+        yield from_libpq
+        return
+    batches = ReadAhead(rows.batches(counts), "privatevault-verify-records")
+    with closing(batches):
+        joined = iter(batches)
+
+        def from_batches(count: int, next_seq: int, prev: bytes, frontier: tuple[bytes, ...]) -> recompute.Result:
+            del count  # the batch holds it
+            return recompute.recompute(next(joined, b""), next_seq, prev, frontier)
+
+        yield from_batches
