@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import select
+import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,10 +37,8 @@ _COPY = (
     " resource_name, resource_uid, outcome, canonical, prev_hash, record_hash, idempotency_key)"
     " FROM STDIN (FORMAT BINARY)"
 )
-_COPY_TYPES = ["int8", "timestamptz", *["text"] * 8, "bytea", "bytea", "bytea", "text"]
 _INSERT_NODE = "INSERT INTO merkle_nodes (level, idx, hash) VALUES (%s, %s, %s)"
 _COPY_NODES = "COPY merkle_nodes (level, idx, hash) FROM STDIN (FORMAT BINARY)"
-_COPY_NODE_TYPES = ["int2", "int8", "bytea"]
 #: Batches at least this large go through COPY; smaller ones through one INSERT each.
 COPY_THRESHOLD = 32
 
@@ -56,6 +55,48 @@ def _record(row: tuple[int, bytes, bytes, bytes, str]) -> Record:
 
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _COPY_TRAILER = b"\xff\xff"
+#: A binary COPY stream's start: the signature, no flags, no header extension.
+_COPY_HEADER = _COPY_SIGNATURE + bytes(8)
+#: Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), for a binary timestamptz.
+_PG_EPOCH_US = 946_684_800_000_000
+#: A record row's start: 14 fields, then ``seq`` (int8); and a bytea of 32 bytes' length word.
+_RECORD_START = struct.Struct(">hiq")
+_HASH_FIELD = struct.pack(">i", 32)
+#: A node row up to its hash: 3 fields, ``level`` (int2), ``idx`` (int8), the hash's length.
+_NODE_START = struct.Struct(">hihiqi")
+_LENGTH = struct.Struct(">i").pack
+_NULL = _LENGTH(-1)
+
+
+def _columns(event: Event) -> tuple[str, str, str, str, str | None, str, str | None, str]:
+    """An event's own columns, ``tenant`` … ``outcome``."""
+    resource = event.resource
+    return (
+        event.tenant,
+        event.actor,
+        event.action,
+        resource.kind,
+        resource.namespace,
+        resource.name,
+        resource.uid,
+        event.outcome,
+    )
+
+
+def _fixed_fields(event: Event) -> tuple[bytes, bytes]:
+    """An event's fields of its binary COPY row that do not depend on its position: ``tenant`` …
+    ``outcome`` (fields 3 to 10), and ``idempotency_key`` (the last)."""
+    middle: list[bytes] = []
+    add = middle.append
+    for value in _columns(event):
+        if value is None:
+            add(_NULL)
+        else:
+            data = value.encode()
+            add(_LENGTH(len(data)))
+            add(data)
+    key = event.idempotency_key.encode()
+    return b"".join(middle), _LENGTH(len(key)) + key
 
 
 class CopyOut:
@@ -163,6 +204,52 @@ class _PgNodes:
         return {(int(level), int(index)): bytes(digest) for level, index, digest in self._cur.fetchall()}
 
 
+def _insert_row(now: datetime, row: tuple[int, bytes, bytes, bytes, Event]) -> tuple[Any, ...]:
+    seq, body, prev, digest, event = row
+    return (seq, now, *_columns(event), body, prev, digest, event.idempotency_key)
+
+
+#: A record as the writer makes it: ``(seq, canonical, prev hash, record hash, event, its fixed COPY fields)``.
+_Written = tuple[int, bytes, bytes, bytes, Event, tuple[bytes, bytes]]
+
+
+def _record_rows(now: datetime, rows: Iterable[_Written]) -> bytes:
+    """The binary COPY stream of records ``(seq, body, prev, digest, event, fixed fields)``, all
+    recorded at ``now`` (columns as in ``_COPY``)."""
+    delta = now - datetime(1970, 1, 1, tzinfo=UTC)
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds - _PG_EPOCH_US
+    recorded = struct.pack(">iq", 8, micros)
+    start, length, hashed = _RECORD_START.pack, _LENGTH, _HASH_FIELD
+    parts = [_COPY_HEADER]
+    for seq, body, prev, digest, _, (middle, key) in rows:
+        parts += (start(14, 8, seq), recorded, middle, length(len(body)), body, hashed, prev, hashed, digest, key)
+    parts.append(_COPY_TRAILER)
+    return b"".join(parts)
+
+
+def _node_rows(nodes: Iterable[merkle.Node]) -> bytes:
+    """The binary COPY stream of Merkle nodes (columns as in ``_COPY_NODES``)."""
+    start = _NODE_START.pack
+    parts = [_COPY_HEADER]
+    for level, index, digest in nodes:
+        parts += (start(3, 2, level, 8, index, len(digest)), digest)
+    parts.append(_COPY_TRAILER)
+    return b"".join(parts)
+
+
+@dataclass
+class _Head:
+    """What the writer knows of the chain head after its last commit: the tree's size and head
+    hash, its Merkle frontier, and the heads of the tenants it has looked up (``tenants``; those
+    absent from ``heads`` have no record). Valid while the stored head is that record."""
+
+    size: int
+    record_hash: bytes
+    frontier: dict[merkle.NodeKey, bytes]
+    heads: tenantchain.Heads
+    tenants: set[str]
+
+
 @dataclass(frozen=True)
 class StoredCheckpoint:
     size: int
@@ -173,10 +260,14 @@ class StoredCheckpoint:
 class _Ticket:
     """Events waiting to be committed, and what became of them."""
 
-    __slots__ = ("error", "events", "finished", "records")
+    __slots__ = ("error", "events", "fields", "finished", "records")
 
     def __init__(self, events: Sequence[Event]) -> None:
         self.events = events
+        # Made here, in the caller's thread, while the writer thread waits on the database.
+        for event in events:
+            event.canonical_parts  # noqa: B018
+        self.fields = [_fixed_fields(event) for event in events]
         self.records: list[Record] = []
         self.error: BaseException | None = None
         self.finished = threading.Event()
@@ -204,6 +295,8 @@ class Ledger:
         self._pending = threading.Condition()
         self._committer: threading.Thread | None = None
         self._closed = False
+        # The writer thread's own: set after a commit, dropped before each write (see _write_once).
+        self._head: _Head | None = None
 
     def close(self) -> None:
         with self._pending:
@@ -218,9 +311,6 @@ class Ledger:
 
     def append_many(self, events: Sequence[Event]) -> list[Record]:
         """Write events in order, in one transaction with whatever else is queued; idempotent per key."""
-        for event in events:
-            # Made here, in the caller's thread, while the writer thread waits on the database.
-            event.canonical_parts  # noqa: B018
         ticket = _Ticket(events)
         with self._pending:
             self._closed = False
@@ -249,8 +339,9 @@ class Ledger:
 
     def _commit(self, batch: list[_Ticket]) -> None:
         events = [event for ticket in batch for event in ticket.events]
+        fields = [row for ticket in batch for row in ticket.fields]
         try:
-            written = self._write(events)
+            written = self._write(events, fields)
         except psycopg.OperationalError as exc:
             error: BaseException = LedgerUnavailable(f"the audit ledger cannot be written: {exc}".strip())
             error.__cause__ = exc
@@ -264,7 +355,7 @@ class Ledger:
         for ticket in batch:
             ticket.records = [written[event.idempotency_key] for event in ticket.events]
 
-    def _write(self, events: Sequence[Event]) -> dict[str, Record]:
+    def _write(self, events: Sequence[Event], fields: Sequence[tuple[bytes, bytes]] | None = None) -> dict[str, Record]:
         """Write the events not written yet, in one transaction; their records by idempotency key.
 
         Optimistic: the keys are not looked up first (a thousand index probes, a sixth of a
@@ -273,12 +364,16 @@ class Ledger:
         rolled back and done again with the look-up, which returns the records written the first
         time. Retries are rare; every batch pays for the look-up otherwise.
         """
+        if fields is None:
+            fields = [_fixed_fields(event) for event in events]
         try:
-            return self._write_once(events, look_up=False)
+            return self._write_once(events, fields, look_up=False)
         except psycopg.errors.UniqueViolation:
-            return self._write_once(events, look_up=True)
+            return self._write_once(events, fields, look_up=True)
 
-    def _write_once(self, events: Sequence[Event], *, look_up: bool) -> dict[str, Record]:
+    def _write_once(
+        self, events: Sequence[Event], fields: Sequence[tuple[bytes, bytes]], *, look_up: bool
+    ) -> dict[str, Record]:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (HEAD_LOCK,))
             # Looked up under the lock: another writer may have appended some of the same events.
@@ -292,9 +387,20 @@ class Ledger:
             now = datetime.now(UTC)
             time = canonical_time(now)
             size = seq
-            rows = []
-            heads = self._tenant_heads(cur, [e.tenant for e in events if e.idempotency_key not in found])
-            for event in events:
+            tenants = {e.tenant for e in events if e.idempotency_key not in found and e.tenant}
+            known = self._head
+            # Dropped until this transaction has committed: a failed or uncertain commit leaves
+            # nothing behind that the next write could trust.
+            self._head = None
+            if known is None or known.size != size or known.record_hash != prev:
+                # Another writer appended since (or this one never did): read it all.
+                known = _Head(size, prev, merkle.frontier(size, _PgNodes(cur)), tenantchain.Heads(), set())
+            if missing := tenants - known.tenants:
+                known.heads.update(self._tenant_heads(cur, sorted(missing)))
+                known.tenants |= missing
+            heads = known.heads
+            written: list[_Written] = []
+            for event, fixed in zip(events, fields, strict=True):
                 if event.idempotency_key in found:
                     continue
                 seq += 1
@@ -302,41 +408,22 @@ class Ledger:
                 body = event.canonical(seq=seq, time=time, link=link)
                 digest = record_hash(prev, body)
                 heads.advance(event.tenant, link, digest)
-                resource = event.resource
-                rows.append(
-                    (
-                        seq,
-                        now,
-                        event.tenant,
-                        event.actor,
-                        event.action,
-                        resource.kind,
-                        resource.namespace,
-                        resource.name,
-                        resource.uid,
-                        event.outcome,
-                        body,
-                        prev,
-                        digest,
-                        event.idempotency_key,
-                    )
-                )
+                written.append((seq, body, prev, digest, event, fixed))
                 found[event.idempotency_key] = Record(seq, body, prev, digest, event.idempotency_key)
                 prev = digest
-            nodes = merkle.append_leaves(size, [merkle.leaf_hash(row[12]) for row in rows], _PgNodes(cur))
-            if len(rows) < COPY_THRESHOLD:
-                cur.executemany(_INSERT, rows)
+            nodes = merkle.grow(size, known.frontier, [merkle.leaf_hash(row[3]) for row in written])
+            if len(written) < COPY_THRESHOLD:
+                cur.executemany(_INSERT, [_insert_row(now, row[:5]) for row in written])
                 cur.executemany(_INSERT_NODE, nodes)
             else:
-                # Binary COPY: no text escaping of the bytea columns on either side.
+                # Binary COPY, its rows made here: no escaping, no per-value adaptation.
                 with cur.copy(_COPY) as copy:
-                    copy.set_types(_COPY_TYPES)
-                    for row in rows:
-                        copy.write_row(row)
+                    copy.write(_record_rows(now, written))
                 with cur.copy(_COPY_NODES) as copy:
-                    copy.set_types(_COPY_NODE_TYPES)
-                    for node in nodes:
-                        copy.write_row(node)
+                    copy.write(_node_rows(nodes))
+        # Committed: the next write that finds this head stored needs not read it again.
+        known.size, known.record_hash = seq, prev
+        self._head = known
         return found
 
     def _read(self, query: Callable[[psycopg.Cursor[tuple[Any, ...]]], T]) -> T:
@@ -509,7 +596,7 @@ class Ledger:
         """The newest record of ``action`` per (resource uid, tenant) among the records whose
         idempotency key starts with ``prefix`` (recorded at or before ``until``), in seq order.
 
-        The key-prefix index (migration 0004) finds the candidates; the newest per pair is kept
+        The key index (migration 0005, `text_pattern_ops`) finds the candidates; the newest per pair is kept
         in the database, so the reply is one record per pair however long the history.
         """
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -528,16 +615,17 @@ class Ledger:
         return self._read(query)
 
     @staticmethod
-    def _tenant_heads(cur: psycopg.Cursor[tuple[Any, ...]], tenants: list[str]) -> tenantchain.Heads:
-        """Each tenant's newest record (read under the append lock): where its chain goes on."""
+    def _tenant_heads(cur: psycopg.Cursor[tuple[Any, ...]], tenants: list[str]) -> list[tuple[str, bytes, bytes]]:
+        """Each tenant's newest record (read under the append lock), as ``(tenant, canonical,
+        record hash)``: where its chain goes on. Tenants with no record have no row."""
         cur.execute(
             # LATERAL: one backward scan of the (tenant, seq) index per tenant, however long its history.
             "SELECT t.tenant, r.canonical, r.record_hash FROM unnest(%s::text[]) AS t(tenant)"
             " CROSS JOIN LATERAL (SELECT canonical, record_hash FROM audit_records WHERE tenant = t.tenant"
             " ORDER BY seq DESC LIMIT 1) r",
-            (sorted({t for t in tenants if t}),),
+            (tenants,),
         )
-        return tenantchain.Heads((str(t), bytes(c), bytes(h)) for t, c, h in cur.fetchall())
+        return [(str(t), bytes(c), bytes(h)) for t, c, h in cur.fetchall()]
 
     @staticmethod
     def _by_keys(cur: psycopg.Cursor[tuple[Any, ...]], keys: list[str]) -> dict[str, Record]:

@@ -44,6 +44,10 @@ class Heads:
     def __init__(self, latest: Iterable[tuple[str, bytes, bytes]] = ()) -> None:
         """``latest``: ``(tenant, canonical bytes, record hash)`` of each tenant's newest record."""
         self._heads: dict[str, tuple[int, bytes]] = {}
+        self.update(latest)
+
+    def update(self, latest: Iterable[tuple[str, bytes, bytes]]) -> None:
+        """Add (or replace) tenants' newest records, as ``(tenant, canonical bytes, record hash)``."""
         for tenant, canonical, digest in latest:
             linked = of(canonical)
             self._heads[tenant] = (linked[0] if linked else 0, digest)
