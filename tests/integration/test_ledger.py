@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from privatevault.errors import LedgerUnavailable
-from privatevault.ledger import GENESIS, Event, ResourceRef, tenantchain, verify_chain
+from privatevault.ledger import GENESIS, Event, ResourceRef, appendrows, tenantchain, verify_chain
 from privatevault.ledger.schema import Database, _alembic, migrate
 from privatevault.ledger.store import Ledger
 from privatevault.ledger.verify import verify
@@ -152,9 +152,18 @@ def _verified(ledger: Ledger) -> None:
         assert [link[1] for link in links if link] == [GENESIS] + [r.record_hash for r in records[:-1]]
 
 
-def test_writers_that_take_turns_read_the_head_the_other_left(database: Database) -> None:
+@pytest.mark.parametrize("engine", ["c", "python"])
+def test_writers_that_take_turns_read_the_head_the_other_left(
+    database: Database, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A writer keeps the chain head, Merkle frontier and tenant heads of its last commit; another
-    writer appending in between must make it read them again, through COPY and INSERT batches."""
+    writer appending in between must make it read them again, through COPY and INSERT batches
+    (with the writer's C extension and with its pure-Python twin)."""
+    if engine == "python":
+        monkeypatch.setattr(appendrows, "records", appendrows.records_py)
+        monkeypatch.setattr(appendrows, "nodes", appendrows.nodes_py)
+    else:
+        assert appendrows.ENGINE == "c"
     first, second = Ledger(database.operator_dsn), Ledger(database.operator_dsn)
     try:
         for turn, size in enumerate([100, 3, 64, 1, 40, 100, 2]):

@@ -23,8 +23,8 @@ from psycopg import sql
 
 from privatevault.database import Pool, open_pool
 from privatevault.errors import LedgerUnavailable
-from privatevault.ledger import merkle, tenantchain
-from privatevault.ledger.chain import GENESIS, record_hash
+from privatevault.ledger import appendrows, merkle, tenantchain
+from privatevault.ledger.chain import GENESIS
 from privatevault.ledger.event import Event, Record, canonical_time
 
 _INSERT = (
@@ -59,11 +59,6 @@ _COPY_TRAILER = b"\xff\xff"
 _COPY_HEADER = _COPY_SIGNATURE + bytes(8)
 #: Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), for a binary timestamptz.
 _PG_EPOCH_US = 946_684_800_000_000
-#: A record row's start: 14 fields, then ``seq`` (int8); and a bytea of 32 bytes' length word.
-_RECORD_START = struct.Struct(">hiq")
-_HASH_FIELD = struct.pack(">i", 32)
-#: A node row up to its hash: 3 fields, ``level`` (int2), ``idx`` (int8), the hash's length.
-_NODE_START = struct.Struct(">hihiqi")
 _LENGTH = struct.Struct(">i").pack
 _NULL = _LENGTH(-1)
 
@@ -204,37 +199,59 @@ class _PgNodes:
         return {(int(level), int(index)): bytes(digest) for level, index, digest in self._cur.fetchall()}
 
 
-def _insert_row(now: datetime, row: tuple[int, bytes, bytes, bytes, Event]) -> tuple[Any, ...]:
-    seq, body, prev, digest, event = row
-    return (seq, now, *_columns(event), body, prev, digest, event.idempotency_key)
+def _insert_row(now: datetime, record: Record, event: Event) -> tuple[Any, ...]:
+    body, prev, digest = record.canonical, record.prev_hash, record.record_hash
+    return (record.seq, now, *_columns(event), body, prev, digest, event.idempotency_key)
 
 
-#: A record as the writer makes it: ``(seq, canonical, prev hash, record hash, event, its fixed COPY fields)``.
-_Written = tuple[int, bytes, bytes, bytes, Event, tuple[bytes, bytes]]
+def _chain(
+    known: _Head,
+    events: Sequence[Event],
+    fields: Sequence[tuple[bytes, bytes]],
+    found: dict[str, Record],
+    *,
+    seq: int,
+    prev: bytes,
+    now: datetime,
+) -> tuple[list[tuple[Record, Event]], bytes]:
+    """Chain the events whose key is not in ``found`` after record ``seq`` (hash ``prev``), each
+    key once, at ``now``; add them to ``found`` and advance the tenant heads of ``known``.
+    Returns the records with their events, and the records' binary COPY rows."""
+    tenants = sorted({event.tenant for event in events if event.tenant})
+    slots = {tenant: slot for slot, tenant in enumerate(tenants)}
+    states: list[list[object]] = [list(known.heads.get(tenant)) for tenant in tenants]
+    items: list[appendrows.Item] = []
+    chained: list[Event] = []
+    for event, fixed in zip(events, fields, strict=True):
+        if event.idempotency_key in found:
+            continue
+        found[event.idempotency_key] = Record(0, b"", b"", b"")  # a key twice in a batch: once
+        head, member = event.canonical_parts
+        items.append((head, member, slots.get(event.tenant, -1), *fixed))
+        chained.append(event)
+    stream, bodies, digests = appendrows.records(seq, prev, canonical_time(now), _recorded(now), items, states)
+    for tenant, (tenant_seq, digest) in zip(tenants, states, strict=True):
+        assert isinstance(tenant_seq, int) and isinstance(digest, bytes)
+        known.heads.set(tenant, tenant_seq, digest)
+    written = []
+    for offset, event in enumerate(chained):
+        record = Record(
+            seq + 1 + offset,
+            bodies[offset],
+            digests[offset - 1] if offset else prev,
+            digests[offset],
+            event.idempotency_key,
+        )
+        found[event.idempotency_key] = record
+        written.append((record, event))
+    return written, stream
 
 
-def _record_rows(now: datetime, rows: Iterable[_Written]) -> bytes:
-    """The binary COPY stream of records ``(seq, body, prev, digest, event, fixed fields)``, all
-    recorded at ``now`` (columns as in ``_COPY``)."""
+def _recorded(now: datetime) -> bytes:
+    """``now`` as a binary COPY field of type timestamptz (microseconds since 2000-01-01 UTC)."""
     delta = now - datetime(1970, 1, 1, tzinfo=UTC)
     micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds - _PG_EPOCH_US
-    recorded = struct.pack(">iq", 8, micros)
-    start, length, hashed = _RECORD_START.pack, _LENGTH, _HASH_FIELD
-    parts = [_COPY_HEADER]
-    for seq, body, prev, digest, _, (middle, key) in rows:
-        parts += (start(14, 8, seq), recorded, middle, length(len(body)), body, hashed, prev, hashed, digest, key)
-    parts.append(_COPY_TRAILER)
-    return b"".join(parts)
-
-
-def _node_rows(nodes: Iterable[merkle.Node]) -> bytes:
-    """The binary COPY stream of Merkle nodes (columns as in ``_COPY_NODES``)."""
-    start = _NODE_START.pack
-    parts = [_COPY_HEADER]
-    for level, index, digest in nodes:
-        parts += (start(3, 2, level, 8, index, len(digest)), digest)
-    parts.append(_COPY_TRAILER)
-    return b"".join(parts)
+    return struct.pack(">iq", 8, micros)
 
 
 @dataclass
@@ -385,7 +402,6 @@ class Ledger:
             head = cur.fetchone()
             seq, prev = (0, GENESIS) if head is None else (int(head[0]), bytes(head[1]))
             now = datetime.now(UTC)
-            time = canonical_time(now)
             size = seq
             tenants = {e.tenant for e in events if e.idempotency_key not in found and e.tenant}
             known = self._head
@@ -398,29 +414,22 @@ class Ledger:
             if missing := tenants - known.tenants:
                 known.heads.update(self._tenant_heads(cur, sorted(missing)))
                 known.tenants |= missing
-            heads = known.heads
-            written: list[_Written] = []
-            for event, fixed in zip(events, fields, strict=True):
-                if event.idempotency_key in found:
-                    continue
-                seq += 1
-                link = heads.link(event.tenant)
-                body = event.canonical(seq=seq, time=time, link=link)
-                digest = record_hash(prev, body)
-                heads.advance(event.tenant, link, digest)
-                written.append((seq, body, prev, digest, event, fixed))
-                found[event.idempotency_key] = Record(seq, body, prev, digest, event.idempotency_key)
-                prev = digest
-            nodes = merkle.grow(size, known.frontier, [merkle.leaf_hash(row[3]) for row in written])
-            if len(written) < COPY_THRESHOLD:
-                cur.executemany(_INSERT, [_insert_row(now, row[:5]) for row in written])
-                cur.executemany(_INSERT_NODE, nodes)
+            chained, stream = _chain(known, events, fields, found, seq=seq, prev=prev, now=now)
+            digests = [record.record_hash for record, _ in chained]
+            if len(chained) < COPY_THRESHOLD:
+                cur.executemany(_INSERT, [_insert_row(now, record, event) for record, event in chained])
+                cur.executemany(_INSERT_NODE, merkle.grow(size, known.frontier, [merkle.leaf_hash(d) for d in digests]))
             else:
                 # Binary COPY, its rows made here: no escaping, no per-value adaptation.
+                frontier = [known.frontier[key] for key in merkle.root_keys(size)]
+                node_rows, frontier = appendrows.nodes(size, frontier, digests)
+                known.frontier = dict(zip(merkle.root_keys(size + len(digests)), frontier, strict=True))
                 with cur.copy(_COPY) as copy:
-                    copy.write(_record_rows(now, written))
+                    copy.write(b"".join((_COPY_HEADER, stream, _COPY_TRAILER)))
                 with cur.copy(_COPY_NODES) as copy:
-                    copy.write(_node_rows(nodes))
+                    copy.write(b"".join((_COPY_HEADER, node_rows, _COPY_TRAILER)))
+            if chained:
+                seq, prev = chained[-1][0].seq, chained[-1][0].record_hash
         # Committed: the next write that finds this head stored needs not read it again.
         known.size, known.record_hash = seq, prev
         self._head = known

@@ -59,6 +59,14 @@ class Heads:
         seq, prev = self._heads.get(tenant, (0, GENESIS))
         return {SEQ: seq + 1, PREV: base64.b64encode(prev).decode()}
 
+    def get(self, tenant: str) -> tuple[int, bytes]:
+        """``(tenantSeq, record hash)`` of the tenant's newest record; ``(0, GENESIS)`` for none."""
+        return self._heads.get(tenant, (0, GENESIS))
+
+    def set(self, tenant: str, seq: int, digest: bytes) -> None:
+        """The tenant's newest record is now its ``seq``-th, of hash ``digest``."""
+        self._heads[tenant] = (seq, digest)
+
     def advance(self, tenant: str, link: dict[str, Any], digest: bytes) -> None:
         if tenant:
             self._heads[tenant] = (int(link[SEQ]), digest)
