@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from privatevault.ledger import Event, ResourceRef, appendrows, merkle, record_hash, tenantchain
+from privatevault.ledger import event as event_module
 from privatevault.ledger.chain import GENESIS
 from privatevault.ledger.event import canonical_time
 
@@ -189,3 +190,53 @@ def test_the_tenant_link_is_standard_base64() -> None:
     items = [(b'{"action":"a"', b'"tenant":"acme"', 0, b"", b"")]
     _, [body], _ = appendrows.records(0, GENESIS, b'"t"', b"", items, [[4, digest]])
     assert base64.b64encode(digest) in body and b'"tenantSeq":5' in body
+
+
+_any_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.tuples(inner, inner) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_any_json)
+def test_canonical_bytes_are_the_same_compiled(compiled: Any, value: Any) -> None:
+    """``_append.jcs`` writes what ``event._jcs_py`` writes, and declines (None) what it refuses."""
+    try:
+        expected: bytes | None = event_module._jcs_py(value)
+    except event_module._NotPlain:
+        expected = None
+    assert compiled.jcs(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a\x00c": 1, "a\x00b": 2, "a": 3, "": 4},  # keys with NUL sort by code points, not as C strings
+        '\x00\x1f\x7f"\\\n\r\t\b\f é \u2028 😀',
+        [2**53 - 1, -(2**53) + 1, True, False, None, (1, "x")],
+    ],
+)
+def test_canonical_bytes_at_the_edges_are_the_same_compiled(compiled: Any, value: Any) -> None:
+    assert compiled.jcs(value) == event_module._jcs_py(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [2**53, -(2**53), 10**30, 1.5, [1.0], {"é": 1}, {1: 2}, "\ud800", ["\udfff"], {"a": {"b": 0.5}}],
+)
+def test_the_compiled_canonical_bytes_decline_what_is_not_plain(compiled: Any, value: Any) -> None:
+    assert compiled.jcs(value) is None
+    with pytest.raises(event_module._NotPlain):
+        event_module._jcs_py(value)
+
+
+def test_deep_nesting_is_left_to_the_python_path(compiled: Any) -> None:
+    deep: Any = 1
+    for _ in range(150):
+        deep = [deep]
+    assert compiled.jcs(deep) is None
+    assert event_module._jcs(deep) == event_module._jcs_py(deep) == b"[" * 150 + b"1" + b"]" * 150

@@ -15,6 +15,8 @@
  *   binary COPY field of ``recorded_at``. Returns the records' binary COPY rows (no header, no
  *   trailer), their canonical bytes and their record hashes.
  *
+ * jcs(value) -> bytes | None: an event's canonical bytes (below, by jcs_value).
+ *
  * nodes(size, frontier, digests) -> (rows, frontier)
  *
  *   Adds the record hashes ``digests`` as RFC 9162 leaves to the tree of ``size`` leaves whose
@@ -253,9 +255,145 @@ fail:
     return NULL;
 }
 
+
+/* jcs(value) -> bytes | None
+ *
+ *   RFC 8785 (JCS) bytes of a plain value, as ``event._jcs_py`` writes them: strings (escaped as
+ *   ``json`` escapes them without ``ensure_ascii``), integers in JSON's safe range, booleans, None,
+ *   lists and tuples, dicts whose keys are ASCII strings (sorted). None for anything else (a float,
+ *   another key, a lone surrogate, nesting deeper than 100): the caller then runs the Python path,
+ *   which hands such values to ``rfc8785`` or raises as it always did.
+ */
+#define JCS_DEPTH 100
+#define SAFE_INT 9007199254740991LL /* 2**53 - 1 */
+
+static int jcs_string(buffer *b, PyObject *text) {
+    /* 1: written, 0: not plain (a lone surrogate), -1: error. */
+    Py_ssize_t size;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &size);
+    if (utf8 == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    if (grow(b, (size_t)size * 6 + 2) < 0) return -1;
+    char *out = b->data + b->len;
+    *out++ = '"';
+    for (Py_ssize_t i = 0; i < size; i++) {
+        unsigned char c = (unsigned char)utf8[i];
+        if (c == '"' || c == '\\') {
+            *out++ = '\\';
+            *out++ = (char)c;
+        } else if (c >= 0x20) {
+            *out++ = (char)c;
+        } else {
+            *out++ = '\\';
+            switch (c) {
+            case '\n': *out++ = 'n'; break;
+            case '\r': *out++ = 'r'; break;
+            case '\t': *out++ = 't'; break;
+            case '\b': *out++ = 'b'; break;
+            case '\f': *out++ = 'f'; break;
+            default:
+                out += sprintf(out, "u%04x", c);
+            }
+        }
+    }
+    *out++ = '"';
+    b->len = (size_t)(out - b->data);
+    return 1;
+}
+
+static int key_order(const void *a, const void *b) {
+    /* ASCII keys: code point order is byte order; a key may hold NUL, so lengths, not strcmp. */
+    PyObject *left = *(PyObject *const *)a, *right = *(PyObject *const *)b;
+    Py_ssize_t left_len = PyUnicode_GET_LENGTH(left), right_len = PyUnicode_GET_LENGTH(right);
+    int order = memcmp(PyUnicode_DATA(left), PyUnicode_DATA(right), (size_t)(left_len < right_len ? left_len : right_len));
+    return order ? order : (left_len > right_len) - (left_len < right_len);
+}
+
+static int jcs_value(buffer *b, PyObject *value, int depth) {
+    /* 1: written, 0: not plain, -1: error. */
+    if (depth > JCS_DEPTH) return 0;
+    PyTypeObject *kind = Py_TYPE(value);
+    if (kind == &PyUnicode_Type) return jcs_string(b, value);
+    if (value == Py_None) return put_text(b, "null") < 0 ? -1 : 1;
+    if (value == Py_True) return put_text(b, "true") < 0 ? -1 : 1;
+    if (value == Py_False) return put_text(b, "false") < 0 ? -1 : 1;
+    if (kind == &PyLong_Type) {
+        int overflow;
+        long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (number == -1 && PyErr_Occurred()) return -1;
+        if (overflow || number > SAFE_INT || number < -SAFE_INT) return 0;
+        char digits[32];
+        snprintf(digits, sizeof digits, "%lld", number);
+        return put_text(b, digits) < 0 ? -1 : 1;
+    }
+    if (kind == &PyList_Type || kind == &PyTuple_Type) {
+        PyObject *items = PySequence_Fast(value, "");
+        if (items == NULL) return -1;
+        int done = put_text(b, "[") < 0 ? -1 : 1;
+        for (Py_ssize_t i = 0; done == 1 && i < PySequence_Fast_GET_SIZE(items); i++) {
+            if (i && put_text(b, ",") < 0) done = -1;
+            else done = jcs_value(b, PySequence_Fast_GET_ITEM(items, i), depth + 1);
+        }
+        Py_DECREF(items);
+        if (done != 1) return done;
+        return put_text(b, "]") < 0 ? -1 : 1;
+    }
+    if (kind == &PyDict_Type) {
+        Py_ssize_t count = PyDict_GET_SIZE(value), at = 0, i = 0;
+        PyObject **keys = PyMem_Malloc(sizeof(PyObject *) * (size_t)(count ? count : 1)), *key, *item;
+        if (keys == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        int done = 1;
+        while (PyDict_Next(value, &at, &key, &item)) {
+            if (!PyUnicode_CheckExact(key) || !PyUnicode_IS_ASCII(key)) {
+                done = 0;
+                break;
+            }
+            keys[i++] = key;
+        }
+        if (done == 1) {
+            qsort(keys, (size_t)count, sizeof(PyObject *), key_order);
+            done = put_text(b, "{") < 0 ? -1 : 1;
+            for (i = 0; done == 1 && i < count; i++) {
+                if (i && put_text(b, ",") < 0) {
+                    done = -1;
+                    break;
+                }
+                done = jcs_string(b, keys[i]);
+                if (done == 1 && put_text(b, ":") < 0) done = -1;
+                if (done == 1) {
+                    item = PyDict_GetItemWithError(value, keys[i]);
+                    done = item == NULL ? -1 : jcs_value(b, item, depth + 1);
+                }
+            }
+            if (done == 1 && put_text(b, "}") < 0) done = -1;
+        }
+        PyMem_Free(keys);
+        return done;
+    }
+    return 0;
+}
+
+static PyObject *jcs(PyObject *self, PyObject *value) {
+    (void)self;
+    buffer out = {0};
+    int done = jcs_value(&out, value, 0);
+    PyObject *result = NULL;
+    if (done == 1) result = take_bytes(&out);
+    else if (done == 0) result = Py_NewRef(Py_None);
+    PyMem_Free(out.data);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"records", records, METH_VARARGS, "Chain records and make their binary COPY rows (see appendrows.records_py)."},
     {"nodes", nodes, METH_VARARGS, "Grow the Merkle tree and make its nodes' binary COPY rows (see appendrows.nodes_py)."},
+    {"jcs", jcs, METH_O, "RFC 8785 bytes of a plain value, or None (see event._jcs_py)."},
     {NULL, NULL, 0, NULL},
 };
 
