@@ -217,7 +217,7 @@ def _chain(
     """Chain the events whose key is not in ``found`` after record ``seq`` (hash ``prev``), each
     key once, at ``now``; add them to ``found`` and advance the tenant heads of ``known``.
     Returns the records with their events, and the records' binary COPY rows."""
-    tenants = sorted({event.tenant for event in events if event.tenant})
+    tenants = sorted({event.tenant for event in events if event.tenant and event.idempotency_key not in found})
     slots = {tenant: slot for slot, tenant in enumerate(tenants)}
     states: list[list[object]] = [list(known.heads.get(tenant)) for tenant in tenants]
     items: list[appendrows.Item] = []
