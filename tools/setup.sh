@@ -35,9 +35,10 @@ if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
   fi
 fi
 
-# The verifier's C extension (operator/privatevault/ledger/_recompute.c) needs a C compiler, the
-# Python headers and OpenSSL's; without them pip installs the package anyway and the verifier runs
-# its pure-Python pass (several times slower). The export's (evidence/_lines.c) needs the first two.
+# The verifier's C extension (operator/privatevault/ledger/_recompute.c) and the ledger writer's
+# (_append.c) need a C compiler, the Python headers and OpenSSL's; without them pip installs the
+# package anyway and both run their pure-Python twins (several times slower). The export's
+# (evidence/_lines.c) needs the first two.
 if [[ ! -f /usr/include/openssl/sha.h ]] || ! command -v cc >/dev/null; then
   if [[ $(id -u) -eq 0 ]]; then
     say "installing a C compiler and OpenSSL's headers (the verifier's C extension)"
@@ -70,6 +71,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 if [[ ! -f .venv/.installed || requirements-dev.lock -nt .venv/.installed || pyproject.toml -nt .venv/.installed \
       || operator/privatevault/ledger/_recompute.c -nt .venv/.installed \
+      || operator/privatevault/ledger/_append.c -nt .venv/.installed \
       || operator/privatevault/evidence/_lines.c -nt .venv/.installed ]]; then
   say "installing Python packages into .venv (requirements-dev.lock, every hash checked)"
   # The lock pins every package with its hashes (pip, setuptools and the dev tools too); the
@@ -80,6 +82,9 @@ if [[ ! -f .venv/.installed || requirements-dev.lock -nt .venv/.installed || pyp
 fi
 if ! .venv/bin/python -c 'import privatevault.ledger._recompute' 2>/dev/null; then
   echo "warning: the verifier's C extension is not built: \`pvctl audit verify\` runs its pure-Python pass" >&2
+fi
+if ! .venv/bin/python -c 'import privatevault.ledger._append' 2>/dev/null; then
+  echo "warning: the ledger writer's C extension is not built: appends run its pure-Python twin" >&2
 fi
 if ! .venv/bin/python -c 'import privatevault.evidence._lines' 2>/dev/null; then
   echo "warning: the export's C extension is not built: evidence bundles are written by its pure-Python twin" >&2

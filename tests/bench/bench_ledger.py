@@ -25,7 +25,7 @@ import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey
 
-from privatevault.ledger import Event, ResourceRef, recompute
+from privatevault.ledger import Event, ResourceRef, appendrows, recompute
 from privatevault.ledger.checkpoint import LocalSigner, sign_checkpoint
 from privatevault.ledger.schema import bootstrap
 from privatevault.ledger.store import Ledger
@@ -104,6 +104,7 @@ def run() -> dict[str, float]:
                 rates.append(len(batch) / (time.perf_counter() - started))
                 appended += len(batch)
             figures["ledger.append.batched_1000.events_per_s"] = statistics.median(rates)
+            figures["ledger.append.compiled"] = float(appendrows.ENGINE == "c")
             peer = tessera.append(int(TESSERA_ENTRIES or appended), workdir=Path(workdir))
             figures["tessera.append.posix.entries"] = peer["entries"]
             figures["tessera.append.posix.integrated_per_s"] = peer["integrated_per_second"]

@@ -4,15 +4,17 @@ unreachable database fails closed."""
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 
 import psycopg
 import pytest
 
 from privatevault.errors import LedgerUnavailable
-from privatevault.ledger import GENESIS, Event, ResourceRef, tenantchain, verify_chain
-from privatevault.ledger.schema import Database, migrate
+from privatevault.ledger import GENESIS, Event, ResourceRef, appendrows, tenantchain, verify_chain
+from privatevault.ledger.schema import Database, _alembic, migrate
 from privatevault.ledger.store import Ledger
+from privatevault.ledger.verify import verify
 from privatevault.testbench.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -134,5 +136,97 @@ def test_unreachable_database_fails_closed() -> None:
 
 def test_migrations_are_idempotent_and_reach_the_newest_revision(database: Database) -> None:
     role = psycopg.conninfo.conninfo_to_dict(database.operator_dsn)["user"]
-    assert migrate(database.owner_dsn, operator_role=str(role)) == "0004"
-    assert migrate(database.owner_dsn, operator_role=str(role)) == "0004"
+    assert migrate(database.owner_dsn, operator_role=str(role)) == "0005"
+    assert migrate(database.owner_dsn, operator_role=str(role)) == "0005"
+
+
+def _verified(ledger: Ledger) -> None:
+    """The whole ledger verifies (chain, every stored Merkle node) and each tenant's chain links up."""
+    report = verify(ledger, verifiers=[])
+    assert report.ok, report.problem
+    tenants = {r.idempotency_key.split("/")[0] for r in ledger.records()} - {""}
+    for tenant in tenants:
+        records = list(ledger.records(tenant=tenant))
+        links = [tenantchain.of(r.canonical) for r in records]
+        assert [link[0] for link in links if link] == list(range(1, len(records) + 1))
+        assert [link[1] for link in links if link] == [GENESIS] + [r.record_hash for r in records[:-1]]
+
+
+@pytest.mark.parametrize("engine", ["c", "python"])
+def test_writers_that_take_turns_read_the_head_the_other_left(
+    database: Database, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer keeps the chain head, Merkle frontier and tenant heads of its last commit; another
+    writer appending in between must make it read them again, through COPY and INSERT batches
+    (with the writer's C extension and with its pure-Python twin)."""
+    if engine == "python":
+        monkeypatch.setattr(appendrows, "records", appendrows.records_py)
+        monkeypatch.setattr(appendrows, "nodes", appendrows.nodes_py)
+    else:
+        assert appendrows.ENGINE == "c"
+    first, second = Ledger(database.operator_dsn), Ledger(database.operator_dsn)
+    try:
+        for turn, size in enumerate([100, 3, 64, 1, 40, 100, 2]):
+            writer = first if turn % 2 == 0 else second
+            tenants = ("acme", "globex", "")  # "": a record of no tenant
+            writer.append_many([event(f"{tenants[i % 3]}/{turn}-{i}", tenant=tenants[i % 3]) for i in range(size)])
+        assert first.size() == 310
+        _verified(first)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_failed_batch_leaves_no_head_behind(ledger: Ledger) -> None:
+    """A batch PostgreSQL refuses in its COPY (a NUL in a text column), after the writer has
+    advanced its chain, tree and tenant heads in memory, is rolled back whole; the next batch goes
+    on from the head that was committed, not from the refused one's."""
+    ledger.append_many([event(f"acme/a{i}") for i in range(50)])
+    refused = dataclasses.replace(event("acme/b-nul"), actor="te\x00st")
+    with pytest.raises(psycopg.errors.CharacterNotInRepertoire):
+        ledger.append_many([event(f"acme/b{i}") for i in range(49)] + [refused])
+    assert ledger.size() == 50
+    ledger.append_many([event(f"acme/c{i}") for i in range(50)])
+    ledger.append(event("acme/d"))
+    assert ledger.size() == 101
+    _verified(ledger)
+
+
+def test_records_written_before_migration_0005_verify_and_keys_stay_unique(database: Database) -> None:
+    """0005 drops two indexes and replaces the key's two; a ledger written before keeps verifying,
+    a retried key still returns its first record, and the key-prefix search still finds it."""
+    role = str(psycopg.conninfo.conninfo_to_dict(database.operator_dsn)["user"])
+    import sqlalchemy  # noqa: PLC0415 - only this test migrates down
+    from alembic import command  # noqa: PLC0415
+
+    engine = sqlalchemy.create_engine(
+        "postgresql+psycopg://", creator=lambda: psycopg.connect(database.owner_dsn), poolclass=sqlalchemy.NullPool
+    )
+    with engine.begin() as connection:
+        command.downgrade(_alembic(connection), "0004")
+    engine.dispose()
+    ledger = Ledger(database.operator_dsn)
+    try:
+        before = ledger.append_many([event(f"acme/old{i}") for i in range(100)])
+        assert migrate(database.owner_dsn, operator_role=role) == "0005"
+        assert ledger.append(event("acme/old7")) == before[7]
+        ledger.append_many([event(f"acme/new{i}") for i in range(100)])
+        assert [r.idempotency_key for r in ledger.find("acme/old1")] == [
+            "acme/old1",
+            *(f"acme/old1{i}" for i in range(10)),
+        ]
+        _verified(ledger)
+    finally:
+        ledger.close()
+    with psycopg.connect(database.owner_dsn) as conn:
+        indexes = {row[0] for row in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'audit_records'")}
+        conn.execute("SET enable_seqscan = off")  # whether the index can serve them, whatever the table's size
+        plans = [
+            " ".join(row[0] for row in conn.execute(query).fetchall())
+            for query in (
+                "EXPLAIN SELECT 1 FROM audit_records WHERE idempotency_key LIKE 'acme/old1%'",
+                "EXPLAIN SELECT 1 FROM audit_records WHERE idempotency_key = ANY(ARRAY['acme/old1'])",
+            )
+        ]
+    assert indexes == {"audit_records_pkey", "audit_records_tenant_seq", "audit_records_idempotency_key"}
+    assert all("Index" in plan and "audit_records_idempotency_key" in plan for plan in plans), plans

@@ -110,7 +110,7 @@ class PgEvidenceSource:
         )
 
     def compliance_before(self, tenants: Sequence[str], start: datetime) -> Iterator[Row]:
-        # The key-prefix index (migration 0004) finds the compliance records; few: one per change.
+        # The key index (migration 0005) finds the compliance records by prefix; few: one per change.
         return self._stream(
             "seq IN (SELECT DISTINCT ON (resource_uid, tenant) seq FROM audit_records"
             " WHERE idempotency_key LIKE {} AND action = {}"

@@ -75,6 +75,18 @@ class Event:
     def canonical_parts(self) -> tuple[bytes, bytes]:
         """The canonical bytes before ``seq`` and of ``tenant``: see :meth:`canonical`."""
         resource = self._resource()
+        fields = {
+            "action": self.action,
+            "actor": self.actor,
+            "details": self.details,
+            "idempotencyKey": self.idempotency_key,
+            "outcome": self.outcome,
+            "resource": resource,
+        }
+        if _jcs_c is not None:  # compiled: two calls, the members in JCS order without a closing brace
+            head, tenant_member = _jcs_c(fields), _jcs_c({"tenant": self.tenant})
+            if head is not None and tenant_member is not None:
+                return head[:-1], tenant_member[1:-1]
         strings = [self.action, self.actor, self.idempotency_key, self.outcome, self.tenant, *resource.values()]
         if all(type(value) is str for value in strings):
             # Keys in JCS order, strings escaped as JCS escapes them (ensure_ascii=False JSON).
@@ -89,14 +101,6 @@ class Event:
                 members,
             )
             return head, b'"tenant":' + tenant
-        fields = {
-            "action": self.action,
-            "actor": self.actor,
-            "details": self.details,
-            "idempotencyKey": self.idempotency_key,
-            "outcome": self.outcome,
-            "resource": resource,
-        }
         return canonical(fields)[:-1], canonical({"tenant": self.tenant})[1:-1]
 
 
@@ -118,6 +122,11 @@ def canonical_time(time: datetime) -> bytes:
     return canonical({"t": timestamp(time)})[5:-1]
 
 
+try:
+    from privatevault.ledger._append import jcs as _jcs_c  # type: ignore[import-not-found]
+except ImportError:  # not built: the pure-Python path, the same bytes
+    _jcs_c = None
+
 #: JSON's safe integers (RFC 8785 §3.2.2.3, as ``rfc8785`` enforces them).
 _INT_MAX = 2**53 - 1
 
@@ -127,6 +136,13 @@ class _NotPlain(Exception):
 
 
 def _jcs(value: Any) -> bytes:
+    """:func:`_jcs_py`, compiled when the writer's C extension is built (``_append.jcs``, held to
+    the same bytes by ``tests/unit/test_appendrows.py``); what it does not take, this does."""
+    made = _jcs_c(value) if _jcs_c is not None else None
+    return made if made is not None else _jcs_py(value)
+
+
+def _jcs_py(value: Any) -> bytes:
     """JCS of a plain value: strings, safe integers, booleans, null, lists, objects with ASCII keys.
 
     For those, JCS is simple: keys sorted (by UTF-16 code units; for ASCII keys, as Python sorts
@@ -145,7 +161,7 @@ def _jcs(value: Any) -> bytes:
         for key in sorted(value):
             if type(key) is not str or not key.isascii():
                 raise _NotPlain
-            items.append(b"%s:%s" % (encode_basestring(key).encode(), _jcs(value[key])))
+            items.append(b"%s:%s" % (encode_basestring(key).encode(), _jcs_py(value[key])))
         return b"{%s}" % b",".join(items)
     if kind is int:
         if not -_INT_MAX <= value <= _INT_MAX:
@@ -156,7 +172,7 @@ def _jcs(value: Any) -> bytes:
     if kind is bool:
         return b"true" if value else b"false"
     if kind is list or kind is tuple:
-        return b"[%s]" % b",".join(map(_jcs, value))
+        return b"[%s]" % b",".join(map(_jcs_py, value))
     raise _NotPlain  # subclasses too (enums, OrderedDict): rfc8785 knows them
 
 

@@ -360,6 +360,19 @@ def append_leaves(size: int, leaf_hashes: Sequence[bytes], store: NodeStore) -> 
     return nodes
 
 
+def frontier(size: int, store: NodeStore) -> dict[NodeKey, bytes]:
+    """The right frontier of the tree of ``size`` leaves (:func:`root_keys`), in one batched read."""
+    return _read(store, root_keys(size))
+
+
+def grow(size: int, frontier: dict[NodeKey, bytes], leaf_hashes: Sequence[bytes]) -> list[Node]:
+    """Every perfect node completed by appending ``leaf_hashes`` at ``size``, ``size+1``…, from
+    the tree's whole right frontier (:func:`frontier`), which becomes the grown tree's."""
+    nodes: list[Node] = []
+    _grow(size, frontier, leaf_hashes, nodes)
+    return nodes
+
+
 def root(leaves: Sequence[bytes]) -> bytes:
     """``MTH(D[n])`` of RFC 9162 §2.1.1 over the leaf data (record hashes), in memory."""
     if not leaves:

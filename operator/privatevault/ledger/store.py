@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import select
+import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,8 +23,8 @@ from psycopg import sql
 
 from privatevault.database import Pool, open_pool
 from privatevault.errors import LedgerUnavailable
-from privatevault.ledger import libpq, merkle, tenantchain
-from privatevault.ledger.chain import GENESIS, record_hash
+from privatevault.ledger import appendrows, libpq, merkle, tenantchain
+from privatevault.ledger.chain import GENESIS
 from privatevault.ledger.event import Event, Record, canonical_time
 
 _INSERT = (
@@ -36,10 +37,8 @@ _COPY = (
     " resource_name, resource_uid, outcome, canonical, prev_hash, record_hash, idempotency_key)"
     " FROM STDIN (FORMAT BINARY)"
 )
-_COPY_TYPES = ["int8", "timestamptz", *["text"] * 8, "bytea", "bytea", "bytea", "text"]
 _INSERT_NODE = "INSERT INTO merkle_nodes (level, idx, hash) VALUES (%s, %s, %s)"
 _COPY_NODES = "COPY merkle_nodes (level, idx, hash) FROM STDIN (FORMAT BINARY)"
-_COPY_NODE_TYPES = ["int2", "int8", "bytea"]
 #: Batches at least this large go through COPY; smaller ones through one INSERT each.
 COPY_THRESHOLD = 32
 
@@ -56,6 +55,43 @@ def _record(row: tuple[int, bytes, bytes, bytes, str]) -> Record:
 
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _COPY_TRAILER = b"\xff\xff"
+#: A binary COPY stream's start: the signature, no flags, no header extension.
+_COPY_HEADER = _COPY_SIGNATURE + bytes(8)
+#: Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), for a binary timestamptz.
+_PG_EPOCH_US = 946_684_800_000_000
+_LENGTH = struct.Struct(">i").pack
+_NULL = _LENGTH(-1)
+
+
+def _columns(event: Event) -> tuple[str, str, str, str, str | None, str, str | None, str]:
+    """An event's own columns, ``tenant`` … ``outcome``."""
+    resource = event.resource
+    return (
+        event.tenant,
+        event.actor,
+        event.action,
+        resource.kind,
+        resource.namespace,
+        resource.name,
+        resource.uid,
+        event.outcome,
+    )
+
+
+def _fixed_fields(event: Event) -> tuple[bytes, bytes]:
+    """An event's fields of its binary COPY row that do not depend on its position: ``tenant`` …
+    ``outcome`` (fields 3 to 10), and ``idempotency_key`` (the last)."""
+    middle: list[bytes] = []
+    add = middle.append
+    for value in _columns(event):
+        if value is None:
+            add(_NULL)
+        else:
+            data = value.encode()
+            add(_LENGTH(len(data)))
+            add(data)
+    key = event.idempotency_key.encode()
+    return b"".join(middle), _LENGTH(len(key)) + key
 
 
 class CopyOut:
@@ -183,6 +219,74 @@ class _PgNodes:
         return {(int(level), int(index)): bytes(digest) for level, index, digest in self._cur.fetchall()}
 
 
+def _insert_row(now: datetime, record: Record, event: Event) -> tuple[Any, ...]:
+    body, prev, digest = record.canonical, record.prev_hash, record.record_hash
+    return (record.seq, now, *_columns(event), body, prev, digest, event.idempotency_key)
+
+
+def _chain(
+    known: _Head,
+    events: Sequence[Event],
+    fields: Sequence[tuple[bytes, bytes]],
+    found: dict[str, Record],
+    *,
+    seq: int,
+    prev: bytes,
+    now: datetime,
+) -> tuple[list[tuple[Record, Event]], bytes]:
+    """Chain the events whose key is not in ``found`` after record ``seq`` (hash ``prev``), each
+    key once, at ``now``; add them to ``found`` and advance the tenant heads of ``known``.
+    Returns the records with their events, and the records' binary COPY rows."""
+    tenants = sorted({event.tenant for event in events if event.tenant and event.idempotency_key not in found})
+    slots = {tenant: slot for slot, tenant in enumerate(tenants)}
+    states: list[list[object]] = [list(known.heads.get(tenant)) for tenant in tenants]
+    items: list[appendrows.Item] = []
+    chained: list[Event] = []
+    for event, fixed in zip(events, fields, strict=True):
+        if event.idempotency_key in found:
+            continue
+        found[event.idempotency_key] = Record(0, b"", b"", b"")  # a key twice in a batch: once
+        head, member = event.canonical_parts
+        items.append((head, member, slots.get(event.tenant, -1), *fixed))
+        chained.append(event)
+    stream, bodies, digests = appendrows.records(seq, prev, canonical_time(now), _recorded(now), items, states)
+    for tenant, (tenant_seq, digest) in zip(tenants, states, strict=True):
+        assert isinstance(tenant_seq, int) and isinstance(digest, bytes)
+        known.heads.set(tenant, tenant_seq, digest)
+    written = []
+    for offset, event in enumerate(chained):
+        record = Record(
+            seq + 1 + offset,
+            bodies[offset],
+            digests[offset - 1] if offset else prev,
+            digests[offset],
+            event.idempotency_key,
+        )
+        found[event.idempotency_key] = record
+        written.append((record, event))
+    return written, stream
+
+
+def _recorded(now: datetime) -> bytes:
+    """``now`` as a binary COPY field of type timestamptz (microseconds since 2000-01-01 UTC)."""
+    delta = now - datetime(1970, 1, 1, tzinfo=UTC)
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds - _PG_EPOCH_US
+    return struct.pack(">iq", 8, micros)
+
+
+@dataclass
+class _Head:
+    """What the writer knows of the chain head after its last commit: the tree's size and head
+    hash, its Merkle frontier, and the heads of the tenants it has looked up (``tenants``; those
+    absent from ``heads`` have no record). Valid while the stored head is that record."""
+
+    size: int
+    record_hash: bytes
+    frontier: dict[merkle.NodeKey, bytes]
+    heads: tenantchain.Heads
+    tenants: set[str]
+
+
 @dataclass(frozen=True)
 class StoredCheckpoint:
     size: int
@@ -193,10 +297,14 @@ class StoredCheckpoint:
 class _Ticket:
     """Events waiting to be committed, and what became of them."""
 
-    __slots__ = ("error", "events", "finished", "records")
+    __slots__ = ("error", "events", "fields", "finished", "records")
 
     def __init__(self, events: Sequence[Event]) -> None:
         self.events = events
+        # Made here, in the caller's thread, while the writer thread waits on the database.
+        for event in events:
+            event.canonical_parts  # noqa: B018
+        self.fields = [_fixed_fields(event) for event in events]
         self.records: list[Record] = []
         self.error: BaseException | None = None
         self.finished = threading.Event()
@@ -224,6 +332,8 @@ class Ledger:
         self._pending = threading.Condition()
         self._committer: threading.Thread | None = None
         self._closed = False
+        # The writer thread's own: set after a commit, dropped before each write (see _write_once).
+        self._head: _Head | None = None
 
     def close(self) -> None:
         with self._pending:
@@ -238,9 +348,6 @@ class Ledger:
 
     def append_many(self, events: Sequence[Event]) -> list[Record]:
         """Write events in order, in one transaction with whatever else is queued; idempotent per key."""
-        for event in events:
-            # Made here, in the caller's thread, while the writer thread waits on the database.
-            event.canonical_parts  # noqa: B018
         ticket = _Ticket(events)
         with self._pending:
             self._closed = False
@@ -269,8 +376,9 @@ class Ledger:
 
     def _commit(self, batch: list[_Ticket]) -> None:
         events = [event for ticket in batch for event in ticket.events]
+        fields = [row for ticket in batch for row in ticket.fields]
         try:
-            written = self._write(events)
+            written = self._write(events, fields)
         except psycopg.OperationalError as exc:
             error: BaseException = LedgerUnavailable(f"the audit ledger cannot be written: {exc}".strip())
             error.__cause__ = exc
@@ -284,7 +392,7 @@ class Ledger:
         for ticket in batch:
             ticket.records = [written[event.idempotency_key] for event in ticket.events]
 
-    def _write(self, events: Sequence[Event]) -> dict[str, Record]:
+    def _write(self, events: Sequence[Event], fields: Sequence[tuple[bytes, bytes]] | None = None) -> dict[str, Record]:
         """Write the events not written yet, in one transaction; their records by idempotency key.
 
         Optimistic: the keys are not looked up first (a thousand index probes, a sixth of a
@@ -293,12 +401,16 @@ class Ledger:
         rolled back and done again with the look-up, which returns the records written the first
         time. Retries are rare; every batch pays for the look-up otherwise.
         """
+        if fields is None:
+            fields = [_fixed_fields(event) for event in events]
         try:
-            return self._write_once(events, look_up=False)
+            return self._write_once(events, fields, look_up=False)
         except psycopg.errors.UniqueViolation:
-            return self._write_once(events, look_up=True)
+            return self._write_once(events, fields, look_up=True)
 
-    def _write_once(self, events: Sequence[Event], *, look_up: bool) -> dict[str, Record]:
+    def _write_once(
+        self, events: Sequence[Event], fields: Sequence[tuple[bytes, bytes]], *, look_up: bool
+    ) -> dict[str, Record]:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (HEAD_LOCK,))
             # Looked up under the lock: another writer may have appended some of the same events.
@@ -310,53 +422,37 @@ class Ledger:
             head = cur.fetchone()
             seq, prev = (0, GENESIS) if head is None else (int(head[0]), bytes(head[1]))
             now = datetime.now(UTC)
-            time = canonical_time(now)
             size = seq
-            rows = []
-            heads = self._tenant_heads(cur, [e.tenant for e in events if e.idempotency_key not in found])
-            for event in events:
-                if event.idempotency_key in found:
-                    continue
-                seq += 1
-                link = heads.link(event.tenant)
-                body = event.canonical(seq=seq, time=time, link=link)
-                digest = record_hash(prev, body)
-                heads.advance(event.tenant, link, digest)
-                resource = event.resource
-                rows.append(
-                    (
-                        seq,
-                        now,
-                        event.tenant,
-                        event.actor,
-                        event.action,
-                        resource.kind,
-                        resource.namespace,
-                        resource.name,
-                        resource.uid,
-                        event.outcome,
-                        body,
-                        prev,
-                        digest,
-                        event.idempotency_key,
-                    )
-                )
-                found[event.idempotency_key] = Record(seq, body, prev, digest, event.idempotency_key)
-                prev = digest
-            nodes = merkle.append_leaves(size, [merkle.leaf_hash(row[12]) for row in rows], _PgNodes(cur))
-            if len(rows) < COPY_THRESHOLD:
-                cur.executemany(_INSERT, rows)
-                cur.executemany(_INSERT_NODE, nodes)
+            tenants = {e.tenant for e in events if e.idempotency_key not in found and e.tenant}
+            known = self._head
+            # Dropped until this transaction has committed: a failed or uncertain commit leaves
+            # nothing behind that the next write could trust.
+            self._head = None
+            if known is None or known.size != size or known.record_hash != prev:
+                # Another writer appended since (or this one never did): read it all.
+                known = _Head(size, prev, merkle.frontier(size, _PgNodes(cur)), tenantchain.Heads(), set())
+            if missing := tenants - known.tenants:
+                known.heads.update(self._tenant_heads(cur, sorted(missing)))
+                known.tenants |= missing
+            chained, stream = _chain(known, events, fields, found, seq=seq, prev=prev, now=now)
+            digests = [record.record_hash for record, _ in chained]
+            if len(chained) < COPY_THRESHOLD:
+                cur.executemany(_INSERT, [_insert_row(now, record, event) for record, event in chained])
+                cur.executemany(_INSERT_NODE, merkle.grow(size, known.frontier, [merkle.leaf_hash(d) for d in digests]))
             else:
-                # Binary COPY: no text escaping of the bytea columns on either side.
+                # Binary COPY, its rows made here: no escaping, no per-value adaptation.
+                frontier = [known.frontier[key] for key in merkle.root_keys(size)]
+                node_rows, frontier = appendrows.nodes(size, frontier, digests)
+                known.frontier = dict(zip(merkle.root_keys(size + len(digests)), frontier, strict=True))
                 with cur.copy(_COPY) as copy:
-                    copy.set_types(_COPY_TYPES)
-                    for row in rows:
-                        copy.write_row(row)
+                    copy.write(b"".join((_COPY_HEADER, stream, _COPY_TRAILER)))
                 with cur.copy(_COPY_NODES) as copy:
-                    copy.set_types(_COPY_NODE_TYPES)
-                    for node in nodes:
-                        copy.write_row(node)
+                    copy.write(b"".join((_COPY_HEADER, node_rows, _COPY_TRAILER)))
+            if chained:
+                seq, prev = chained[-1][0].seq, chained[-1][0].record_hash
+        # Committed: the next write that finds this head stored needs not read it again.
+        known.size, known.record_hash = seq, prev
+        self._head = known
         return found
 
     def _read(self, query: Callable[[psycopg.Cursor[tuple[Any, ...]]], T]) -> T:
@@ -537,7 +633,7 @@ class Ledger:
         """The newest record of ``action`` per (resource uid, tenant) among the records whose
         idempotency key starts with ``prefix`` (recorded at or before ``until``), in seq order.
 
-        The key-prefix index (migration 0004) finds the candidates; the newest per pair is kept
+        The key index (migration 0005, `text_pattern_ops`) finds the candidates; the newest per pair is kept
         in the database, so the reply is one record per pair however long the history.
         """
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -556,16 +652,17 @@ class Ledger:
         return self._read(query)
 
     @staticmethod
-    def _tenant_heads(cur: psycopg.Cursor[tuple[Any, ...]], tenants: list[str]) -> tenantchain.Heads:
-        """Each tenant's newest record (read under the append lock): where its chain goes on."""
+    def _tenant_heads(cur: psycopg.Cursor[tuple[Any, ...]], tenants: list[str]) -> list[tuple[str, bytes, bytes]]:
+        """Each tenant's newest record (read under the append lock), as ``(tenant, canonical,
+        record hash)``: where its chain goes on. Tenants with no record have no row."""
         cur.execute(
             # LATERAL: one backward scan of the (tenant, seq) index per tenant, however long its history.
             "SELECT t.tenant, r.canonical, r.record_hash FROM unnest(%s::text[]) AS t(tenant)"
             " CROSS JOIN LATERAL (SELECT canonical, record_hash FROM audit_records WHERE tenant = t.tenant"
             " ORDER BY seq DESC LIMIT 1) r",
-            (sorted({t for t in tenants if t}),),
+            (tenants,),
         )
-        return tenantchain.Heads((str(t), bytes(c), bytes(h)) for t, c, h in cur.fetchall())
+        return [(str(t), bytes(c), bytes(h)) for t, c, h in cur.fetchall()]
 
     @staticmethod
     def _by_keys(cur: psycopg.Cursor[tuple[Any, ...]], keys: list[str]) -> dict[str, Record]:

@@ -44,6 +44,10 @@ class Heads:
     def __init__(self, latest: Iterable[tuple[str, bytes, bytes]] = ()) -> None:
         """``latest``: ``(tenant, canonical bytes, record hash)`` of each tenant's newest record."""
         self._heads: dict[str, tuple[int, bytes]] = {}
+        self.update(latest)
+
+    def update(self, latest: Iterable[tuple[str, bytes, bytes]]) -> None:
+        """Add (or replace) tenants' newest records, as ``(tenant, canonical bytes, record hash)``."""
         for tenant, canonical, digest in latest:
             linked = of(canonical)
             self._heads[tenant] = (linked[0] if linked else 0, digest)
@@ -54,6 +58,14 @@ class Heads:
             return {}
         seq, prev = self._heads.get(tenant, (0, GENESIS))
         return {SEQ: seq + 1, PREV: base64.b64encode(prev).decode()}
+
+    def get(self, tenant: str) -> tuple[int, bytes]:
+        """``(tenantSeq, record hash)`` of the tenant's newest record; ``(0, GENESIS)`` for none."""
+        return self._heads.get(tenant, (0, GENESIS))
+
+    def set(self, tenant: str, seq: int, digest: bytes) -> None:
+        """The tenant's newest record is now its ``seq``-th, of hash ``digest``."""
+        self._heads[tenant] = (seq, digest)
 
     def advance(self, tenant: str, link: dict[str, Any], digest: bytes) -> None:
         if tenant:
