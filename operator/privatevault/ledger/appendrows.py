@@ -117,7 +117,7 @@ RecordsFn = Callable[[int, bytes, bytes, bytes, list[Item], list[list[object]]],
 NodesFn = Callable[[int, list[bytes], list[bytes]], tuple[bytes, list[bytes]]]
 
 try:
-    from privatevault.ledger import _append  # type: ignore[attr-defined]
+    from privatevault.ledger import _append  # type: ignore[attr-defined,unused-ignore]
 except ImportError:  # not built: the same results, several times slower
     records: RecordsFn = records_py
     nodes: NodesFn = nodes_py
