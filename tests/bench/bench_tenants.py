@@ -47,6 +47,7 @@ at once, with the end of its log, if the operator exits.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -72,6 +73,8 @@ DRIFT_INTERVAL = float(os.environ.get("PV_BENCH_DRIFT_INTERVAL", "60"))
 KMS = os.environ.get("PV_BENCH_KMS", "local")
 IDLE_INTERVALS = 3
 RUN_TIMEOUT = 1800.0
+#: How long the one ``kubectl apply`` of every Tenant may take.
+APPLY_TIMEOUT = 600.0
 # kube-controller-manager's garbage collector rereads discovery every 30 s (a fixed period).
 GC_DISCOVERY = 40.0
 TOP_REQUESTS = 20
@@ -227,7 +230,10 @@ def _onboard(kubectl: Kubectl, bench: Bench, workdir: Path, operator: Operator, 
     before = request_counts.scrape(kubectl)
     _say(f"applying {TENANTS} Tenants")
     cpu_before, started = _cpu_seconds(bench, operator), time.perf_counter()
-    kubectl.apply(_tenants(TENANTS))
+    # A client-side apply (a GET, then a POST per Tenant): it took 22 to 118 s of the time measured
+    # here, by the machine's load; `kubectl apply --server-side` was tried and took over 120 s
+    # on a loaded machine.
+    kubectl.run("apply", "-f", "-", stdin=json.dumps(_tenants(TENANTS)), timeout=APPLY_TIMEOUT)
     applied = time.perf_counter() - started
     watch.wait_ready(TENANTS, budget, operator)
     elapsed = time.perf_counter() - started
