@@ -52,9 +52,18 @@ class FakeView(FakeCluster):
         super().__init__()
         self.live = StatusRecorder()
         self.bound: list[str] = []
+        self.forgotten: list[tuple[str, str | None, str]] = []
 
     def bind(self, indexes: dict[str, Any]) -> None:
         self.bound.extend(indexes)
+
+    def in_sync(self, obj: dict[str, Any]) -> bool:
+        """As ``ClusterView.in_sync``: here, whether the object is exactly what is stored."""
+        meta = obj["metadata"]
+        return self.objects.get((obj["kind"], meta.get("namespace"), meta["name"])) == obj
+
+    def forget(self, kind: str, namespace: str | None, name: str) -> None:
+        self.forgotten.append((kind, namespace, name))
 
 
 @dataclass
@@ -364,3 +373,33 @@ def test_a_failed_resync_is_logged_and_the_pass_goes_on(caplog: pytest.LogCaptur
     messages = [r.getMessage() for r in caplog.records if "Resync" in r.getMessage()]
     assert messages[0].startswith("[acme] Resync of Tenant acme failed: ")
     assert messages[1] == "[globex] Resync of Tenant globex succeeded."
+
+
+def test_a_childs_change_by_someone_else_reconciles_its_tenant_and_the_operators_own_does_not() -> None:
+    app = FakeApp()
+    app.cluster.put(builders.tenant("acme", uid="uid-acme"))
+    tenants = tenant_handlers.kind(app)
+    wiring.run(app, tenants, app.cluster.objects[("Tenant", None, "acme")], LOG)  # type: ignore[arg-type]
+    quota = next(o for (k, _, _), o in app.cluster.objects.items() if k == "ResourceQuota")
+    reconciles = len(app.cluster.live.patches)
+
+    def changed(event: str, body: dict[str, Any]) -> None:
+        tenant_handlers.child_changed(app, tenants, event, body)  # type: ignore[arg-type]
+
+    changed("MODIFIED", quota)  # the operator's own write: nothing to do
+    assert len(app.cluster.live.patches) == reconciles and app.ledger.events[-1].action != "update-resourcequota"
+    edited = {**quota, "spec": {"hard": {"pods": "999"}}}
+    app.cluster.objects[("ResourceQuota", quota["metadata"]["namespace"], quota["metadata"]["name"])] = edited
+    changed("MODIFIED", {**edited, "metadata": {**edited["metadata"], "resourceVersion": "9999"}})
+    assert app.ledger.events[-1].action == "update-resourcequota"  # repaired at once
+    assert (
+        app.cluster.objects[("ResourceQuota", quota["metadata"]["namespace"], quota["metadata"]["name"])]["spec"]
+        == quota["spec"]
+    )
+    namespace = next(o for (k, _, _), o in app.cluster.objects.items() if k == "Namespace")
+    changed("DELETED", namespace)
+    assert app.cluster.forgotten == [("Namespace", None, namespace["metadata"]["name"])]
+    # A namespace that is not the operator's (the informer lists every namespace) is not its business.
+    records = len(app.ledger.records)
+    changed("MODIFIED", {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "kube-system"}})
+    assert len(app.ledger.records) == records and app.cluster.forgotten[-1][2] != "kube-system"
