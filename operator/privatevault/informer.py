@@ -75,7 +75,7 @@ def _where(body: Mapping[str, Any]) -> tuple[str, str]:
 class Informer:
     """One kind's cache, kept up to date by :meth:`run` (see the module docstring)."""
 
-    def __init__(self, source: Source, spec: Cached, *, changed: Callable[[Cached, str, dict[str, Any]], None]) -> None:
+    def __init__(self, source: Source, spec: Cached, *, changed: OnChange) -> None:
         self.source = source
         self.spec = spec
         self.store = Store(spec.kind)
