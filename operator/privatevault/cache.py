@@ -332,6 +332,16 @@ class ClusterView:
                     if not names:
                         del self._recent[old_group]
 
+    def _recent_one(self, kind: str, namespace: str | None, name: str) -> tuple[bool, Entry | None]:
+        """Whether we wrote this one object recently, and what (None: deleted); without copying
+        the others (a namespace of ours is read a thousand times while a thousand are new)."""
+        now = self._clock()
+        with self._lock:
+            found = self._recent.get((kind, namespace or ""), {}).get(name)
+        if found is None or now - found[0] > RECENT_SECONDS:
+            return False, None
+        return True, found[1]
+
     def _recent_in(self, kind: str, namespace: str | None) -> dict[str, Entry | None]:
         """Our writes to (kind, namespace) still fresher than the caches may be."""
         now = self._clock()
@@ -356,8 +366,8 @@ class ClusterView:
         if found is None:
             return self.live.get(api_version, kind, name, namespace)
         items = _snapshot(found[1].get(("obj", namespace or "", name)))
-        recent = self._recent_in(kind, namespace)
-        newest = self._newest(items[0] if items else None, recent.get(name), name in recent)
+        known, written = self._recent_one(kind, namespace, name)
+        newest = self._newest(items[0] if items else None, written, known)
         return None if newest is None else newest.object()
 
     def list(
