@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from privatevault import memory
 from privatevault.api.v1alpha1 import API_VERSION
-from privatevault.cache import ClusterView
+from privatevault.cache import INFORMED, Cached, ClusterView
 from privatevault.cluster import Cluster, SecretStore
 from privatevault.compliance_facts import Facts, Gates
 from privatevault.database import Pool, open_pool
@@ -38,6 +38,7 @@ from privatevault.evidence import manifest
 from privatevault.evidence.exporter import Exporter, finished
 from privatevault.evidence.keys import EvidenceKeys
 from privatevault.evidence.store import PgEvidenceSource
+from privatevault.informer import Informers
 from privatevault.kms import LocalKms
 from privatevault.kms.tenants import LocalTenantKeys, Providers, VaultTenantKeys
 from privatevault.kms.vault import KubernetesLogin, VaultAdmin, operator_client
@@ -118,6 +119,8 @@ class App:
     metrics: OperatorMetrics
     #: The checkpointer's latest finding, read by the readiness probe and the metrics.
     integrity: Integrity
+    #: The watch caches of the Kubernetes kinds the view reads (its stores are bound to it).
+    informers: Informers
     witnesses: Witnesses | None = None
     #: The operator's evidence signing keys and the bundle writer (None in apps of fakes without them).
     evidence_keys: EvidenceKeys | None = None
@@ -166,9 +169,11 @@ class App:
         found = self.cluster.get(API_VERSION, "EvidenceExport", name)
         return None if found is None else finished(found)
 
-    def start(self) -> None:
-        """The checkpointer thread (its first tick signs the head left by the last run), the memory
-        trimmer (``privatevault.memory``) and /metrics."""
+    def start(self, on_change: Callable[[Cached, str, dict[str, Any]], None] | None = None) -> None:
+        """The informers (``on_change`` hears of their changes), the checkpointer thread (its first
+        tick signs the head left by the last run), the memory trimmer (``privatevault.memory``) and
+        /metrics. The caller waits for the informers (``informers.wait``) before any handler runs."""
+        self.informers.start(on_change)
         thread = threading.Thread(
             target=self._checkpoints,
             name="privatevault-checkpointer",
@@ -190,6 +195,12 @@ class App:
             registry.register(self.metrics)
             start_http_server(self.settings.metrics_port, addr=self.settings.metrics_addr, registry=registry)
 
+    def background(self, name: str, target: Callable[[threading.Event], None]) -> None:
+        """Run ``target(stop)`` on a thread of its own until :meth:`close`."""
+        thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
     def _checkpoints(self) -> None:
         def report(exc: Exception) -> None:
             log.warning("checkpoint not issued: %s", exc)
@@ -204,6 +215,7 @@ class App:
 
     def close(self) -> None:
         self._stop.set()
+        self.informers.stop()
         for thread in self._threads:
             thread.join(10)
         try:
@@ -489,6 +501,8 @@ def _vault_login(settings: Settings) -> KubernetesLogin | None:
 def build(settings: Settings, *, cluster: Cluster | None = None) -> App:
     """Connect every adapter; the operator's namespace, master key and signing keys exist afterwards."""
     view = ClusterView(cluster or Cluster.connect(settings.kubeconfig, pool_size=settings.workers + 4))
+    informers = Informers(view.live, INFORMED)
+    view.bind(informers.stores)
     pool = open_pool(settings.ledger_dsn, max_size=settings.database_connections)
     ledger = Ledger(pool=pool)
     audit = OperatorAudit(ledger, settings)
@@ -532,6 +546,7 @@ def build(settings: Settings, *, cluster: Cluster | None = None) -> App:
             forget_after=3 * max(settings.drift_interval, settings.protection_interval),
         ),
         integrity=checkpointer.integrity,
+        informers=informers,
         witnesses=witnesses,
         evidence_keys=evidence,
         exporter=Exporter(

@@ -1,16 +1,20 @@
 """Reads from watch caches, writes through the API server: the operator's view of the cluster.
 
-kopf keeps one index per watched kind (``handlers.indexes``, filled by kopf's own watches and
-ready before any handler runs); this view serves ``get`` and ``list`` from them, so a resync of an
-idle tenant reads nothing from the API server. Writes go to the server (server-side apply) and
-are also kept for a short while (``RECENT_SECONDS``), so a read right after a write sees it even
-before the watch event arrives.
+Two kinds of watch cache fill it, both ready before any handler runs. The Kubernetes kinds the
+operator reads (namespaces, the tenants' children, Secrets, Services, Ingresses, Deployments,
+StatefulSets) are kept by informers of its own (``privatevault.informer``: a paginated listing,
+then a watch from its resourceVersion, each object kept only as a compact :class:`Entry` in a
+:class:`Store`); the operator's own kinds, which kopf watches anyway for their handlers, are kept
+in kopf indexes (``handlers.indexes``). This view serves ``get`` and ``list`` from them, so a
+resync of an idle tenant reads nothing from the API server. Writes go to the server (server-side
+apply) and are also kept for a short while (``RECENT_SECONDS``), so a read right after a write
+sees it even before the watch event arrives.
 
 Drift is decided without a request when possible: the server's answer to a dry-run apply of a
 desired object is remembered as a pair of digests (desired intent, server's object without
 volatile fields). While neither changes, the object is known to be in sync; a change by someone
 else changes the cached object's digest, and only then is the server asked again. A kind the
-view has no index for, or a view not bound to kopf's indexes yet (start-up), reads live.
+view has no cache for, or a view whose caches are not all bound yet (start-up), reads live.
 """
 
 from __future__ import annotations
@@ -36,14 +40,29 @@ Ident = tuple[str, str, str]  # kind, namespace ("" when cluster-scoped), name
 
 @dataclass(frozen=True)
 class Cached:
-    """One watched kind: the kopf index that holds it, and what else it keeps (see handlers.indexes)."""
+    """One watched kind: the cache that holds it (an informer's :class:`Store`, or a kopf index
+    for the operator's own kinds: ``by_kopf``), and what else it keeps."""
 
     api_version: str
     kind: str
     plural: str
     index: str
     namespaced: bool = True
+    #: Only objects labelled as the operator's (a server-side label selector).
     managed_only: bool = False
+    by_kopf: bool = False
+
+    @property
+    def label_selector(self) -> str | None:
+        return f"{labels.MANAGED_BY}={labels.MANAGER}" if self.managed_only else None
+
+    def keeps(self, body: Mapping[str, Any]) -> bool:
+        """Whether an object of this kind is cached: Secrets only when ours or TLS Secrets (the
+        crypto inventory's input); every other object the watch sends."""
+        if self.kind != "Secret":
+            return True
+        ours = ((body.get("metadata") or {}).get("labels") or {}).get(labels.MANAGED_BY) == labels.MANAGER
+        return ours or body.get("type") == _TLS_SECRET
 
 
 #: Every kind the operator reads through a cache. Children of tenants are watched by label only.
@@ -58,23 +77,47 @@ CACHED: tuple[Cached, ...] = (
     Cached("networking.k8s.io/v1", "Ingress", "ingresses", "pv_ingresses"),
     Cached("apps/v1", "Deployment", "deployments", "pv_deployments"),
     Cached("apps/v1", "StatefulSet", "statefulsets", "pv_statefulsets"),
-    Cached("privatevault.io/v1alpha1", "Tenant", "tenants", "pv_tenants", namespaced=False),
-    Cached("privatevault.io/v1alpha1", "QuorumPolicy", "quorumpolicies", "pv_quorumpolicies", namespaced=False),
-    Cached("privatevault.io/v1alpha1", "Approval", "approvals", "pv_approvals", namespaced=False),
+    # The operator's own kinds: kopf watches them for their handlers, and indexes them.
+    Cached("privatevault.io/v1alpha1", "Tenant", "tenants", "pv_tenants", namespaced=False, by_kopf=True),
+    Cached(
+        "privatevault.io/v1alpha1",
+        "QuorumPolicy",
+        "quorumpolicies",
+        "pv_quorumpolicies",
+        namespaced=False,
+        by_kopf=True,
+    ),
+    Cached("privatevault.io/v1alpha1", "Approval", "approvals", "pv_approvals", namespaced=False, by_kopf=True),
     # What the compliance checks read (``compliance_facts``), and the frameworks a tenant change
     # re-evaluates it under.
     Cached(
-        "privatevault.io/v1alpha1", "ProtectionPolicy", "protectionpolicies", "pv_protectionpolicies", namespaced=False
+        "privatevault.io/v1alpha1",
+        "ProtectionPolicy",
+        "protectionpolicies",
+        "pv_protectionpolicies",
+        namespaced=False,
+        by_kopf=True,
     ),
-    Cached("privatevault.io/v1alpha1", "EvidenceExport", "evidenceexports", "pv_evidenceexports", namespaced=False),
+    Cached(
+        "privatevault.io/v1alpha1",
+        "EvidenceExport",
+        "evidenceexports",
+        "pv_evidenceexports",
+        namespaced=False,
+        by_kopf=True,
+    ),
     Cached(
         "privatevault.io/v1alpha1",
         "ComplianceFramework",
         "complianceframeworks",
         "pv_complianceframeworks",
         namespaced=False,
+        by_kopf=True,
     ),
 )
+#: The kinds kept by the operator's informers, and those kept by kopf's indexes.
+INFORMED = tuple(c for c in CACHED if not c.by_kopf)
+INDEXED = tuple(c for c in CACHED if c.by_kopf)
 _BY_KIND = {(c.api_version, c.kind): c for c in CACHED}
 
 _TLS_SECRET = "kubernetes.io/tls"  # noqa: S105 - a Secret type, not a secret
@@ -147,6 +190,66 @@ class Entry:
         return loaded
 
 
+class Store:
+    """One informed kind's objects as :class:`Entry`, found the way the view asks a kopf index:
+    ``("obj", namespace, name)``, ``("ns", namespace)`` and ``("tenant", name)`` (children labelled
+    with their tenant). Written by its informer's thread, read by any; every read is a copy."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._by_ns: dict[str, dict[str, Entry]] = {}
+        self._by_tenant: dict[str, dict[tuple[str, str], Entry]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(names) for names in self._by_ns.values())
+
+    def get(self, key: tuple[str, ...]) -> list[Entry] | None:
+        with self._lock:
+            if key[0] == "obj":
+                found = self._by_ns.get(key[1], {}).get(key[2])
+                return None if found is None else [found]
+            group: Mapping[Any, Entry] | None = (
+                self._by_ns.get(key[1]) if key[0] == "ns" else self._by_tenant.get(key[1])
+            )
+            return list(group.values()) if group else None
+
+    def entries(self) -> list[tuple[str, Entry]]:
+        """Every object with its namespace."""
+        with self._lock:
+            return [(namespace, entry) for namespace, names in self._by_ns.items() for entry in names.values()]
+
+    def put(self, namespace: str, entry: Entry) -> Entry | None:
+        """Keep ``entry``; the entry it replaces, if any."""
+        with self._lock:
+            old = self._drop(namespace, entry.name)
+            self._by_ns.setdefault(namespace, {})[entry.name] = entry
+            tenant = entry.labels.get(TENANT_LABEL)
+            if tenant:
+                self._by_tenant.setdefault(tenant, {})[(namespace, entry.name)] = entry
+            return old
+
+    def remove(self, namespace: str, name: str) -> Entry | None:
+        with self._lock:
+            return self._drop(namespace, name)
+
+    def _drop(self, namespace: str, name: str) -> Entry | None:
+        names = self._by_ns.get(namespace)
+        old = None if names is None else names.pop(name, None)
+        if old is None:
+            return None
+        if not names:
+            del self._by_ns[namespace]
+        tenant = old.labels.get(TENANT_LABEL)
+        if tenant:
+            children = self._by_tenant.get(tenant, {})
+            children.pop((namespace, name), None)
+            if not children:
+                self._by_tenant.pop(tenant, None)
+        return old
+
+
 def index_keys(body: Mapping[str, Any], kind: str) -> dict[tuple[str, ...], Entry]:
     """The keys one object is indexed under: by name, by namespace for listing, and by its tenant."""
     entry = Entry.of(body, kind)
@@ -185,6 +288,8 @@ class ClusterView:
     def __init__(self, live: Cluster, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.live = live
         self._indexes: dict[str, Any] = {}
+        self._pending: dict[str, Any] = {}
+        self._bound = False
         self._in_sync: dict[tuple[str, str, str], tuple[bytes, bytes]] = {}
         # Our recent writes, by (kind, namespace) then name; None for a delete. Expired in write order.
         self._recent: dict[tuple[str, str], dict[str, tuple[float, Entry | None]]] = {}
@@ -193,20 +298,23 @@ class ClusterView:
         self._clock = clock
 
     def bind(self, indexes: Mapping[str, Any]) -> None:
-        """Take kopf's index objects from a handler's kwargs (the same objects for the process's life)."""
-        if len(self._indexes) == len(CACHED):
+        """Take the caches: the informers' stores (at start-up), kopf's index objects from a
+        handler's kwargs (the same objects for the process's life). Reads stay live until every
+        cached kind has its cache."""
+        if self._bound:
             return
-        found = {c.index: indexes[c.index] for c in CACHED if c.index in indexes}
-        if len(found) == len(CACHED):
-            self._indexes = found
+        with self._lock:
+            self._pending.update({c.index: indexes[c.index] for c in CACHED if c.index in indexes})
+            if len(self._pending) == len(CACHED):
+                self._indexes, self._bound = dict(self._pending), True
 
     @property
     def bound(self) -> bool:
-        return bool(self._indexes)
+        return self._bound
 
     def _cached(self, api_version: str, kind: str) -> tuple[Cached, Any] | None:
         spec = _BY_KIND.get((api_version, kind))
-        if spec is None or not self._indexes:
+        if spec is None or not self._bound:
             return None
         return spec, self._indexes[spec.index]
 
@@ -223,6 +331,16 @@ class ClusterView:
                     del names[old_name]
                     if not names:
                         del self._recent[old_group]
+
+    def _recent_one(self, kind: str, namespace: str | None, name: str) -> tuple[bool, Entry | None]:
+        """Whether we wrote this one object recently, and what (None: deleted); without copying
+        the others (a namespace of ours is read a thousand times while a thousand are new)."""
+        now = self._clock()
+        with self._lock:
+            found = self._recent.get((kind, namespace or ""), {}).get(name)
+        if found is None or now - found[0] > RECENT_SECONDS:
+            return False, None
+        return True, found[1]
 
     def _recent_in(self, kind: str, namespace: str | None) -> dict[str, Entry | None]:
         """Our writes to (kind, namespace) still fresher than the caches may be."""
@@ -248,8 +366,8 @@ class ClusterView:
         if found is None:
             return self.live.get(api_version, kind, name, namespace)
         items = _snapshot(found[1].get(("obj", namespace or "", name)))
-        recent = self._recent_in(kind, namespace)
-        newest = self._newest(items[0] if items else None, recent.get(name), name in recent)
+        known, written = self._recent_one(kind, namespace, name)
+        newest = self._newest(items[0] if items else None, written, known)
         return None if newest is None else newest.object()
 
     def list(

@@ -9,7 +9,9 @@ the API server's defaulting and quantity normalisation here.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping
+import copy
+import json
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,6 +20,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ConflictError, DynamicApiError, NotFoundError
+from kubernetes.watch.watch import iter_resp_lines
 from urllib3.exceptions import HTTPError
 
 from privatevault.errors import ClusterUnavailable, SpecError
@@ -25,6 +28,17 @@ from privatevault.kms.local import StoredSecret
 
 FIELD_MANAGER = "privatevault"
 _RETRYABLE = frozenset({409, 429, 500, 502, 503, 504})
+#: Connections kept for the informers' long-lived watches (one per watched kind) and their listings.
+WATCH_CONNECTIONS = 16
+
+
+class Expired(ClusterUnavailable):
+    """A listing's continue token or a watch's resourceVersion is too old (410 Gone): list again."""
+
+
+def _path(api_version: str, plural: str) -> str:
+    """The cluster-wide collection of a kind: ``/api/v1/secrets``, ``/apis/apps/v1/deployments``."""
+    return f"/api/{api_version}/{plural}" if "/" not in api_version else f"/apis/{api_version}/{plural}"
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,7 @@ class Cluster:
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
         self._dynamic = DynamicClient(api)
+        self._streams: client.ApiClient | None = None
 
     @classmethod
     def connect(cls, kubeconfig: Path | None = None, *, pool_size: int = 16) -> Cluster:
@@ -83,6 +98,100 @@ class Cluster:
 
     def close(self) -> None:
         self._api.close()
+        if self._streams is not None:
+            self._streams.close()
+
+    # -- raw listings and watches (the informers' input): JSON as the server sends it ------------
+
+    def _raw(self, path: str, query: list[tuple[str, Any]], timeout: tuple[float, float]) -> Any:
+        """A GET on its own connection pool (watches hold theirs for minutes), unread: the caller
+        reads and releases it. 410 Gone raises :class:`Expired`."""
+        if self._streams is None:
+            configuration = copy.copy(self._api.configuration)
+            configuration.connection_pool_maxsize = WATCH_CONNECTIONS
+            self._streams = client.ApiClient(configuration)
+        api = self._streams
+        request = api.param_serialize(
+            "GET",
+            path,
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        try:
+            answer = api.call_api(*request, _request_timeout=timeout)
+        except (ApiException, HTTPError) as exc:
+            raise _translate(exc, f"reading {path}") from exc
+        response = answer.response
+        if answer.status == 410:
+            response.release_conn()
+            raise Expired(f"{path}: 410 Gone")
+        if not 200 <= answer.status <= 299:
+            detail = response.data[:300].decode(errors="replace")
+            response.release_conn()
+            raise _translate(ApiException(status=answer.status, reason=detail), f"reading {path}")
+        return response
+
+    def list_chunk(
+        self,
+        api_version: str,
+        plural: str,
+        *,
+        label_selector: str | None = None,
+        limit: int = 500,
+        after: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str, str | None]:
+        """One page of a cluster-wide listing: its items, the list's resourceVersion, the next page's token."""
+        query: list[tuple[str, Any]] = [("limit", limit)]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        if after:
+            query.append(("continue", after))
+        response = self._raw(_path(api_version, plural), query, (10.0, 120.0))
+        try:
+            body = json.loads(response.data)
+        finally:
+            response.release_conn()
+        meta = body.get("metadata") or {}
+        return list(body.get("items") or []), str(meta.get("resourceVersion") or ""), meta.get("continue") or None
+
+    def watch(
+        self,
+        api_version: str,
+        plural: str,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        timeout: int = 300,
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Events from ``resource_version`` on, with bookmarks, until the server ends the watch
+        (after about ``timeout`` seconds). An ERROR event of 410 raises :class:`Expired`."""
+        query: list[tuple[str, Any]] = [
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", timeout),
+        ]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        path = _path(api_version, plural)
+        response = self._raw(path, query, (10.0, timeout + 60.0))
+        try:
+            for line in iter_resp_lines(response):
+                if not line:
+                    continue
+                event = json.loads(line)
+                kind, obj = str(event.get("type")), event.get("object") or {}
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        raise Expired(f"{path}: {obj.get('message', '410 Gone')}")
+                    raise ClusterUnavailable(f"watching {path}: {obj.get('message', obj)}")
+                yield kind, obj
+        except HTTPError as exc:
+            raise ClusterUnavailable(f"watching {path}: {exc}") from exc
+        finally:
+            response.close()
+            response.release_conn()
 
     def credentials(self) -> Credentials:
         """How this connection reaches the server, for kopf's own watch connections."""

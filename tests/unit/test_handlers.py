@@ -17,7 +17,7 @@ import pytest
 
 from privatevault.api.v1alpha1 import Tenant, TenantStatus
 from privatevault.app import Locks, compliance_ports
-from privatevault.cache import CACHED
+from privatevault.cache import INDEXED, INFORMED
 from privatevault.compliance_facts import Facts, Gates
 from privatevault.errors import ConflictError, GateClosed, LedgerUnavailable
 from privatevault.handlers import complianceframework, registry, wiring
@@ -52,9 +52,18 @@ class FakeView(FakeCluster):
         super().__init__()
         self.live = StatusRecorder()
         self.bound: list[str] = []
+        self.forgotten: list[tuple[str, str | None, str]] = []
 
     def bind(self, indexes: dict[str, Any]) -> None:
         self.bound.extend(indexes)
+
+    def in_sync(self, obj: dict[str, Any]) -> bool:
+        """As ``ClusterView.in_sync``: here, whether the object is exactly what is stored."""
+        meta = obj["metadata"]
+        return self.objects.get((obj["kind"], meta.get("namespace"), meta["name"])) == obj
+
+    def forget(self, kind: str, namespace: str | None, name: str) -> None:
+        self.forgotten.append((kind, namespace, name))
 
 
 @dataclass
@@ -211,10 +220,24 @@ def test_the_registry_wires_every_kind_and_every_cache_index_without_a_cluster()
     reg = registry(app)  # type: ignore[arg-type]
     ids: Callable[[Any], set[str]] = lambda handlers: {h.id for h in handlers}  # noqa: E731
     indexing = ids(reg._indexing.get_all_handlers())
-    assert {c.index for c in CACHED} <= indexing
+    assert {c.index for c in INDEXED} == indexing
     changing = ids(reg._changing.get_all_handlers())
     assert {"create", "update/spec", "resume", "finalize"} <= changing
-    assert {"resync"} <= ids(reg._spawning.get_all_handlers())
+    # One resync loop per kind, started with the operator; no kopf timer (one per object).
+    assert {f"resync-{k}" for k in ("Tenant", "ProtectionPolicy", "ComplianceFramework")} <= ids(
+        reg._activities.get_all_handlers()
+    )
+    assert ids(reg._spawning.get_all_handlers()) == set()
+    # kopf watches none of the informed kinds: no handler or index of its own on them.
+    every = [
+        *reg._indexing.get_all_handlers(),
+        *reg._changing.get_all_handlers(),
+        *reg._watching.get_all_handlers(),
+        *reg._spawning.get_all_handlers(),
+    ]
+    watched = {handler.selector.any_name for handler in every if handler.selector is not None}
+    assert "tenants" in watched
+    assert watched.isdisjoint({c.plural for c in INFORMED})
     assert app.cluster.live.patches == []  # building the registry touches nothing
 
 
@@ -303,3 +326,80 @@ def test_a_finished_evidence_export_rescores_its_tenants() -> None:
     then(export, LOG)
     kind, name, last = app.cluster.live.patches[-1]
     assert (kind, name, last["summary"]["pass"], last["score"]) == ("ComplianceFramework", "soc2", 1, 100)
+
+
+def test_one_resync_pass_reconciles_every_cached_tenant_not_being_deleted_and_logs_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = FakeApp()
+    for name in ("acme", "globex", "initech"):
+        app.cluster.put(builders.tenant(name, uid=f"uid-{name}"))
+    app.cluster.objects[("Tenant", None, "initech")]["metadata"]["deletionTimestamp"] = "2026-11-30T12:00:00Z"
+    resync = wiring.Resync(app, tenant_handlers.kind(app), 60.0)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="privatevault.tenant"):
+        assert resync.once() == 2
+    assert [r.getMessage() for r in caplog.records if "Resync" in r.getMessage()] == [
+        "[acme] Resync of Tenant acme succeeded.",
+        "[globex] Resync of Tenant globex succeeded.",
+    ]
+    assert {name for _, name, _ in app.cluster.live.patches} == {"acme", "globex"}
+    # A second pass of unchanged tenants writes nothing (they are read from the cache each time).
+    for (_, _, name), obj in app.cluster.objects.items():
+        written = [body for _, n, body in app.cluster.live.patches if n == name]
+        if written:
+            obj["status"] = written[-1]
+    before = len(app.cluster.live.patches)
+    assert resync.once() == 2
+    assert len(app.cluster.live.patches) == before
+
+
+def test_a_failed_resync_is_logged_and_the_pass_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    app = FakeApp()
+    for name in ("acme", "globex"):
+        app.cluster.put(builders.tenant(name, uid=f"uid-{name}"))
+    kind = tenant_handlers.kind(app)
+    failing = wiring.Kind(
+        resource=kind.resource,
+        status_model=kind.status_model,
+        work=lambda tenant, ctx: (
+            (_ for _ in ()).throw(LedgerUnavailable("down"))
+            if tenant.metadata["name"] == "acme"
+            else kind.work(tenant, ctx)
+        ),
+        begin_message=kind.begin_message,
+    )
+    with caplog.at_level(logging.INFO, logger="privatevault.tenant"):
+        assert wiring.Resync(app, failing, 60.0).once() == 1  # type: ignore[arg-type]
+    messages = [r.getMessage() for r in caplog.records if "Resync" in r.getMessage()]
+    assert messages[0].startswith("[acme] Resync of Tenant acme failed: ")
+    assert messages[1] == "[globex] Resync of Tenant globex succeeded."
+
+
+def test_a_childs_change_by_someone_else_reconciles_its_tenant_and_the_operators_own_does_not() -> None:
+    app = FakeApp()
+    app.cluster.put(builders.tenant("acme", uid="uid-acme"))
+    tenants = tenant_handlers.kind(app)
+    wiring.run(app, tenants, app.cluster.objects[("Tenant", None, "acme")], LOG)  # type: ignore[arg-type]
+    quota = next(o for (k, _, _), o in app.cluster.objects.items() if k == "ResourceQuota")
+    reconciles = len(app.cluster.live.patches)
+
+    def changed(event: str, body: dict[str, Any]) -> None:
+        tenant_handlers.child_changed(app, tenants, event, body)  # type: ignore[arg-type]
+
+    changed("MODIFIED", quota)  # the operator's own write: nothing to do
+    assert len(app.cluster.live.patches) == reconciles and app.ledger.events[-1].action != "update-resourcequota"
+    edited = {**quota, "spec": {"hard": {"pods": "999"}}}
+    app.cluster.objects[("ResourceQuota", quota["metadata"]["namespace"], quota["metadata"]["name"])] = edited
+    changed("MODIFIED", {**edited, "metadata": {**edited["metadata"], "resourceVersion": "9999"}})
+    assert app.ledger.events[-1].action == "update-resourcequota"  # repaired at once
+    assert (
+        app.cluster.objects[("ResourceQuota", quota["metadata"]["namespace"], quota["metadata"]["name"])]["spec"]
+        == quota["spec"]
+    )
+    namespace = next(o for (k, _, _), o in app.cluster.objects.items() if k == "Namespace")
+    changed("DELETED", namespace)
+    assert app.cluster.forgotten == [("Namespace", None, namespace["metadata"]["name"])]
+    # A namespace that is not the operator's (the informer lists every namespace) is not its business.
+    records = len(app.ledger.records)
+    changed("MODIFIED", {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "kube-system"}})
+    assert len(app.ledger.records) == records and app.cluster.forgotten[-1][2] != "kube-system"

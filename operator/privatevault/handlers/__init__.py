@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio.sslproto
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -16,7 +17,7 @@ import kopf
 
 from privatevault.api.v1alpha1 import GROUP, KINDS
 from privatevault.app import App
-from privatevault.cache import CACHED
+from privatevault.cache import CACHED, Cached
 from privatevault.handlers import (
     admission,
     approval,
@@ -29,8 +30,16 @@ from privatevault.handlers import (
     tenant,
 )
 
+log = logging.getLogger("privatevault.handlers")
 
-def _lifecycle(registry: kopf.OperatorRegistry, app: App) -> None:
+
+#: Seconds between log lines while the start-up waits for the informers' first listings.
+SYNC_REPORT_SECONDS = 30.0
+
+OnChange = Callable[[Cached, str, dict[str, Any]], None]
+
+
+def _lifecycle(registry: kopf.OperatorRegistry, app: App, on_change: OnChange) -> None:
     @kopf.on.login(registry=registry)
     async def login(**_: Any) -> kopf.AiohttpSession:
         # kopf's watches log in with the same credentials as the Kubernetes adapter, through a
@@ -59,7 +68,11 @@ def _lifecycle(registry: kopf.OperatorRegistry, app: App) -> None:
         # resume of 1,000 tenants stalled for minutes).
         # Warnings and errors become Kubernetes Events; routine successes stay in the log only.
         settings.posting.level = logging.WARNING
-        app.start()
+        app.start(on_change)
+        # kopf starts its watches (and so runs handlers) only after the start-up handlers: no
+        # handler reads a cache before every informed kind is listed.
+        while not app.informers.wait(SYNC_REPORT_SECONDS):
+            log.warning("start-up waits for the first listing of: %s", ", ".join(app.informers.unsynced()))
 
     @kopf.on.cleanup(registry=registry)
     def stop(**_: Any) -> None:
@@ -118,7 +131,7 @@ def session(info: kopf.ConnectionInfo, connections: int) -> aiohttp.ClientSessio
 
 def registry(app: App) -> kopf.OperatorRegistry:
     reg = kopf.OperatorRegistry()
-    _lifecycle(reg, app)
+    _lifecycle(reg, app, tenant.changes(app))
     indexes.register(reg)
     tenant.register(reg, app)
     protectionpolicy.register(reg, app)

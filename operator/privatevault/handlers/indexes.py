@@ -1,10 +1,9 @@
-"""kopf indexes behind the operator's cached reads (``privatevault.cache``).
+"""kopf indexes behind the operator's cached reads of its own kinds (``privatevault.cache``).
 
-One index per watched kind; each object is kept (without managedFields, and without a TLS
-private key) under its name and under its namespace. Children of tenants are watched by the
-``app.kubernetes.io/managed-by`` label only; Secrets only when they are ours or TLS Secrets (the
-crypto inventory's input). kopf fills every index before it runs any handler, so a handler never
-reads a half-filled cache.
+One index per kind kopf watches anyway for its handlers (``cache.INDEXED``); each object is kept
+(without managedFields) under its name. kopf fills every index before it runs any handler, so a
+handler never reads a half-filled cache. The Kubernetes kinds the operator reads are kept by its
+own informers instead (``privatevault.informer``), which kopf does not watch at all.
 """
 
 from __future__ import annotations
@@ -13,10 +12,7 @@ from typing import Any
 
 import kopf
 
-from privatevault.cache import CACHED, Cached, Entry, index_keys
-from privatevault.manifests import labels
-
-_TLS = "kubernetes.io/tls"
+from privatevault.cache import INDEXED, Cached, Entry, index_keys
 
 
 def _split(api_version: str) -> tuple[str, str]:
@@ -24,25 +20,15 @@ def _split(api_version: str) -> tuple[str, str]:
     return group, version
 
 
-def _secret_wanted(body: kopf.Body, **_: Any) -> bool:
-    ours = (body.get("metadata", {}).get("labels") or {}).get(labels.MANAGED_BY) == labels.MANAGER
-    return ours or body.get("type") == _TLS
-
-
 def _register(registry: kopf.OperatorRegistry, cached: Cached) -> None:
     group, version = _split(cached.api_version)
-    options: dict[str, Any] = {}
-    if cached.managed_only:
-        options["labels"] = {labels.MANAGED_BY: labels.MANAGER}
-    if cached.kind == "Secret":
-        options["when"] = _secret_wanted
 
     def keys(body: kopf.Body, **_: Any) -> dict[tuple[str, ...], Entry]:
         return index_keys(body, cached.kind)
 
-    kopf.index(group, version, cached.plural, registry=registry, id=cached.index, **options)(keys)
+    kopf.index(group, version, cached.plural, registry=registry, id=cached.index)(keys)
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
-    for cached in CACHED:
+    for cached in INDEXED:
         _register(registry, cached)

@@ -1,13 +1,14 @@
 """kopf wiring of Tenant: the shared handlers of ``wiring``, the finalizer, and drift of children.
 
 A change to a child the operator made (a namespace, quota, limit range, network policy or role
-binding, watched by label) that the operator did not make itself reconciles its tenant at once,
-from the caches; the resync timer catches anything else.
+binding, watched by label by the operator's informers) that the operator did not make itself
+reconciles its tenant at once, from the caches (:func:`child_changed`); the resync catches
+anything else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import kopf
@@ -16,7 +17,7 @@ from privatevault import failpoints
 from privatevault.api.v1alpha1 import API_VERSION, Tenant, TenantStatus
 from privatevault.api.v1alpha1.pending import PendingAction
 from privatevault.app import App
-from privatevault.cache import CACHED
+from privatevault.cache import CACHED, Cached
 from privatevault.errors import GateClosed, PrivateVaultError, SpecError
 from privatevault.handlers import complianceframework as compliance
 from privatevault.handlers import wiring
@@ -26,6 +27,7 @@ from privatevault.reconcile import tenant as decisions
 
 #: The children whose changes reconcile their tenant (watched with the managed-by label).
 CHILDREN = tuple(c for c in CACHED if c.managed_only or c.kind == "Namespace")
+_CHILD_KINDS = frozenset(c.kind for c in CHILDREN)
 
 
 def kind(app: App) -> wiring.Kind[Tenant]:
@@ -57,41 +59,43 @@ def kind(app: App) -> wiring.Kind[Tenant]:
 
 
 def register(registry: kopf.OperatorRegistry, app: App) -> None:
-    tenants = kind(app)
-    wiring.register(registry, app, tenants, resync=app.settings.drift_interval)
-
+    wiring.register(registry, app, kind(app), resync=app.settings.drift_interval)
     _deletion(registry, app)
     _bypass(registry, app)
 
-    def on_child(event: kopf.RawEvent, body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
-        if event.get("type") in (None, "ADDED"):
-            return  # the initial listing, or a child just made: the tenant's own handlers see to those
-        app.cluster.bind(kwargs)
-        meta = body.get("metadata", {})
-        if event.get("type") == "DELETED":
-            app.cluster.forget(str(body.get("kind")), meta.get("namespace"), meta.get("name", ""))
-        elif app.cluster.in_sync(body):
-            return  # the operator's own write, or a change only to fields it does not own
-        name = (meta.get("labels") or {}).get(labels.TENANT)
-        found = app.cluster.get(API_VERSION, "Tenant", name) if name else None
-        if found is None or found["metadata"].get("deletionTimestamp"):
-            return
-        logger.info("%s %s changed: reconciling tenant %s", body.get("kind"), meta.get("name"), name)
-        try:
-            wiring.run(app, tenants, found, logger)
-        except kopf.TemporaryError as exc:
-            logger.warning("tenant %s not reconciled after a change of its child: %s", name, exc)
 
-    for child in CHILDREN:
-        group, _, version = child.api_version.rpartition("/")
-        kopf.on.event(
-            group,
-            version,
-            child.plural,
-            registry=registry,
-            id=f"drift-{child.plural}",
-            labels={labels.MANAGED_BY: labels.MANAGER},
-        )(on_child)
+def changes(app: App) -> Callable[[Cached, str, dict[str, Any]], None]:
+    """What the informers call on a change of a cached object: a tenant's child reconciles it."""
+    tenants = kind(app)
+
+    def on_change(cached: Cached, event: str, body: dict[str, Any]) -> None:
+        if cached.kind in _CHILD_KINDS:
+            child_changed(app, tenants, event, body)
+
+    return on_change
+
+
+def child_changed(app: App, tenants: wiring.Kind[Tenant], event: str, body: Mapping[str, Any]) -> None:
+    """A child of a tenant changed (MODIFIED) or went (DELETED): reconcile its tenant, unless the
+    change is the operator's own write or touches only fields it does not own."""
+    meta = body.get("metadata", {})
+    labelled = meta.get("labels") or {}
+    if labelled.get(labels.MANAGED_BY) != labels.MANAGER and event != "DELETED":
+        return
+    if event == "DELETED":
+        app.cluster.forget(str(body.get("kind")), meta.get("namespace"), meta.get("name", ""))
+    elif app.cluster.in_sync(body):
+        return
+    name = str(labelled.get(labels.TENANT) or "")
+    found = app.cluster.get(API_VERSION, "Tenant", name) if name else None
+    if found is None or found["metadata"].get("deletionTimestamp"):
+        return
+    logger = wiring.object_logger("Tenant", name)
+    logger.info("%s %s changed: reconciling tenant %s", body.get("kind"), meta.get("name"), name)
+    try:
+        wiring.run(app, tenants, found, logger)
+    except kopf.TemporaryError as exc:
+        logger.warning("tenant %s not reconciled after a change of its child: %s", name, exc)
 
 
 def _deletion(registry: kopf.OperatorRegistry, app: App) -> None:

@@ -2,7 +2,8 @@
 
 A kind is a model, a status model, a pure reconcile (``work``) and the facts its status shows
 whatever happens (``facts``). :func:`register` gives every kind the same handlers: create and
-resume, spec updates, and a resync timer, all running :func:`run`, which
+resume, spec updates, and a resync (:class:`Resync`: one loop per kind, reading the objects from
+the caches, instead of a kopf timer per object), all running :func:`run`, which
 
 1. writes ``Reconciling=True`` at once for a generation not reconciled yet (kstatus);
 2. runs ``work`` under the object's lock;
@@ -13,7 +14,9 @@ resume, spec updates, and a resync timer, all running :func:`run`, which
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+import threading
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -136,8 +139,62 @@ def _stall_invalid(app: App, kind: Kind[R], body: Mapping[str, Any], error: Vali
     logger.warning("%s %s stalled: %s", kind.name, metadata.get("name"), message)
 
 
+class _ObjectLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Log lines prefixed with the object they concern, as kopf's own per-object loggers are."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        return f"[{self.extra['name'] if self.extra else ''}] {msg}", kwargs
+
+
+def object_logger(kind: str, name: str) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    return _ObjectLogger(logging.getLogger(f"privatevault.{kind.lower()}"), {"name": name})
+
+
+class Resync:
+    """Every ``interval`` seconds, :func:`run` for every object of ``kind`` in the caches that is
+    not being deleted, one after the other, each logged as ``Resync of <kind> <name> succeeded.``
+    (or ``failed``; the next interval tries again). One thread per kind, however many objects:
+    a kopf timer per object kept a task, its coroutines and the object's last body each."""
+
+    def __init__(self, app: App, kind: Kind[R], interval: float) -> None:
+        self.app, self.kind, self.interval = app, kind, interval
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.interval):
+            self.once(stop)
+
+    def once(self, stop: threading.Event | None = None) -> int:
+        """One pass; the number of objects reconciled without an error."""
+        cluster, name_of = self.app.cluster, self.kind.name
+        known = cluster.versions(API_VERSION, name_of)
+        names = (
+            [name for name, _ in known]
+            if known is not None
+            else [str(obj["metadata"]["name"]) for obj in cluster.list(API_VERSION, name_of)]
+        )
+        done = 0
+        for name in names:
+            if stop is not None and stop.is_set():
+                break
+            body = cluster.get(API_VERSION, name_of, name)  # read one at a time: no pass holds them all
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                continue
+            logger = object_logger(name_of, name)
+            try:
+                run(self.app, self.kind, body, logger)
+            except kopf.TemporaryError as exc:
+                logger.warning("Resync of %s %s failed: %s", name_of, name, exc)
+                continue
+            except Exception:
+                logger.exception("Resync of %s %s failed", name_of, name)
+                continue
+            logger.info("Resync of %s %s succeeded.", name_of, name)
+            done += 1
+        return done
+
+
 def register(registry: kopf.OperatorRegistry, app: App, kind: Kind[R], *, resync: float) -> None:
-    """Create/resume, spec updates and the resync timer of ``kind``, all through :func:`run`."""
+    """Create/resume, spec updates and the resync loop of ``kind``, all through :func:`run`."""
     resource = resource_of(kind.resource)
 
     @kopf.on.resume(*resource, registry=registry, id="resume")
@@ -151,7 +208,6 @@ def register(registry: kopf.OperatorRegistry, app: App, kind: Kind[R], *, resync
         app.cluster.bind(kwargs)
         run(app, kind, body, logger, old=dict(old) if old else None)
 
-    @kopf.timer(*resource, registry=registry, id="resync", interval=resync, initial_delay=resync)
-    def on_resync(body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
-        app.cluster.bind(kwargs)
-        run(app, kind, body, logger)
+    @kopf.on.startup(registry=registry, id=f"resync-{kind.name}")
+    def start_resync(**_: Any) -> None:
+        app.background(f"privatevault-resync-{kind.name.lower()}", Resync(app, kind, resync).run)
