@@ -98,8 +98,18 @@ def test_a_rewrite_under_a_running_operator_is_never_signed_over(
         return record_count(bench, database)
 
     def settled() -> str:
-        """The published checkpoint once it covers every record (the operator is idle)."""
-        return str(eventually(lambda: (note := published()) and size(note) == records() and note, timeout=60))
+        """The published checkpoint once it covers every record and nothing more is written for a
+        few seconds: the operator is idle (objects other tests left in the cluster are resumed and
+        resynced into this test's fresh ledger too, a few records after its start)."""
+
+        def quiet() -> str | None:
+            note = published()
+            if not note or size(note) != records():
+                return None
+            time.sleep(3)  # beyond a resync interval (2 s) and a checkpoint interval (1 s)
+            return note if published() == note and records() == size(note) else None
+
+        return str(eventually(quiet, timeout=90))
 
     def verify(*extra: str) -> tuple[int, dict[str, Any]]:
         done = pvctl("audit", "verify", *common, "--format", "json", *extra)
