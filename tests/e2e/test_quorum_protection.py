@@ -18,7 +18,7 @@ import pytest
 
 from tests import builders
 from tests.e2e.test_quorum import Keys, pending_of, people, policy, sign, waiting
-from tests.support import Kubectl, Operator, eventually, wait_for_condition
+from tests.support import Kubectl, Operator, condition, eventually, wait_for_condition
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
 
@@ -157,6 +157,8 @@ def test_a_gated_policy_is_deleted_only_with_quorum_and_made_again_looser_it_wai
     # A cluster admin strips the finalizer: gone undecided, and a looser policy under its name waits.
     kubectl.run("patch", "protectionpolicy", strong, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
     eventually(lambda: kubectl.get("protectionpolicy", strong) is None, timeout=30, what="the policy gone")
+    bypass = condition(wait_for_condition(kubectl, "quorumpolicy", qp, "QuorumBypassed"), "QuorumBypassed")
+    assert bypass is not None and bypass["reason"] == "BypassedQuorum"
     looser = builders.protection_policy(
         strong, profile="cnsa-2.0", workload_selector=selector, selinux_type="container_init_t"
     )

@@ -312,3 +312,25 @@ def test_deleting_a_policy_never_gated_is_not_held() -> None:
     world = Protected()
     _in_force(world, "pp-first", 1, profile="cnsa-2.0")
     assert _deletion(world, "pp-first") is None
+
+
+def test_a_gated_policy_gone_without_an_approved_deletion_is_recorded_as_a_bypass() -> None:
+    world = Protected()
+    ports = ProtectionPolicyPorts(cluster=world.cluster, ledger=world.ledger, keys=FakeKeys())
+    _in_force(world, "pp-first", 1, profile="cnsa-2.0", quorumPolicyRef="two-person")
+    body = dict(world.cluster.get(API_VERSION, "ProtectionPolicy", "strong") or {})
+    assert protectionpolicy_gate.bypassed(body, ports=ports, actor="t") == "two-person"
+    assert world.actions("quorumpolicy/two-person/bypassed-quorum/") == ["bypassed-quorum"]
+
+    approved = Protected()  # the same policy, its deletion approved first: no bypass
+    _in_force(approved, "pp-first", 1, profile="cnsa-2.0", quorumPolicyRef="two-person")
+    held = _deletion(approved, "pp-first")
+    approved.approve(held.held.pending, "alice", "bob", "carol")
+    assert _deletion(approved, "pp-first").approved
+    approved_ports = ProtectionPolicyPorts(cluster=approved.cluster, ledger=approved.ledger, keys=FakeKeys())
+    assert protectionpolicy_gate.bypassed(body, ports=approved_ports, actor="t") is None
+
+    ungated = Protected()
+    _in_force(ungated, "pp-first", 1, profile="cnsa-2.0")
+    ungated_ports = ProtectionPolicyPorts(cluster=ungated.cluster, ledger=ungated.ledger, keys=FakeKeys())
+    assert protectionpolicy_gate.bypassed(body, ports=ungated_ports, actor="t") is None

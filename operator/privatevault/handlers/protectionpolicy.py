@@ -74,6 +74,21 @@ def kind(app: App) -> wiring.Kind[ProtectionPolicy]:
 def register(registry: kopf.OperatorRegistry, app: App) -> None:
     wiring.register(registry, app, kind(app), resync=app.settings.protection_interval)
     _deletion(registry, app)
+    _bypass(registry, app)
+
+
+def _bypass(registry: kopf.OperatorRegistry, app: App) -> None:
+    """A gated policy gone without an approved deletion (its finalizer stripped by hand) is recorded and raised."""
+
+    @kopf.on.event(*wiring.resource_of(ProtectionPolicy), registry=registry, id="bypass")
+    def on_gone(event: kopf.RawEvent, body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
+        if event.get("type") != "DELETED":
+            return
+        app.cluster.bind(kwargs)
+        policy = gate.bypassed(dict(body), ports=app.protectionpolicy_ports(), actor=app.settings.actor)
+        if policy is None:
+            return
+        wiring.bypassed(app, "ProtectionPolicy", str(body.get("metadata", {}).get("name")), policy, logger)
 
 
 def _deletion(registry: kopf.OperatorRegistry, app: App) -> None:

@@ -9,7 +9,7 @@ anything else.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
@@ -150,10 +150,4 @@ def _bypass(registry: kopf.OperatorRegistry, app: App) -> None:
         policy = tenant_gate.bypassed(dict(body), ledger=app.ledger, actor=app.settings.actor)
         if policy is None:
             return
-        name = body.get("metadata", {}).get("name")
-        app.metrics.bypassed["Tenant"] += 1
-        message = f"tenant {name} disappeared without a quorum decision: its finalizer was removed by hand"
-        logger.error("%s; the gate of QuorumPolicy %s was bypassed (recorded in the ledger)", message, policy)
-        found = app.cluster.get(API_VERSION, "QuorumPolicy", policy)
-        if found is not None:
-            kopf.warn(kopf.Body(cast(kopf.RawBody, found)), reason="BypassedQuorum", message=message)
+        wiring.bypassed(app, "Tenant", str(body.get("metadata", {}).get("name")), policy, logger)

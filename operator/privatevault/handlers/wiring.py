@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import kopf
 from pydantic import BaseModel, ValidationError
@@ -191,6 +191,17 @@ class Resync:
             logger.info("Resync of %s %s succeeded.", name_of, name)
             done += 1
         return done
+
+
+def bypassed(app: App, kind: str, name: str, policy: str, logger: Any) -> None:
+    """A gated object gone without a quorum decision (its finalizer stripped by hand), already
+    recorded in the ledger: counted, logged as an error, and a Warning Event on the QuorumPolicy."""
+    app.metrics.bypassed[kind] += 1
+    message = f"{kind} {name} disappeared without a quorum decision: its finalizer was removed by hand"
+    logger.error("%s; the gate of QuorumPolicy %s was bypassed (recorded in the ledger)", message, policy)
+    found = app.cluster.get(API_VERSION, "QuorumPolicy", policy)
+    if found is not None:
+        kopf.warn(kopf.Body(cast(kopf.RawBody, found)), reason="BypassedQuorum", message=message)
 
 
 def register(registry: kopf.OperatorRegistry, app: App, kind: Kind[R], *, resync: float) -> None:

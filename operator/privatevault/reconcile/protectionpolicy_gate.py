@@ -21,9 +21,11 @@ from typing import Any
 from privatevault.api.v1alpha1 import ProtectionPolicy
 from privatevault.api.v1alpha1.protectionpolicy import ProtectionPolicySpec
 from privatevault.api.v1alpha1.quorumpolicy import Rule
+from privatevault.ledger import ResourceRef
 from privatevault.quorum import changes
 from privatevault.quorum.gate import InForce as QuorumInForce
 from privatevault.reconcile import quorum
+from privatevault.reconcile.audit import event
 from privatevault.reconcile.ports import LedgerPort, ProtectionPolicyPorts
 from privatevault.reconcile.strength import is_weakening
 
@@ -121,3 +123,32 @@ def deletion(body: Mapping[str, Any], *, ports: ProtectionPolicyPorts, actor: st
     if gate.approved:
         _record(ports, actor, body, "deletion approved", deleted=True)
     return gate
+
+
+def bypassed(body: Mapping[str, Any], *, ports: ProtectionPolicyPorts, actor: str) -> str | None:
+    """A gated policy gone without its deletion approved (its finalizer stripped): record ``bypassed-quorum``.
+
+    Returns the QuorumPolicy whose gate was bypassed, or None when the deletion was approved (the
+    spec in force is then none) or nothing gated the policy. The record is kept under the
+    QuorumPolicy, whose status then shows it, as for a Tenant.
+    """
+    meta = body.get("metadata") or {}
+    name, uid = str(meta.get("name", "")), str(meta.get("uid", ""))
+    found = latest(ports.ledger, name, uid)
+    ref = ProtectionPolicySpec.model_validate(found["spec"]).quorum_policy_ref if found is not None else None
+    state = quorum.policy(ports.ledger, ref).in_force if ref else None
+    if ref is None or state is None or not _gate_rules(state, weaker=True, ref_moved=True):
+        return None
+    ports.ledger.append(
+        event(
+            kind="quorumpolicy",
+            uid=ref,
+            tenant="",
+            actor=actor,
+            action=quorum.BYPASSED,
+            resource=ResourceRef(kind="ProtectionPolicy", name=name, uid=uid),
+            change=uid,
+            details={"kind": "ProtectionPolicy", "gate": "WeakenProtectionPolicy"},
+        )
+    )
+    return ref
