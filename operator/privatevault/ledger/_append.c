@@ -23,6 +23,16 @@
  *   right frontier (perfect subtree roots, largest first) is ``frontier``; returns the binary COPY
  *   rows (level, idx, hash) of every perfect node completed, leaves included, in the order they
  *   complete, and the grown tree's frontier.
+ *
+ * send(conn, functions, statements) -> None | (index, sqlstate, message)
+ *
+ *   Runs ``statements`` in order on the libpq connection ``conn`` (a ``PGconn *``, from
+ *   ``libpq.send_functions`` with the addresses of the libpq functions it needs), the GIL released
+ *   throughout: each is ``(query, data)``, a plain statement when ``data`` is None, else a
+ *   ``COPY … FROM STDIN`` fed ``data`` whole. The connection is made blocking for the call and
+ *   put back as it was. Stops at the first statement that fails: its index, SQLSTATE and message
+ *   (the connection then in a failed transaction, or broken, for the caller to roll back).
+ *   A COMMIT that ends in ROLLBACK fails too.
  */
 #define PY_SSIZE_T_CLEAN
 #define OPENSSL_SUPPRESS_DEPRECATED
@@ -390,10 +400,169 @@ static PyObject *jcs(PyObject *self, PyObject *value) {
     return result;
 }
 
+
+/* -- send: statements and COPY data on psycopg's own libpq connection, the GIL released ---- */
+
+typedef void *(*exec_fn)(void *conn, const char *query);
+typedef int (*status_fn)(const void *result);
+typedef char *(*error_field_fn)(const void *result, int field);
+typedef char *(*result_text_fn)(const void *result);
+typedef void (*clear_fn)(void *result);
+typedef int (*put_copy_data_fn)(void *conn, const char *buffer, int nbytes);
+typedef int (*put_copy_end_fn)(void *conn, const char *errormsg);
+typedef void *(*get_result_fn)(void *conn);
+typedef char *(*conn_error_fn)(const void *conn);
+typedef int (*set_nonblocking_fn)(void *conn, int arg);
+typedef int (*is_nonblocking_fn)(const void *conn);
+
+#define PGRES_COMMAND_OK 1
+#define PGRES_COPY_IN 4
+#define PG_DIAG_SQLSTATE 'C'
+
+typedef struct {
+    exec_fn exec;
+    status_fn status;
+    error_field_fn error_field;
+    result_text_fn error_message;
+    result_text_fn cmd_status;
+    clear_fn clear;
+    put_copy_data_fn put_copy_data;
+    put_copy_end_fn put_copy_end;
+    get_result_fn get_result;
+    conn_error_fn conn_error;
+    set_nonblocking_fn set_nonblocking;
+    is_nonblocking_fn is_nonblocking;
+} libpq_fns;
+
+typedef struct {
+    const char *query;
+    const char *data; /* NULL: a plain statement */
+    Py_ssize_t size;
+} statement;
+
+typedef struct {
+    Py_ssize_t index; /* -1: every statement succeeded */
+    char sqlstate[6];
+    char message[512];
+} send_error;
+
+static void fail_with(send_error *error, Py_ssize_t index, const libpq_fns *pq, void *conn, void *result) {
+    const char *state = result ? pq->error_field(result, PG_DIAG_SQLSTATE) : NULL;
+    const char *text = result ? pq->error_message(result) : NULL;
+    if (text == NULL || text[0] == '\0') text = pq->conn_error(conn);
+    error->index = index;
+    snprintf(error->sqlstate, sizeof(error->sqlstate), "%s", state ? state : "");
+    snprintf(error->message, sizeof(error->message), "%s", text ? text : "");
+}
+
+/* The results still pending after a statement (a COPY's, or one that failed): read and cleared. */
+static void drain(const libpq_fns *pq, void *conn) {
+    void *result;
+    while ((result = pq->get_result(conn)) != NULL) pq->clear(result);
+}
+
+static void send_all(const libpq_fns *pq, void *conn, const statement *list, Py_ssize_t count, send_error *error) {
+    for (Py_ssize_t i = 0; i < count; i++) {
+        void *result = pq->exec(conn, list[i].query);
+        int status = result ? pq->status(result) : -1;
+        if (list[i].data == NULL) {
+            const char *tag = result ? pq->cmd_status(result) : NULL;
+            int rolled_back = status == PGRES_COMMAND_OK && tag && strcmp(list[i].query, "COMMIT") == 0 &&
+                              strcmp(tag, "COMMIT") != 0;
+            if (status != PGRES_COMMAND_OK || rolled_back) {
+                fail_with(error, i, pq, conn, rolled_back ? NULL : result);
+                if (rolled_back) snprintf(error->message, sizeof(error->message), "the transaction ended in %s", tag);
+                if (result) pq->clear(result);
+                drain(pq, conn);
+                return;
+            }
+            pq->clear(result);
+            continue;
+        }
+        if (status != PGRES_COPY_IN) {
+            fail_with(error, i, pq, conn, result);
+            if (result) pq->clear(result);
+            drain(pq, conn);
+            return;
+        }
+        pq->clear(result);
+        const char *data = list[i].data;
+        Py_ssize_t left = list[i].size;
+        int ok = 1;
+        while (ok && left > 0) {
+            int chunk = left > (1 << 30) ? (1 << 30) : (int)left;
+            ok = pq->put_copy_data(conn, data, chunk) == 1;
+            data += chunk;
+            left -= chunk;
+        }
+        ok = pq->put_copy_end(conn, ok ? NULL : "the writer could not send the rows") == 1 && ok;
+        result = pq->get_result(conn);
+        status = result ? pq->status(result) : -1;
+        if (!ok || status != PGRES_COMMAND_OK) {
+            fail_with(error, i, pq, conn, result);
+            if (result) pq->clear(result);
+            drain(pq, conn);
+            return;
+        }
+        pq->clear(result);
+        drain(pq, conn);
+    }
+}
+
+static PyObject *send(PyObject *self, PyObject *args) {
+    unsigned long long conn_address;
+    PyObject *functions, *statements;
+    if (!PyArg_ParseTuple(args, "KO!O!", &conn_address, &PyTuple_Type, &functions, &PyTuple_Type, &statements))
+        return NULL;
+    if (PyTuple_GET_SIZE(functions) != 12) {
+        PyErr_SetString(PyExc_ValueError, "send needs the addresses of 12 libpq functions");
+        return NULL;
+    }
+    void *addresses[12];
+    for (Py_ssize_t i = 0; i < 12; i++) {
+        addresses[i] = PyLong_AsVoidPtr(PyTuple_GET_ITEM(functions, i));
+        if (addresses[i] == NULL) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a libpq function address is NULL");
+            return NULL;
+        }
+    }
+    libpq_fns pq;
+    memcpy(&pq, addresses, sizeof(pq));
+    Py_ssize_t count = PyTuple_GET_SIZE(statements);
+    statement *list = PyMem_Calloc(count ? count : 1, sizeof(statement));
+    if (list == NULL) return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyTuple_GET_ITEM(statements, i);
+        PyObject *query, *data;
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 || !PyBytes_Check(query = PyTuple_GET_ITEM(item, 0)) ||
+            ((data = PyTuple_GET_ITEM(item, 1)) != Py_None && !PyBytes_Check(data))) {
+            PyMem_Free(list);
+            PyErr_SetString(PyExc_TypeError, "each statement is (query bytes, data bytes or None)");
+            return NULL;
+        }
+        list[i].query = PyBytes_AS_STRING(query);
+        list[i].data = data == Py_None ? NULL : PyBytes_AS_STRING(data);
+        list[i].size = data == Py_None ? 0 : PyBytes_GET_SIZE(data);
+    }
+    void *conn = (void *)(uintptr_t)conn_address;
+    send_error error = {-1, "", ""};
+    /* The statements tuple (and the bytes in it) is the caller's: alive until this returns. */
+    Py_BEGIN_ALLOW_THREADS
+    int was_nonblocking = pq.is_nonblocking(conn);
+    if (was_nonblocking) pq.set_nonblocking(conn, 0);
+    send_all(&pq, conn, list, count, &error);
+    if (was_nonblocking) pq.set_nonblocking(conn, 1);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(list);
+    if (error.index < 0) Py_RETURN_NONE;
+    return Py_BuildValue("(nss)", error.index, error.sqlstate, error.message);
+}
+
 static PyMethodDef methods[] = {
     {"records", records, METH_VARARGS, "Chain records and make their binary COPY rows (see appendrows.records_py)."},
     {"nodes", nodes, METH_VARARGS, "Grow the Merkle tree and make its nodes' binary COPY rows (see appendrows.nodes_py)."},
     {"jcs", jcs, METH_O, "RFC 8785 bytes of a plain value, or None (see event._jcs_py)."},
+    {"send", send, METH_VARARGS, "Run statements and COPY data on a libpq connection, the GIL released."},
     {NULL, NULL, 0, NULL},
 };
 

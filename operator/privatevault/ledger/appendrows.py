@@ -115,14 +115,20 @@ def nodes_py(size: int, frontier: list[bytes], digests: list[bytes]) -> tuple[by
 
 RecordsFn = Callable[[int, bytes, bytes, bytes, list[Item], list[list[object]]], tuple[bytes, list[bytes], list[bytes]]]
 NodesFn = Callable[[int, list[bytes], list[bytes]], tuple[bytes, list[bytes]]]
+#: ``(PGconn *, libpq function addresses, ((query, data or None), …))`` → None or ``(index,
+#: sqlstate, message)`` of the statement that failed: statements and COPY data sent with the GIL
+#: released (``_append.c``); None when the extension is not built (the writer then uses psycopg).
+SendFn = Callable[[int, tuple[int, ...], tuple[tuple[bytes, bytes | None], ...]], tuple[int, str, str] | None]
 
 try:
     from privatevault.ledger import _append  # type: ignore[attr-defined,unused-ignore]
 except ImportError:  # not built: the same results, several times slower
     records: RecordsFn = records_py
     nodes: NodesFn = nodes_py
+    send: SendFn | None = None
     ENGINE = "python"
 else:
     records = _append.records
     nodes = _append.nodes
+    send = _append.send
     ENGINE = "c"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import weakref
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -71,3 +72,43 @@ def copy_functions(conn: psycopg.Connection[Any]) -> tuple[int, int, int] | None
     if backend(pointer) != conn.pgconn.backend_pid:
         return None
     return pointer, _address(library, "PQgetCopyData"), _address(library, "PQfreemem")
+
+
+#: The libpq functions ``_append.send`` calls, in the order it takes them.
+_SEND = (
+    "PQexec",
+    "PQresultStatus",
+    "PQresultErrorField",
+    "PQresultErrorMessage",
+    "PQcmdStatus",
+    "PQclear",
+    "PQputCopyData",
+    "PQputCopyEnd",
+    "PQgetResult",
+    "PQerrorMessage",
+    "PQsetnonblocking",
+    "PQisnonblocking",
+)
+_checked: weakref.WeakKeyDictionary[psycopg.Connection[Any], int] = weakref.WeakKeyDictionary()
+
+
+@cache
+def _send_addresses() -> tuple[int, ...] | None:
+    library = _library()
+    return None if library is None else tuple(_address(library, name) for name in _SEND)
+
+
+def send_functions(conn: psycopg.Connection[Any]) -> tuple[int, tuple[int, ...]] | None:
+    """``(PGconn *, addresses)`` for the writer's ``_append.send`` on ``conn``; None when the libpq
+    that made the connection is not found. Each connection is checked once."""
+    addresses, pointer = _send_addresses(), getattr(conn.pgconn, "pgconn_ptr", None)
+    if addresses is None or not isinstance(pointer, int):
+        return None
+    if _checked.get(conn) != pointer:
+        library = _library()
+        assert library is not None
+        backend = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(("PQbackendPID", library))
+        if backend(pointer) != conn.pgconn.backend_pid:
+            return None
+        _checked[conn] = pointer
+    return pointer, addresses

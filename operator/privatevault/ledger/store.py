@@ -9,7 +9,10 @@ closed, and the caller must not make the change it was about to record.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import itertools
+import queue
 import select
 import struct
 import threading
@@ -37,8 +40,10 @@ _COPY = (
     " resource_name, resource_uid, outcome, canonical, prev_hash, record_hash, idempotency_key)"
     " FROM STDIN (FORMAT BINARY)"
 )
+_COPY_SQL = _COPY.encode()
 _INSERT_NODE = "INSERT INTO merkle_nodes (level, idx, hash) VALUES (%s, %s, %s)"
 _COPY_NODES = "COPY merkle_nodes (level, idx, hash) FROM STDIN (FORMAT BINARY)"
+_COPY_NODES_SQL = _COPY_NODES.encode()
 #: Batches at least this large go through COPY; smaller ones through one INSERT each.
 COPY_THRESHOLD = 32
 
@@ -46,6 +51,9 @@ T = TypeVar("T")
 
 #: Key of the advisory lock that guards the chain head ("pvledger" in ASCII).
 HEAD_LOCK = 0x70766C6564676572
+#: Transactions the writer has in flight at once, each on a connection of its own (and one more
+#: connection holds the head lock).
+_LANES = 2
 
 
 def _record(row: tuple[int, bytes, bytes, bytes, str]) -> Record:
@@ -297,25 +305,177 @@ class StoredCheckpoint:
 class _Ticket:
     """Events waiting to be committed, and what became of them."""
 
-    __slots__ = ("error", "events", "fields", "finished", "records")
+    __slots__ = ("error", "events", "fields", "finished", "look_up", "records")
 
     def __init__(self, events: Sequence[Event]) -> None:
         self.events = events
-        # Made here, in the caller's thread, while the writer thread waits on the database.
+        # Made here, in the caller's thread, while the writer's threads wait on the database.
         for event in events:
             event.canonical_parts  # noqa: B018
         self.fields = [_fixed_fields(event) for event in events]
         self.records: list[Record] = []
         self.error: BaseException | None = None
+        #: Written again after a key of the batch was found written: look the keys up first.
+        self.look_up = False
         self.finished = threading.Event()
+
+    def answer(self, found: dict[str, Record]) -> None:
+        self.records = [found[event.idempotency_key] for event in self.events]
+        self.finished.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.finished.set()
+
+
+def _unavailable(exc: BaseException) -> BaseException:
+    if isinstance(exc, psycopg.OperationalError):
+        error = LedgerUnavailable(f"the audit ledger cannot be written: {exc}".strip())
+        error.__cause__ = exc
+        return error
+    return exc
+
+
+class _Rows:
+    """A batch chained after a head: its records and Merkle nodes as they are written (binary
+    COPY data, or INSERT rows for a small batch) and the records by key."""
+
+    __slots__ = ("found", "nodes", "records")
+
+    def __init__(self, found: dict[str, Record], records: Any, nodes: Any) -> None:
+        self.found, self.records, self.nodes = found, records, nodes
+
+    def write(self, cur: psycopg.Cursor[tuple[Any, ...]]) -> None:
+        if isinstance(self.records, bytes):
+            with cur.copy(_COPY) as copy:
+                copy.write(self.records)
+            with cur.copy(_COPY_NODES) as copy:
+                copy.write(self.nodes)
+        elif self.records:
+            cur.executemany(_INSERT, self.records)
+            cur.executemany(_INSERT_NODE, self.nodes)
+
+
+def _chain_rows(
+    known: _Head,
+    events: Sequence[Event],
+    fields: Sequence[tuple[bytes, bytes]],
+    found: dict[str, Record],
+    read_heads: Callable[[list[str]], list[tuple[str, bytes, bytes]]],
+) -> _Rows:
+    """Chain the events not in ``found`` after ``known``, which advances to the new head (size,
+    hash, frontier, tenant heads); ``read_heads`` reads the heads of tenants it has not seen."""
+    size, prev = known.size, known.record_hash
+    tenants = {e.tenant for e in events if e.idempotency_key not in found and e.tenant}
+    if missing := tenants - known.tenants:
+        known.heads.update(read_heads(sorted(missing)))
+        known.tenants |= missing
+    now = datetime.now(UTC)
+    chained, stream = _chain(known, events, fields, found, seq=size, prev=prev, now=now)
+    if not chained:
+        return _Rows(found, [], [])
+    digests = [record.record_hash for record, _ in chained]
+    records: Any
+    nodes: Any
+    if len(chained) < COPY_THRESHOLD:
+        records = [_insert_row(now, record, event) for record, event in chained]
+        nodes = merkle.grow(size, known.frontier, [merkle.leaf_hash(d) for d in digests])
+    else:
+        # Binary COPY, its rows made here: no escaping, no per-value adaptation.
+        frontier = [known.frontier[key] for key in merkle.root_keys(size)]
+        node_rows, frontier = appendrows.nodes(size, frontier, digests)
+        known.frontier = dict(zip(merkle.root_keys(size + len(digests)), frontier, strict=True))
+        records = b"".join((_COPY_HEADER, stream, _COPY_TRAILER))
+        nodes = b"".join((_COPY_HEADER, node_rows, _COPY_TRAILER))
+    known.size, known.record_hash = chained[-1][0].seq, chained[-1][0].record_hash
+    return _Rows(found, records, nodes)
+
+
+class _Behind(Exception):
+    """The transaction before this one did not commit: this one must not either."""
+
+
+class _Work:
+    """One batch's transaction, handed from the chainer to a lane: its rows, the transaction
+    before it (which must commit first), and what became of it."""
+
+    __slots__ = ("done", "error", "keys", "previous", "rows", "tickets")
+
+    def __init__(self, tickets: list[_Ticket], keys: set[str], rows: _Rows, previous: _Work | None) -> None:
+        self.tickets, self.keys, self.rows, self.previous = tickets, keys, rows, previous
+        #: None once committed; _Behind if rolled back because the one before did not commit.
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+    def run(self, conn: psycopg.Connection[Any]) -> None:
+        """Write the rows, wait for the transaction before, commit only if it committed."""
+        try:
+            send = _compiled_send(conn) if isinstance(self.rows.records, bytes) else None
+            if send is not None:
+                # One call, the GIL released throughout: a lane that had to take the GIL back
+                # after every chunk of its COPY would wait for the chainer and the callers each time.
+                send(((b"BEGIN", None), (_COPY_SQL, self.rows.records), (_COPY_NODES_SQL, self.rows.nodes)))
+            else:
+                with conn.cursor() as cur:
+                    self.rows.write(cur)
+            if self.previous is not None:
+                self.previous.done.wait()
+                if self.previous.error is not None:
+                    raise _Behind
+            if send is not None:
+                send(((b"COMMIT", None),))
+            else:
+                conn.commit()
+        except BaseException as exc:
+            self.error = exc
+            with contextlib.suppress(psycopg.Error):
+                conn.rollback()
+        else:
+            for ticket in self.tickets:
+                ticket.answer(self.rows.found)
+
+
+def _compiled_send(conn: psycopg.Connection[Any]) -> Callable[[tuple[tuple[bytes, bytes | None], ...]], None] | None:
+    """``appendrows.send`` on ``conn``, raising psycopg's error for a statement that fails; None
+    without the extension or psycopg's libpq."""
+    send = appendrows.send
+    native = libpq.send_functions(conn) if send is not None else None
+    if send is None or native is None:
+        return None
+    pointer, functions = native
+
+    def run(statements: tuple[tuple[bytes, bytes | None], ...]) -> None:
+        failed = send(pointer, functions, statements)
+        if failed is not None:
+            _, sqlstate, message = failed
+            error: type[psycopg.Error] = psycopg.OperationalError
+            with contextlib.suppress(KeyError):
+                error = psycopg.errors.lookup(sqlstate) if sqlstate else error
+            raise error(message.strip() or "the ledger's write failed")
+
+    return run
 
 
 class Ledger:
     """A connection to the ledger, safe to share between handler threads.
 
-    Group commit: appends queue their events for one writer thread, which commits everything
-    queued while its previous commit ran as one transaction. Under low load that is one event per
-    transaction, under high load many. The writer stops after 30 s idle and starts on demand.
+    Group commit: appends queue their events; everything queued while the writer was busy
+    becomes one transaction. Under low load that is one event per transaction, under high load
+    many. The writer's threads start on demand and stop after 30 s idle:
+
+    - the **chainer** takes the head lock (session-level, on a connection of its own) for as
+      long as it has batches in flight (a burst), reads the head when a burst starts, and chains
+      each batch after the one before: record hashes, tenant links, Merkle nodes, the rows as
+      they are sent;
+    - two **lanes** each write a batch's rows in a transaction of their own, so that PostgreSQL
+      inserts one batch while the other commits or is still inserting; a lane commits only
+      after the transaction of the batch before has committed, and rolls back if it did not.
+
+    Callers are answered when their own transaction has committed. Any failure (a key written
+    before, the database gone) rolls back every batch chained after it; the chainer then reads
+    the head again, writes the batch with a key written before once more with its keys looked up
+    (returning the records written the first time), and fails the others' callers only for an
+    error of their own.
     """
 
     def __init__(self, dsn: str | None = None, *, pool: Pool | None = None, connect_timeout: float = 5.0) -> None:
@@ -323,7 +483,7 @@ class Ledger:
         if pool is None:
             if dsn is None:
                 raise ValueError("a ledger needs a database URL or a connection pool")
-            pool = open_pool(dsn, max_size=2, timeout=connect_timeout, name="privatevault-ledger")
+            pool = open_pool(dsn, max_size=4, timeout=connect_timeout, name="privatevault-ledger")
             self._owns_pool = True
         else:
             self._owns_pool = False
@@ -332,8 +492,11 @@ class Ledger:
         self._pending = threading.Condition()
         self._committer: threading.Thread | None = None
         self._closed = False
-        # The writer thread's own: set after a commit, dropped before each write (see _write_once).
+        # The chainer's own: the connection holding the head lock through a burst, the head the
+        # last batch chained leaves (None: read it again), and the keys of the batches in flight.
+        self._holder: psycopg.Connection[Any] | None = None
         self._head: _Head | None = None
+        self._flying: set[str] = set()
 
     def close(self) -> None:
         with self._pending:
@@ -361,99 +524,156 @@ class Ledger:
             raise ticket.error
         return ticket.records
 
-    def _commit_loop(self) -> None:
-        """The one writer: commits everything queued while the previous commit ran, as one transaction."""
-        while True:
-            with self._pending:
-                while not self._queue:
-                    if self._closed or not self._pending.wait(timeout=30):
-                        self._committer = None
-                        return
-                batch, self._queue = self._queue, []
-            self._commit(batch)
-            for ticket in batch:
-                ticket.finished.set()
+    # -- the chainer -------------------------------------------------------------------------
 
-    def _commit(self, batch: list[_Ticket]) -> None:
+    def _commit_loop(self) -> None:
+        lanes: list[queue.SimpleQueue[_Work | None]] = [queue.SimpleQueue() for _ in range(_LANES)]
+        threads = [
+            threading.Thread(target=self._lane, args=(lane,), name=f"privatevault-ledger-{n}", daemon=True)
+            for n, lane in enumerate(lanes, 1)
+        ]
+        for thread in threads:
+            thread.start()
+        flying: collections.deque[_Work] = collections.deque()
+        try:
+            for turn in itertools.count():
+                batch = self._next_batch(flying)
+                if batch is None:
+                    return
+                batch = self._landed(flying) + batch
+                if batch:
+                    self._send(batch, flying, lanes[turn % _LANES])
+                elif not flying:
+                    self._end_burst()
+        finally:
+            for lane in lanes:
+                lane.put(None)
+            for thread in threads:
+                thread.join()
+            self._end_burst()
+
+    def _next_batch(self, flying: collections.deque[_Work]) -> list[_Ticket] | None:
+        """What is queued, once there is something to do: tickets, a batch landed, or the burst
+        to end (an empty list); None when the writer stops (closed, or 30 s idle)."""
+        with self._pending:
+            while not self._queue and not (flying and flying[0].done.is_set()):
+                if flying:
+                    self._pending.wait()  # a lane notifies when a batch lands
+                elif self._holder is not None:
+                    break
+                elif self._closed or not self._pending.wait(timeout=30):
+                    self._committer = None
+                    return None
+            batch, self._queue = self._queue, []
+        return batch
+
+    def _landed(self, flying: collections.deque[_Work]) -> list[_Ticket]:
+        """Take the batches that have landed, in order; the tickets to send again (a failure
+        rolls back every batch after it, which then all land before this returns)."""
+        again: list[_Ticket] = []
+        failed = False
+        while flying and (flying[0].done.is_set() or failed):
+            work = flying.popleft()
+            work.done.wait()
+            self._flying -= work.keys
+            if work.error is None:
+                continue
+            failed = True
+            if isinstance(work.error, _Behind):
+                again += work.tickets
+            elif isinstance(work.error, psycopg.errors.UniqueViolation) and not any(t.look_up for t in work.tickets):
+                for ticket in work.tickets:
+                    ticket.look_up = True
+                again += work.tickets
+            else:
+                error = _unavailable(work.error)
+                for ticket in work.tickets:
+                    ticket.fail(error)
+        if failed:
+            self._head = None
+            self._end_burst()
+        return again
+
+    def _send(
+        self, batch: list[_Ticket], flying: collections.deque[_Work], lane: queue.SimpleQueue[_Work | None]
+    ) -> None:
+        """Chain ``batch`` after the batches in flight and hand it to ``lane``."""
         events = [event for ticket in batch for event in ticket.events]
         fields = [row for ticket in batch for row in ticket.fields]
+        keys = {event.idempotency_key for event in events}
+        if not keys.isdisjoint(self._flying):
+            # A key twice in flight: the second insert would wait on the first's transaction,
+            # which may be waiting for the second's to land. Let everything land first.
+            for work in flying:
+                work.done.wait()
+            batch = self._landed(flying) + batch
+            return self._send(batch, flying, lane)
         try:
-            written = self._write(events, fields)
-        except psycopg.OperationalError as exc:
-            error: BaseException = LedgerUnavailable(f"the audit ledger cannot be written: {exc}".strip())
-            error.__cause__ = exc
-            for ticket in batch:
-                ticket.error = error
-            return
+            if self._holder is None:
+                self._start_burst()
+            assert self._holder is not None and self._head is not None
+            with self._holder.cursor() as cur:
+                found = self._by_keys(cur, sorted(keys)) if any(t.look_up for t in batch) else {}
+                rows = _chain_rows(self._head, events, fields, found, lambda tenants: self._tenant_heads(cur, tenants))
         except BaseException as exc:
+            for work in flying:  # the lock is kept until nothing chained under it is in flight
+                work.done.wait()
+            self._head = None
+            self._end_burst()
+            error = _unavailable(exc)
             for ticket in batch:
-                ticket.error = exc
-            return
-        for ticket in batch:
-            ticket.records = [written[event.idempotency_key] for event in ticket.events]
+                ticket.fail(error)
+            return None
+        if not rows.records:  # every key written before
+            for ticket in batch:
+                ticket.answer(found)
+            return None
+        work = _Work(batch, keys, rows, flying[-1] if flying else None)
+        flying.append(work)
+        self._flying |= keys
+        lane.put(work)
+        return None
 
-    def _write(self, events: Sequence[Event], fields: Sequence[tuple[bytes, bytes]] | None = None) -> dict[str, Record]:
-        """Write the events not written yet, in one transaction; their records by idempotency key.
-
-        Optimistic: the keys are not looked up first (a thousand index probes, a sixth of a
-        batch's time). A key written before, by an earlier try of the same handler or by another
-        writer, makes the insert fail on the key's unique index; then the whole transaction is
-        rolled back and done again with the look-up, which returns the records written the first
-        time. Retries are rare; every batch pays for the look-up otherwise.
-        """
-        if fields is None:
-            fields = [_fixed_fields(event) for event in events]
-        try:
-            return self._write_once(events, fields, look_up=False)
-        except psycopg.errors.UniqueViolation:
-            return self._write_once(events, fields, look_up=True)
-
-    def _write_once(
-        self, events: Sequence[Event], fields: Sequence[tuple[bytes, bytes]], *, look_up: bool
-    ) -> dict[str, Record]:
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (HEAD_LOCK,))
-            # Looked up under the lock: another writer may have appended some of the same events.
-            keys = list(dict.fromkeys(event.idempotency_key for event in events))
-            found = self._by_keys(cur, keys) if look_up else {}
-            if len(found) == len(keys):
-                return found
+    def _start_burst(self) -> None:
+        """Take the head lock; read the head unless it is the one the chainer left."""
+        conn = self._pool.getconn()
+        self._holder = conn
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (HEAD_LOCK,))
             cur.execute("SELECT seq, record_hash FROM audit_records ORDER BY seq DESC LIMIT 1")
             head = cur.fetchone()
-            seq, prev = (0, GENESIS) if head is None else (int(head[0]), bytes(head[1]))
-            now = datetime.now(UTC)
-            size = seq
-            tenants = {e.tenant for e in events if e.idempotency_key not in found and e.tenant}
+            size, prev = (0, GENESIS) if head is None else (int(head[0]), bytes(head[1]))
             known = self._head
-            # Dropped until this transaction has committed: a failed or uncertain commit leaves
-            # nothing behind that the next write could trust.
-            self._head = None
             if known is None or known.size != size or known.record_hash != prev:
-                # Another writer appended since (or this one never did): read it all.
-                known = _Head(size, prev, merkle.frontier(size, _PgNodes(cur)), tenantchain.Heads(), set())
-            if missing := tenants - known.tenants:
-                known.heads.update(self._tenant_heads(cur, sorted(missing)))
-                known.tenants |= missing
-            chained, stream = _chain(known, events, fields, found, seq=seq, prev=prev, now=now)
-            digests = [record.record_hash for record, _ in chained]
-            if len(chained) < COPY_THRESHOLD:
-                cur.executemany(_INSERT, [_insert_row(now, record, event) for record, event in chained])
-                cur.executemany(_INSERT_NODE, merkle.grow(size, known.frontier, [merkle.leaf_hash(d) for d in digests]))
-            else:
-                # Binary COPY, its rows made here: no escaping, no per-value adaptation.
-                frontier = [known.frontier[key] for key in merkle.root_keys(size)]
-                node_rows, frontier = appendrows.nodes(size, frontier, digests)
-                known.frontier = dict(zip(merkle.root_keys(size + len(digests)), frontier, strict=True))
-                with cur.copy(_COPY) as copy:
-                    copy.write(b"".join((_COPY_HEADER, stream, _COPY_TRAILER)))
-                with cur.copy(_COPY_NODES) as copy:
-                    copy.write(b"".join((_COPY_HEADER, node_rows, _COPY_TRAILER)))
-            if chained:
-                seq, prev = chained[-1][0].seq, chained[-1][0].record_hash
-        # Committed: the next write that finds this head stored needs not read it again.
-        known.size, known.record_hash = seq, prev
-        self._head = known
-        return found
+                # Another writer appended since (or this one never did, or failed): read it all.
+                self._head = _Head(size, prev, merkle.frontier(size, _PgNodes(cur)), tenantchain.Heads(), set())
+
+    def _end_burst(self) -> None:
+        """Give up the head lock (nothing of the burst in flight any more)."""
+        conn, self._holder = self._holder, None
+        if conn is None:
+            return
+        try:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (HEAD_LOCK,))
+            conn.autocommit = False
+        except BaseException:
+            self._head = None
+            conn.close()  # the server ends the session, and its lock with it
+        self._pool.putconn(conn)
+
+    # -- the lanes ---------------------------------------------------------------------------
+
+    def _lane(self, lane: queue.SimpleQueue[_Work | None]) -> None:
+        while (work := lane.get()) is not None:
+            try:
+                with self._pool.connection() as conn:
+                    work.run(conn)
+            except BaseException as exc:  # no connection
+                work.error = exc
+            with self._pending:
+                work.done.set()
+                self._pending.notify()
 
     def _read(self, query: Callable[[psycopg.Cursor[tuple[Any, ...]]], T]) -> T:
         """Run a read in its own transaction; database failures become LedgerUnavailable."""
