@@ -163,8 +163,9 @@ class Settings:
     vault_kubernetes_host: str | None = None
     #: How long an unchanged vault tenant's key, policy and role count as checked (OpenBao drift is repaired after).
     vault_recheck_seconds: float = 600.0
-    #: PostgreSQL connections shared by the ledger and the MCS level store.
-    database_connections: int = 4
+    #: PostgreSQL connections shared by the ledger and the MCS level store (the ledger's writer
+    #: uses up to 3 while it writes: the head lock and two batches in flight).
+    database_connections: int = 6
     #: Threads running reconciles; they wait mostly on the API server and the ledger, not the CPU.
     workers: int = 16
     #: Connections kopf's own session keeps to the API server (watches, patches, events). kopf's

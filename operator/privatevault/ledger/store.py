@@ -52,7 +52,8 @@ T = TypeVar("T")
 #: Key of the advisory lock that guards the chain head ("pvledger" in ASCII).
 HEAD_LOCK = 0x70766C6564676572
 #: Transactions the writer has in flight at once, each on a connection of its own (and one more
-#: connection holds the head lock).
+#: connection holds the head lock). A pool of fewer than 4 connections gets one lane: a second
+#: lane waiting for a connection while the first waits for its transaction would stall both.
 _LANES = 2
 
 
@@ -377,7 +378,8 @@ def _chain_rows(
     digests = [record.record_hash for record, _ in chained]
     records: Any
     nodes: Any
-    if len(chained) < COPY_THRESHOLD:
+    if len(chained) < COPY_THRESHOLD and appendrows.send is None:
+        # Without the compiled send a few INSERTs cost less than two COPYs through psycopg.
         records = [_insert_row(now, record, event) for record, event in chained]
         nodes = merkle.grow(size, known.frontier, [merkle.leaf_hash(d) for d in digests])
     else:
@@ -488,6 +490,7 @@ class Ledger:
         else:
             self._owns_pool = False
         self._pool = pool
+        self._lanes = _LANES if pool.max_size >= _LANES + 2 else 1
         self._queue: list[_Ticket] = []
         self._pending = threading.Condition()
         self._committer: threading.Thread | None = None
@@ -527,7 +530,7 @@ class Ledger:
     # -- the chainer -------------------------------------------------------------------------
 
     def _commit_loop(self) -> None:
-        lanes: list[queue.SimpleQueue[_Work | None]] = [queue.SimpleQueue() for _ in range(_LANES)]
+        lanes: list[queue.SimpleQueue[_Work | None]] = [queue.SimpleQueue() for _ in range(self._lanes)]
         threads = [
             threading.Thread(target=self._lane, args=(lane,), name=f"privatevault-ledger-{n}", daemon=True)
             for n, lane in enumerate(lanes, 1)
@@ -542,7 +545,7 @@ class Ledger:
                     return
                 batch = self._landed(flying) + batch
                 if batch:
-                    self._send(batch, flying, lanes[turn % _LANES])
+                    self._send(batch, flying, lanes[turn % len(lanes)])
                 elif not flying:
                     self._end_burst()
         finally:
@@ -553,10 +556,11 @@ class Ledger:
             self._end_burst()
 
     def _next_batch(self, flying: collections.deque[_Work]) -> list[_Ticket] | None:
-        """What is queued, once there is something to do: tickets, a batch landed, or the burst
-        to end (an empty list); None when the writer stops (closed, or 30 s idle)."""
+        """What is queued, once there is something to do: tickets and a lane free for them, a
+        batch landed, or the burst to end (an empty list); None when the writer stops (closed, or
+        30 s idle). While every lane is busy, tickets wait: they become one larger batch."""
         with self._pending:
-            while not self._queue and not (flying and flying[0].done.is_set()):
+            while not (flying and flying[0].done.is_set()) and not (self._queue and len(flying) < self._lanes):
                 if flying:
                     self._pending.wait()  # a lane notifies when a batch lands
                 elif self._holder is not None:
