@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from privatevault.ledger import Event, ResourceRef, appendrows, merkle, record_hash, tenantchain
+from privatevault.ledger import Event, ResourceRef, appendrows, merkle, record_hash, store, tenantchain
 from privatevault.ledger import event as event_module
 from privatevault.ledger.chain import GENESIS
 from privatevault.ledger.event import canonical_time
@@ -240,3 +240,40 @@ def test_deep_nesting_is_left_to_the_python_path(compiled: Any) -> None:
         deep = [deep]
     assert compiled.jcs(deep) is None
     assert event_module._jcs(deep) == event_module._jcs_py(deep) == b"[" * 150 + b"1" + b"]" * 150
+
+
+_column = st.one_of(st.none(), st.text(max_size=40))
+
+
+@settings(max_examples=300, deadline=None)
+@given(columns=st.tuples(*[_column] * 8), key=st.text(min_size=1, max_size=80))
+def test_an_event_s_fixed_fields_are_the_same_compiled(compiled: Any, columns: tuple[Any, ...], key: str) -> None:
+    """The caller-side COPY fields (tenant … outcome, the key): NULLs, non-ASCII and the empty
+    string, compiled and in Python; and what a lone surrogate does (refused by both)."""
+    tenant, actor, action, kind, namespace, name, uid, outcome = columns
+    event = Event(
+        tenant=tenant or "",
+        actor=actor or "a",
+        action=action or "b",
+        outcome=outcome or "c",
+        resource=ResourceRef(kind=kind or "K", namespace=namespace, name=name or "n", uid=uid),
+        idempotency_key=key,
+        details={},
+    )
+    try:
+        expected: Any = store._fixed_fields_py(event)
+    except UnicodeEncodeError:
+        expected = UnicodeEncodeError
+    try:
+        got: Any = compiled.fields(store._columns(event), event.idempotency_key)
+    except UnicodeEncodeError:
+        got = UnicodeEncodeError
+    assert got == expected
+
+
+def test_the_writer_uses_the_compiled_fields(compiled: Any) -> None:
+    assert appendrows.fields is compiled.fields
+    event = Event(
+        tenant="t", actor="a", action="b", outcome="c", resource=ResourceRef(kind="K", name="n"), idempotency_key="k"
+    )
+    assert store._fixed_fields(event) == store._fixed_fields_py(event)

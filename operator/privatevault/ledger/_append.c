@@ -17,6 +17,10 @@
  *
  * jcs(value) -> bytes | None: an event's canonical bytes (below, by jcs_value).
  *
+ * fields(columns, key) -> (middle, key field): the binary COPY fields of an event's columns
+ *   (tenant … outcome: str or None) and of its idempotency key, each a big-endian length (-1:
+ *   NULL) and the UTF-8 bytes (``store._fixed_fields_py``).
+ *
  * nodes(size, frontier, digests) -> (rows, frontier)
  *
  *   Adds the record hashes ``digests`` as RFC 9162 leaves to the tree of ``size`` leaves whose
@@ -510,6 +514,7 @@ static void send_all(const libpq_fns *pq, void *conn, const statement *list, Py_
 }
 
 static PyObject *send(PyObject *self, PyObject *args) {
+    (void)self;
     unsigned long long conn_address;
     PyObject *functions, *statements;
     if (!PyArg_ParseTuple(args, "KO!O!", &conn_address, &PyTuple_Type, &functions, &PyTuple_Type, &statements))
@@ -558,10 +563,74 @@ static PyObject *send(PyObject *self, PyObject *args) {
     return Py_BuildValue("(nss)", error.index, error.sqlstate, error.message);
 }
 
+/* -- fields: an event's fixed binary COPY fields ------------------------------------------- */
+
+static int put_column(PyObject *value, char **out, Py_ssize_t *used, Py_ssize_t *room) {
+    const char *data = NULL;
+    Py_ssize_t size = -1;
+    if (value != Py_None) {
+        if (!PyUnicode_Check(value)) {
+            PyErr_SetString(PyExc_TypeError, "a column is a str or None");
+            return -1;
+        }
+        data = PyUnicode_AsUTF8AndSize(value, &size);
+        if (data == NULL) return -1;
+        if (size > INT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "a column is too long for a COPY field");
+            return -1;
+        }
+    }
+    Py_ssize_t need = *used + 4 + (size > 0 ? size : 0);
+    if (need > *room) {
+        Py_ssize_t grown = need * 2;
+        char *bigger = PyMem_Realloc(*out, grown);
+        if (bigger == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        *out = bigger;
+        *room = grown;
+    }
+    uint32_t length = (uint32_t)(int32_t)size; /* -1: NULL */
+    unsigned char *at = (unsigned char *)*out + *used;
+    at[0] = length >> 24;
+    at[1] = length >> 16;
+    at[2] = length >> 8;
+    at[3] = length;
+    if (size > 0) memcpy(at + 4, data, size);
+    *used = need;
+    return 0;
+}
+
+/* fields(columns, key) -> (middle, key field): store._fixed_fields, compiled. */
+static PyObject *fields(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *columns, *key;
+    if (!PyArg_ParseTuple(args, "O!U", &PyTuple_Type, &columns, &key)) return NULL;
+    Py_ssize_t room = 256, used = 0;
+    char *out = PyMem_Malloc(room);
+    if (out == NULL) return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(columns); i++) {
+        if (put_column(PyTuple_GET_ITEM(columns, i), &out, &used, &room) < 0) {
+            PyMem_Free(out);
+            return NULL;
+        }
+    }
+    Py_ssize_t middle = used;
+    if (put_column(key, &out, &used, &room) < 0) {
+        PyMem_Free(out);
+        return NULL;
+    }
+    PyObject *result = Py_BuildValue("(y#y#)", out, middle, out + middle, used - middle);
+    PyMem_Free(out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"records", records, METH_VARARGS, "Chain records and make their binary COPY rows (see appendrows.records_py)."},
     {"nodes", nodes, METH_VARARGS, "Grow the Merkle tree and make its nodes' binary COPY rows (see appendrows.nodes_py)."},
     {"jcs", jcs, METH_O, "RFC 8785 bytes of a plain value, or None (see event._jcs_py)."},
+    {"fields", fields, METH_VARARGS, "An event's fixed binary COPY fields (see store._fixed_fields)."},
     {"send", send, METH_VARARGS, "Run statements and COPY data on a libpq connection, the GIL released."},
     {NULL, NULL, 0, NULL},
 };

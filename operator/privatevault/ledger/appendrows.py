@@ -118,6 +118,8 @@ NodesFn = Callable[[int, list[bytes], list[bytes]], tuple[bytes, list[bytes]]]
 #: ``(PGconn *, libpq function addresses, ((query, data or None), …))`` → None or ``(index,
 #: sqlstate, message)`` of the statement that failed: statements and COPY data sent with the GIL
 #: released (``_append.c``); None when the extension is not built (the writer then uses psycopg).
+#: ``(columns, key)`` → an event's fixed binary COPY fields (``store._fixed_fields_py``, compiled).
+FieldsFn = Callable[[tuple[str | None, ...], str], tuple[bytes, bytes]]
 SendFn = Callable[[int, tuple[int, ...], tuple[tuple[bytes, bytes | None], ...]], tuple[int, str, str] | None]
 
 try:
@@ -126,9 +128,11 @@ except ImportError:  # not built: the same results, several times slower
     records: RecordsFn = records_py
     nodes: NodesFn = nodes_py
     send: SendFn | None = None
+    fields: FieldsFn | None = None
     ENGINE = "python"
 else:
     records = _append.records
     nodes = _append.nodes
     send = _append.send
+    fields = _append.fields
     ENGINE = "c"

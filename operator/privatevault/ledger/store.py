@@ -87,7 +87,7 @@ def _columns(event: Event) -> tuple[str, str, str, str, str | None, str, str | N
     )
 
 
-def _fixed_fields(event: Event) -> tuple[bytes, bytes]:
+def _fixed_fields_py(event: Event) -> tuple[bytes, bytes]:
     """An event's fields of its binary COPY row that do not depend on its position: ``tenant`` …
     ``outcome`` (fields 3 to 10), and ``idempotency_key`` (the last)."""
     middle: list[bytes] = []
@@ -101,6 +101,13 @@ def _fixed_fields(event: Event) -> tuple[bytes, bytes]:
             add(data)
     key = event.idempotency_key.encode()
     return b"".join(middle), _LENGTH(len(key)) + key
+
+
+def _fixed_fields(event: Event) -> tuple[bytes, bytes]:
+    """:func:`_fixed_fields_py`, compiled when the writer's extension is built."""
+    if appendrows.fields is None:
+        return _fixed_fields_py(event)
+    return appendrows.fields(_columns(event), event.idempotency_key)
 
 
 class CopyOut:
