@@ -57,15 +57,16 @@ def lanes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
     yield _Lanes(monkeypatch)
 
 
-def _together(calls: list[Callable[[], list[Record]]]) -> list[list[Record] | BaseException]:
-    """Run the calls one thread each, 10 ms apart (each while the ones before are still being
-    written: a lane's write takes 20 ms more here); each one's records or error."""
+def _together(calls: list[Callable[[], list[Record]]], apart: float = 0.01) -> list[list[Record] | BaseException]:
+    """Run the calls one thread each, ``apart`` seconds apart (10 ms: each while the ones before
+    are still being written, as a lane's write takes 20 ms more here; 0: all at once, which
+    group commit makes one batch); each one's records or error."""
     results: list[list[Record] | BaseException] = [[] for _ in calls]
     start = threading.Barrier(len(calls))
 
     def call(index: int) -> None:
         start.wait()
-        time.sleep(index * 0.01)
+        time.sleep(index * apart)
         try:
             results[index] = calls[index]()
         except BaseException as exc:  # handed to the test
@@ -159,6 +160,25 @@ def test_a_key_written_before_in_a_pipelined_batch_returns_the_first_record(data
         assert again[-1] == old[7]
         assert lanes.behind >= 1, "no batch was chained after the failing one while it was in flight"
         assert ledger.size() == 30 + 70 + 40 + 45 + 2
+        _verified(ledger)
+    finally:
+        ledger.close()
+
+
+def test_a_refused_event_fails_only_its_own_caller_in_a_merged_batch(database: Database, lanes: _Lanes) -> None:
+    """Callers appending at once share one transaction (group commit); PostgreSQL refusing one
+    caller's event must not fail the others: their events are written again, each on their own."""
+    ledger = Ledger(database.operator_dsn)
+    try:
+        refused = dataclasses.replace(event("acme/refused"), actor="te\x00st")
+        batches = [_batch(f"m{n}", 5) for n in range(6)]
+        batches[3] = [*batches[3], refused]
+        results = _together([lambda b=b: ledger.append_many(b) for b in batches], apart=0)
+        # Refused by PostgreSQL (CharacterNotInRepertoire) or, in an INSERT, by psycopg first.
+        assert isinstance(results[3], psycopg.DataError), results[3]
+        assert all(isinstance(r, list) for n, r in enumerate(results) if n != 3), results
+        assert ledger.size() == 5 * 5
+        assert not ledger.find("acme/m3-"), "a record of the refused caller's batch was written"
         _verified(ledger)
     finally:
         ledger.close()

@@ -313,7 +313,7 @@ class StoredCheckpoint:
 class _Ticket:
     """Events waiting to be committed, and what became of them."""
 
-    __slots__ = ("error", "events", "fields", "finished", "look_up", "records")
+    __slots__ = ("alone", "error", "events", "fields", "finished", "look_up", "records")
 
     def __init__(self, events: Sequence[Event]) -> None:
         self.events = events
@@ -325,6 +325,8 @@ class _Ticket:
         self.error: BaseException | None = None
         #: Written again after a key of the batch was found written: look the keys up first.
         self.look_up = False
+        #: Its events were in a batch refused for what one caller sent: they go in a batch alone.
+        self.alone = False
         self.finished = threading.Event()
 
     def answer(self, found: dict[str, Record]) -> None:
@@ -546,13 +548,16 @@ class Ledger:
             thread.start()
         flying: collections.deque[_Work] = collections.deque()
         try:
-            for turn in itertools.count():
+            turns = itertools.count()
+            while True:
                 batch = self._next_batch(flying)
                 if batch is None:
                     return
                 batch = self._landed(flying) + batch
-                if batch:
-                    self._send(batch, flying, lanes[turn % len(lanes)])
+                for alone in [[ticket] for ticket in batch if ticket.alone]:
+                    self._send(alone, flying, lanes[next(turns) % len(lanes)])
+                if batch := [ticket for ticket in batch if not ticket.alone]:
+                    self._send(batch, flying, lanes[next(turns) % len(lanes)])
                 elif not flying:
                     self._end_burst()
         finally:
@@ -595,6 +600,12 @@ class Ledger:
             elif isinstance(work.error, psycopg.errors.UniqueViolation) and not any(t.look_up for t in work.tickets):
                 for ticket in work.tickets:
                     ticket.look_up = True
+                again += work.tickets
+            elif len(work.tickets) > 1 and not isinstance(work.error, psycopg.OperationalError):
+                # Refused for what one caller sent (a NUL in a text, say): each caller's events
+                # go again on their own, so that only the one who sent it is told.
+                for ticket in work.tickets:
+                    ticket.alone = True
                 again += work.tickets
             else:
                 error = _unavailable(work.error)
