@@ -17,7 +17,7 @@ import psycopg
 
 from privatevault.ledger import merkle, record_hash
 from privatevault.ledger.schema import Database
-from privatevault.ledger.store import HEAD_LOCK
+from privatevault.ledger.writer import HEAD_LOCK
 from privatevault.testbench import Bench
 from privatevault.testbench.process import ManagedProcess
 

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from privatevault.ledger import Event, Record, appendrows, store
+from privatevault.ledger import Event, Record, appendrows, writer
 from privatevault.ledger.schema import Database
 from privatevault.ledger.store import Ledger
 
@@ -31,7 +31,7 @@ class _Lanes:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.now = self.most = self.behind = 0
         self.lock = threading.Lock()
-        run = store._Work.run
+        run = writer._Work.run
 
         def slowed(work: Any, conn: psycopg.Connection[Any]) -> None:
             with self.lock:
@@ -43,9 +43,9 @@ class _Lanes:
             finally:
                 with self.lock:
                     self.now -= 1
-                    self.behind += isinstance(work.error, store._Behind)
+                    self.behind += isinstance(work.error, writer._Behind)
 
-        monkeypatch.setattr(store._Work, "run", slowed)
+        monkeypatch.setattr(writer._Work, "run", slowed)
 
 
 @pytest.fixture(params=["compiled send", "psycopg copy"])

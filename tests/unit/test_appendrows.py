@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from privatevault.ledger import Event, ResourceRef, appendrows, merkle, record_hash, store, tenantchain
+from privatevault.ledger import Event, ResourceRef, appendrows, merkle, record_hash, tenantchain, writer
 from privatevault.ledger import event as event_module
 from privatevault.ledger.chain import GENESIS
 from privatevault.ledger.event import canonical_time
@@ -261,11 +261,11 @@ def test_an_event_s_fixed_fields_are_the_same_compiled(compiled: Any, columns: t
         details={},
     )
     try:
-        expected: Any = store._fixed_fields_py(event)
+        expected: Any = writer._fixed_fields_py(event)
     except UnicodeEncodeError:
         expected = UnicodeEncodeError
     try:
-        got: Any = compiled.fields(store._columns(event), event.idempotency_key)
+        got: Any = compiled.fields(writer._columns(event), event.idempotency_key)
     except UnicodeEncodeError:
         got = UnicodeEncodeError
     assert got == expected
@@ -276,4 +276,4 @@ def test_the_writer_uses_the_compiled_fields(compiled: Any) -> None:
     event = Event(
         tenant="t", actor="a", action="b", outcome="c", resource=ResourceRef(kind="K", name="n"), idempotency_key="k"
     )
-    assert store._fixed_fields(event) == store._fixed_fields_py(event)
+    assert writer._fixed_fields(event) == writer._fixed_fields_py(event)

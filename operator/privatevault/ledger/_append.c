@@ -19,7 +19,7 @@
  *
  * fields(columns, key) -> (middle, key field): the binary COPY fields of an event's columns
  *   (tenant … outcome: str or None) and of its idempotency key, each a big-endian length (-1:
- *   NULL) and the UTF-8 bytes (``store._fixed_fields_py``).
+ *   NULL) and the UTF-8 bytes (``writer._fixed_fields_py``).
  *
  * nodes(size, frontier, digests) -> (rows, frontier)
  *
@@ -602,7 +602,7 @@ static int put_column(PyObject *value, char **out, Py_ssize_t *used, Py_ssize_t 
     return 0;
 }
 
-/* fields(columns, key) -> (middle, key field): store._fixed_fields, compiled. */
+/* fields(columns, key) -> (middle, key field): writer._fixed_fields, compiled. */
 static PyObject *fields(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *columns, *key;
@@ -630,7 +630,7 @@ static PyMethodDef methods[] = {
     {"records", records, METH_VARARGS, "Chain records and make their binary COPY rows (see appendrows.records_py)."},
     {"nodes", nodes, METH_VARARGS, "Grow the Merkle tree and make its nodes' binary COPY rows (see appendrows.nodes_py)."},
     {"jcs", jcs, METH_O, "RFC 8785 bytes of a plain value, or None (see event._jcs_py)."},
-    {"fields", fields, METH_VARARGS, "An event's fixed binary COPY fields (see store._fixed_fields)."},
+    {"fields", fields, METH_VARARGS, "An event's fixed binary COPY fields (see writer._fixed_fields)."},
     {"send", send, METH_VARARGS, "Run statements and COPY data on a libpq connection, the GIL released."},
     {NULL, NULL, 0, NULL},
 };

@@ -1,5 +1,5 @@
 """The ledger writer's hot loop: chain a batch of records and grow the Merkle tree, as the binary
-COPY rows ``Ledger._write`` sends.
+COPY rows ``writer.Writer`` sends.
 
 :func:`records` chains records after the head: for each, its canonical bytes (what
 ``Event.canonical`` makes from the event's position-free parts, its sequence number, its place
@@ -118,7 +118,7 @@ NodesFn = Callable[[int, list[bytes], list[bytes]], tuple[bytes, list[bytes]]]
 #: ``(PGconn *, libpq function addresses, ((query, data or None), …))`` → None or ``(index,
 #: sqlstate, message)`` of the statement that failed: statements and COPY data sent with the GIL
 #: released (``_append.c``); None when the extension is not built (the writer then uses psycopg).
-#: ``(columns, key)`` → an event's fixed binary COPY fields (``store._fixed_fields_py``, compiled).
+#: ``(columns, key)`` → an event's fixed binary COPY fields (``writer._fixed_fields_py``, compiled).
 FieldsFn = Callable[[tuple[str | None, ...], str], tuple[bytes, bytes]]
 SendFn = Callable[[int, tuple[int, ...], tuple[tuple[bytes, bytes | None], ...]], tuple[int, str, str] | None]
 

@@ -1,6 +1,6 @@
 """The read API's queries of the ledger: filtered pages of records (read-only, on the shared pool).
 
-Apart from :mod:`privatevault.ledger.store` so that the append path stays the store's alone; the
+Apart from :mod:`privatevault.ledger.store` so that the append path stays the writer's alone; the
 pages ride on the primary key and the ``(tenant, seq)`` index, so a page costs one index range scan
 whatever the ledger's size (the action and time filters are applied along that scan).
 """
