@@ -2,8 +2,8 @@
 
 Appends are serialised by an advisory lock on the chain head and guarded by the primary key on
 ``seq`` (never by isolation level alone), so that several writer processes still build one
-linear chain. Apart from :mod:`privatevault.ledger.store`, which owns a :class:`Writer` and
-delegates its appends to it, so that each module has one job: the store reads, this writes.
+linear chain. :mod:`privatevault.ledger.store` owns a :class:`Writer` and hands it its appends:
+the store reads, this module writes.
 """
 
 from __future__ import annotations
