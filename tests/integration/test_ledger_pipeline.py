@@ -25,27 +25,37 @@ pytestmark = pytest.mark.integration
 
 
 class _Lanes:
-    """Counts the transactions in flight at once; each lane's write is slowed down a little, so
-    that the callers' batches overlap whatever the machine's speed."""
+    """Counts the transactions in flight at once and those rolled back behind another. A batch
+    ``hold`` picks waits, before it writes, until a batch chained after it has started (or 10 s),
+    so that the test sees two in flight whatever the machine's speed and load."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.now = self.most = self.behind = 0
-        self.lock = threading.Lock()
+        self.hold: Callable[[Any], bool] = lambda work: False
+        self.started: list[Any] = []
+        self.changed = threading.Condition()
         run = writer._Work.run
 
-        def slowed(work: Any, conn: psycopg.Connection[Any]) -> None:
-            with self.lock:
+        def held(work: Any, conn: psycopg.Connection[Any]) -> None:
+            with self.changed:
                 self.now += 1
                 self.most = max(self.most, self.now)
+                self.started.append(work)
+                self.changed.notify_all()
+                if self.hold(work):
+                    self.changed.wait_for(lambda: any(w.previous is work for w in self.started), timeout=10)
             try:
-                time.sleep(0.02)
                 run(work, conn)
             finally:
-                with self.lock:
+                with self.changed:
                     self.now -= 1
                     self.behind += isinstance(work.error, writer._Behind)
 
-        monkeypatch.setattr(writer._Work, "run", slowed)
+        monkeypatch.setattr(writer._Work, "run", held)
+
+    def holding(self, key: str) -> None:
+        """Hold the batch that holds ``key``."""
+        self.hold = lambda work: key in work.keys
 
 
 @pytest.fixture(params=["compiled send", "psycopg copy"])
@@ -91,6 +101,7 @@ def test_batches_in_flight_commit_in_order_and_verify(database: Database, lanes:
     try:
         sizes = [100, 1, 64, 31, 200, 2, 40, 100]
         batches = [_batch(f"b{n}", size) for n, size in enumerate(sizes)]
+        lanes.holding(batches[0][0].idempotency_key)
         results = _together([lambda b=b: ledger.append_many(b) for b in batches])
         for batch, result in zip(batches, results, strict=True):
             assert isinstance(result, list), result
@@ -112,6 +123,7 @@ def test_a_refused_batch_rolls_back_the_batches_chained_after_it(database: Datab
         refused = dataclasses.replace(event("acme/refused"), actor="te\x00st")
         batches = [_batch(f"r{n}", size) for n, size in enumerate([50, 3, 80, 1, 64])]
         batches.insert(2, [*_batch("with-nul", 40), refused])
+        lanes.holding(refused.idempotency_key)
         results = _together([lambda b=b: ledger.append_many(b) for b in batches])
         assert isinstance(results[2], psycopg.errors.CharacterNotInRepertoire), results[2]
         written = [r for n, r in enumerate(results) if n != 2]
@@ -153,6 +165,7 @@ def test_a_key_written_before_in_a_pipelined_batch_returns_the_first_record(data
         old = ledger.append_many(_batch("old", 30))
         mixed = [*_batch("new", 40), event(old[7].idempotency_key, tenant="globex")]
         batches = [_batch("p0", 70), mixed, _batch("p1", 45), _batch("p2", 2)]
+        lanes.holding(mixed[-1].idempotency_key)
         results = _together([lambda b=b: ledger.append_many(b) for b in batches])
         assert all(isinstance(r, list) for r in results), results
         again = results[1]
