@@ -32,3 +32,11 @@ def peak_rss_mb(pid: int) -> float:
 def rss_mb(pid: int) -> float:
     """VmRSS, the process's resident set size now, in MiB (below the peak once memory is given back)."""
     return _status_mb(pid, "VmRSS")
+
+
+def machine_busy_seconds() -> float:
+    """CPU time every process of the machine has spent so far (all CPUs, not idle nor waiting for I/O),
+    from /proc/stat: what the benchmark's own processes leave to others is this less theirs."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
