@@ -51,6 +51,10 @@ HEAD_LOCK = 0x70766C6564676572
 #: connection holds the head lock). A pool of fewer than 4 connections gets one lane: a second
 #: lane waiting for a connection while the first waits for its transaction would stall both.
 _LANES = 2
+#: Batches chained ahead of the lanes, waiting for one to be free: the next batch is ready the
+#: moment a lane is (its chaining off the lanes' path), and whatever is queued meanwhile still
+#: makes one larger batch after it.
+_AHEAD = 1
 
 #: Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), for a binary timestamptz.
 _PG_EPOCH_US = 946_684_800_000_000
@@ -408,11 +412,13 @@ class Writer:
             self._end_burst()
 
     def _next_batch(self, flying: collections.deque[_Work]) -> list[_Ticket] | None:
-        """What is queued, once there is something to do: tickets and a lane free for them, a
-        batch landed, or the burst to end (an empty list); None when the writer stops (closed, or
-        30 s idle). While every lane is busy, tickets wait: they become one larger batch."""
+        """What is queued, once there is something to do: tickets and room for them (a lane free,
+        or ``_AHEAD`` batches waiting for one), a batch landed, or the burst to end (an empty list);
+        None when the writer stops (closed, or 30 s idle). Without room, tickets wait: they become
+        one larger batch."""
         with self._pending:
-            while not (flying and flying[0].done.is_set()) and not (self._queue and len(flying) < self._lanes):
+            room = self._lanes + _AHEAD
+            while not (flying and flying[0].done.is_set()) and not (self._queue and len(flying) < room):
                 if flying:
                     self._pending.wait()  # a lane notifies when a batch lands
                 elif self._holder is not None:
