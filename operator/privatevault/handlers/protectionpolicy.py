@@ -79,16 +79,12 @@ def register(registry: kopf.OperatorRegistry, app: App) -> None:
 
 def _bypass(registry: kopf.OperatorRegistry, app: App) -> None:
     """A gated policy gone without an approved deletion (its finalizer stripped by hand) is recorded and raised."""
-
-    @kopf.on.event(*wiring.resource_of(ProtectionPolicy), registry=registry, id="bypass")
-    def on_gone(event: kopf.RawEvent, body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
-        if event.get("type") != "DELETED":
-            return
-        app.cluster.bind(kwargs)
-        policy = gate.bypassed(dict(body), ports=app.protectionpolicy_ports(), actor=app.settings.actor)
-        if policy is None:
-            return
-        wiring.bypassed(app, "ProtectionPolicy", str(body.get("metadata", {}).get("name")), policy, logger)
+    wiring.register_bypass(
+        registry,
+        app,
+        ProtectionPolicy,
+        lambda body: gate.bypassed(body, ports=app.protectionpolicy_ports(), actor=app.settings.actor),
+    )
 
 
 def _deletion(registry: kopf.OperatorRegistry, app: App) -> None:

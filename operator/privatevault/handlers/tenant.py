@@ -141,15 +141,6 @@ def _deletion(registry: kopf.OperatorRegistry, app: App) -> None:
 
 def _bypass(registry: kopf.OperatorRegistry, app: App) -> None:
     """A Tenant gone without a decision (its finalizer stripped by hand) is recorded and raised."""
-
-    def deleted(event: kopf.RawEvent, **_: Any) -> bool:
-        # Decided on kopf's loop: every other event of every Tenant is not handed to a thread.
-        return event.get("type") == "DELETED"
-
-    @kopf.on.event(*wiring.resource_of(Tenant), registry=registry, id="bypass", when=deleted)
-    def on_gone(event: kopf.RawEvent, body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
-        app.cluster.bind(kwargs)
-        policy = tenant_gate.bypassed(dict(body), ledger=app.ledger, actor=app.settings.actor)
-        if policy is None:
-            return
-        wiring.bypassed(app, "Tenant", str(body.get("metadata", {}).get("name")), policy, logger)
+    wiring.register_bypass(
+        registry, app, Tenant, lambda body: tenant_gate.bypassed(body, ledger=app.ledger, actor=app.settings.actor)
+    )

@@ -193,6 +193,27 @@ class Resync:
         return done
 
 
+def register_bypass(
+    registry: kopf.OperatorRegistry,
+    app: App,
+    model: type[Resource],
+    decide: Callable[[dict[str, Any]], str | None],
+) -> None:
+    """On a gated object's deletion event: ``decide`` records a bypass and names the QuorumPolicy
+    whose gate was bypassed (None: the deletion was decided, or nothing gated it), raised by
+    :func:`bypassed`. Filtered on kopf's loop: no other event of the kind reaches a thread."""
+
+    def deleted(event: kopf.RawEvent, **_: Any) -> bool:
+        return event.get("type") == "DELETED"
+
+    @kopf.on.event(*resource_of(model), registry=registry, id="bypass", when=deleted)
+    def on_gone(body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
+        app.cluster.bind(kwargs)
+        policy = decide(dict(body))
+        if policy is not None:
+            bypassed(app, model.__name__, str(body.get("metadata", {}).get("name")), policy, logger)
+
+
 def bypassed(app: App, kind: str, name: str, policy: str, logger: Any) -> None:
     """A gated object gone without a quorum decision (its finalizer stripped by hand), already
     recorded in the ledger: counted, logged as an error, and a Warning Event on the QuorumPolicy."""

@@ -16,18 +16,18 @@ from privatevault.ledger import merkle
 from privatevault.ledger.event import Record
 
 
-def _record(row: tuple[int, bytes, bytes, bytes, str]) -> Record:
+def record_of(row: tuple[int, bytes, bytes, bytes, str]) -> Record:
     seq, body, prev, digest, key = row
     return Record(seq=seq, canonical=bytes(body), prev_hash=bytes(prev), record_hash=bytes(digest), idempotency_key=key)
 
 
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_COPY_TRAILER = b"\xff\xff"
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+COPY_TRAILER = b"\xff\xff"
 #: A binary COPY stream's start: the signature, no flags, no header extension.
-_COPY_HEADER = _COPY_SIGNATURE + bytes(8)
+COPY_HEADER = COPY_SIGNATURE + bytes(8)
 
 
-class _PgNodes:
+class PgNodes:
     """The Merkle tree's perfect nodes in ``merkle_nodes``, read in one query per batch of keys."""
 
     def __init__(self, cur: psycopg.Cursor[tuple[Any, ...]]) -> None:

@@ -1,6 +1,6 @@
 """The PostgreSQL store behind the one append API every part of the operator uses.
 
-Appends are serialised by a transaction-scoped advisory lock on the chain head and guarded by
+Appends are serialised by an advisory lock on the chain head (see the writer) and guarded by
 the primary key on ``seq`` (never by isolation level alone), so that several writer processes
 still build one linear chain. A retried append with the same idempotency key returns the record
 written the first time. Any database failure becomes :class:`LedgerUnavailable`: audit fails
@@ -24,7 +24,7 @@ from privatevault.database import Pool, open_pool
 from privatevault.errors import LedgerUnavailable
 from privatevault.ledger import libpq, merkle
 from privatevault.ledger.event import Event, Record
-from privatevault.ledger.rows import _COPY_SIGNATURE, _COPY_TRAILER, _PgNodes, _record
+from privatevault.ledger.rows import COPY_SIGNATURE, COPY_TRAILER, PgNodes, record_of
 from privatevault.ledger.writer import Writer
 
 T = TypeVar("T")
@@ -75,10 +75,10 @@ class CopyOut:
         data = self.row()
         if data is None:
             return None
-        if bytes(data[: len(_COPY_SIGNATURE)]) != _COPY_SIGNATURE:
+        if bytes(data[: len(COPY_SIGNATURE)]) != COPY_SIGNATURE:
             raise psycopg.OperationalError("COPY did not start with the binary signature")
         data = data[19 + int.from_bytes(data[15:19], "big") :]  # after the header's extension area
-        return None if data == _COPY_TRAILER else data
+        return None if data == COPY_TRAILER else data
 
     def batches(self, counts: Iterable[int]) -> Iterator[bytes]:
         get = self._pg.get_copy_data
@@ -97,7 +97,7 @@ class CopyOut:
                         if data is None:
                             break
                         size = len(data)
-                    if size == 2 and data == _COPY_TRAILER:
+                    if size == 2 and data == COPY_TRAILER:
                         continue
                     add(data)
                     left -= 1
@@ -201,23 +201,23 @@ class Ledger:
                 (seq,),
             )
             row = cur.fetchone()
-            return None if row is None else _record(row)
+            return None if row is None else record_of(row)
 
         return self._read(query)
 
     def root(self, size: int) -> bytes:
         """The Merkle tree head at ``size`` records, from O(log n) stored nodes."""
-        return self._read(lambda cur: merkle.tree_root(size, _PgNodes(cur)))
+        return self._read(lambda cur: merkle.tree_root(size, PgNodes(cur)))
 
     def inclusion_proof(self, seq: int, size: int) -> list[bytes]:
         """RFC 9162 inclusion proof of record ``seq`` (leaf ``seq - 1``) in the tree of ``size``."""
-        return self._read(lambda cur: merkle.inclusion_proof(seq - 1, size, _PgNodes(cur)))
+        return self._read(lambda cur: merkle.inclusion_proof(seq - 1, size, PgNodes(cur)))
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
-        return self._read(lambda cur: merkle.consistency_proof(old_size, new_size, _PgNodes(cur)))
+        return self._read(lambda cur: merkle.consistency_proof(old_size, new_size, PgNodes(cur)))
 
     def nodes(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
-        return self._read(lambda cur: _PgNodes(cur).get_many(keys))
+        return self._read(lambda cur: PgNodes(cur).get_many(keys))
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         def query(cur: psycopg.Cursor[tuple[Any, ...]]) -> list[StoredCheckpoint]:
@@ -328,7 +328,7 @@ class Ledger:
                         " WHERE tenant = %s AND seq > %s ORDER BY seq LIMIT %s",
                         (tenant, after, batch),
                     )
-                return [_record(row) for row in cur.fetchall()]
+                return [record_of(row) for row in cur.fetchall()]
 
             rows = self._read(query)
             yield from rows
@@ -346,7 +346,7 @@ class Ledger:
                 " WHERE idempotency_key LIKE %s ORDER BY seq DESC LIMIT %s",
                 (pattern, limit),
             )
-            return [_record(row) for row in reversed(cur.fetchall())]
+            return [record_of(row) for row in reversed(cur.fetchall())]
 
         return self._read(query)
 
@@ -368,6 +368,6 @@ class Ledger:
                 " ORDER BY resource_uid, tenant, seq DESC) latest ORDER BY seq",
                 (pattern, action, until, until),
             )
-            return [_record(row) for row in cur.fetchall()]
+            return [record_of(row) for row in cur.fetchall()]
 
         return self._read(query)

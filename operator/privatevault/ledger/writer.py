@@ -26,7 +26,7 @@ from privatevault.errors import LedgerUnavailable
 from privatevault.ledger import appendrows, libpq, merkle, tenantchain
 from privatevault.ledger.chain import GENESIS
 from privatevault.ledger.event import Event, Record, canonical_time
-from privatevault.ledger.rows import _COPY_HEADER, _COPY_TRAILER, _PgNodes, _record
+from privatevault.ledger.rows import COPY_HEADER, COPY_TRAILER, PgNodes, record_of
 
 _INSERT = (
     "INSERT INTO audit_records (seq, recorded_at, tenant, actor, action, resource_kind, resource_namespace,"
@@ -157,9 +157,10 @@ def _recorded(now: datetime) -> bytes:
 
 @dataclass
 class _Head:
-    """What the writer knows of the chain head after its last commit: the tree's size and head
-    hash, its Merkle frontier, and the heads of the tenants it has looked up (``tenants``; those
-    absent from ``heads`` have no record). Valid while the stored head is that record."""
+    """The chain head after the last batch the chainer chained (committed or still in flight):
+    the tree's size and head hash, its Merkle frontier, and the heads of the tenants it has
+    looked up (``tenants``; those absent from ``heads`` have no record). Trusted at the start of
+    a burst only if the stored head is that record, and dropped when a batch fails."""
 
     size: int
     record_hash: bytes
@@ -254,8 +255,8 @@ def _chain_rows(
         frontier = [known.frontier[key] for key in merkle.root_keys(size)]
         node_rows, frontier = appendrows.nodes(size, frontier, digests)
         known.frontier = dict(zip(merkle.root_keys(size + len(digests)), frontier, strict=True))
-        records = b"".join((_COPY_HEADER, stream, _COPY_TRAILER))
-        nodes = b"".join((_COPY_HEADER, node_rows, _COPY_TRAILER))
+        records = b"".join((COPY_HEADER, stream, COPY_TRAILER))
+        nodes = b"".join((COPY_HEADER, node_rows, COPY_TRAILER))
     known.size, known.record_hash = chained[-1][0].seq, chained[-1][0].record_hash
     return _Rows(found, records, nodes)
 
@@ -515,7 +516,7 @@ class Writer:
             known = self._head
             if known is None or known.size != size or known.record_hash != prev:
                 # Another writer appended since (or this one never did, or failed): read it all.
-                self._head = _Head(size, prev, merkle.frontier(size, _PgNodes(cur)), tenantchain.Heads(), set())
+                self._head = _Head(size, prev, merkle.frontier(size, PgNodes(cur)), tenantchain.Heads(), set())
 
     def _end_burst(self) -> None:
         """Give up the head lock (nothing of the burst in flight any more)."""
@@ -563,4 +564,4 @@ class Writer:
             " WHERE idempotency_key = ANY(%s)",
             (keys,),
         )
-        return {row[4]: _record(row) for row in cur.fetchall()}
+        return {row[4]: record_of(row) for row in cur.fetchall()}
