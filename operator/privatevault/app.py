@@ -80,6 +80,31 @@ class Locks:
             return self._locks[uid]
 
 
+class Finished:
+    """The generation of each object whose reconcile this process finished (returned without a
+    retry), until the object's own status says so: kopf can look at the object again, for an
+    event that was already on its way, before the watch event of the finishing status write."""
+
+    def __init__(self) -> None:
+        self._generations: dict[str, int] = {}
+        self._guard = threading.Lock()
+
+    def mark(self, uid: str, generation: int) -> None:
+        with self._guard:
+            self._generations[uid] = generation
+
+    def covers(self, uid: str, generation: int) -> bool:
+        with self._guard:
+            return self._generations.get(uid) == generation
+
+    def forget(self, uid: str) -> None:
+        with self._guard:
+            self._generations.pop(uid, None)
+
+    def __len__(self) -> int:
+        return len(self._generations)
+
+
 @dataclass
 class OperatorAudit:
     """Records the operator's changes to its own objects (not a tenant's), before they are made."""
@@ -126,6 +151,7 @@ class App:
     evidence_keys: EvidenceKeys | None = None
     exporter: Exporter | None = None
     locks: Locks = field(default_factory=Locks)
+    finished: Finished = field(default_factory=Finished)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     #: The compliance controller's memory: each framework's last results, rebuilt from the ledger.
     compliance: Memory = field(default_factory=Memory)

@@ -303,6 +303,10 @@ UNSEEN: dict[Permission, str] = {
     ("authorization.k8s.io", "subjectaccessreviews", "create"): "a client of the read API, authorised per tenant",
     ("privatevault.io", "protectionpolicies", "get"): "an Approval of a ProtectionPolicy weakening reads its target",
     ("privatevault.io", "evidenceexports", "get"): "an Approval of an export reads its target; the read API, a bundle",
+    # kopf's record of what it handled is their status (handlers/observed.py) and they have no
+    # finalizer: kopf patches them only for its progress annotations while a handler is retried.
+    ("privatevault.io", "quorumpolicies", "patch"): "kopf's progress annotations, while a handler is retried",
+    ("privatevault.io", "complianceframeworks", "patch"): "kopf's progress annotations, while a handler is retried",
     # Checked by the API server on the objects the operator writes, not requested by it.
     ("rbac.authorization.k8s.io", "clusterroles", "bind"): "RoleBindings to admin, the binding to auth-delegator",
     (

@@ -16,7 +16,7 @@ import kopf
 import pytest
 
 from privatevault.api.v1alpha1 import Tenant, TenantStatus
-from privatevault.app import Locks, compliance_ports
+from privatevault.app import Finished, Locks, compliance_ports
 from privatevault.cache import INDEXED, INFORMED
 from privatevault.compliance_facts import Facts, Gates
 from privatevault.errors import ConflictError, GateClosed, LedgerUnavailable
@@ -78,6 +78,7 @@ class FakeApp:
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     integrity: Integrity = field(default_factory=Integrity)
     locks: Locks = field(default_factory=Locks)
+    finished: Finished = field(default_factory=Finished)
     now: datetime = T0
     compliance: Memory = field(default_factory=Memory)
     reports: FakeReports = field(default_factory=FakeReports)

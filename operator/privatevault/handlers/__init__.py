@@ -29,6 +29,7 @@ from privatevault.handlers import (
     readapi,
     tenant,
 )
+from privatevault.handlers.observed import storages
 
 log = logging.getLogger("privatevault.handlers")
 
@@ -39,7 +40,7 @@ SYNC_REPORT_SECONDS = 30.0
 OnChange = Callable[[Cached, str, dict[str, Any]], None]
 
 
-def _lifecycle(registry: kopf.OperatorRegistry, app: App, on_change: OnChange) -> None:
+def _lifecycle(registry: kopf.OperatorRegistry, app: App, on_change: OnChange, observed: frozenset[str]) -> None:
     @kopf.on.login(registry=registry)
     async def login(**_: Any) -> kopf.AiohttpSession:
         # kopf's watches log in with the same credentials as the Kubernetes adapter, through a
@@ -57,10 +58,11 @@ def _lifecycle(registry: kopf.OperatorRegistry, app: App, on_change: OnChange) -
 
     @kopf.on.startup(registry=registry)
     def start(settings: kopf.OperatorSettings, **_: Any) -> None:
-        # Progress and diff-base live in annotations: the structural status schema would prune
-        # anything kopf wrote under status.
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+        # Progress lives in annotations (the structural status schema would prune anything kopf
+        # wrote under status), the last handled state in the status of the ``observed`` kinds.
+        diffbase, progress = storages(observed, app.finished)
+        settings.persistence.progress_storage = progress
+        settings.persistence.diffbase_storage = diffbase
         settings.persistence.finalizer = f"{GROUP}/finalizer"
         settings.execution.max_workers = app.settings.workers
         # No settings.queueing.worker_limit: with indexes on the same resources, workers held
@@ -131,13 +133,6 @@ def session(info: kopf.ConnectionInfo, connections: int) -> aiohttp.ClientSessio
 
 def registry(app: App) -> kopf.OperatorRegistry:
     reg = kopf.OperatorRegistry()
-    _lifecycle(reg, app, tenant.changes(app))
-    indexes.register(reg)
-    tenant.register(reg, app)
-    protectionpolicy.register(reg, app)
-    quorumpolicy.register(reg, app)
-    evidenceexport.register(reg, app)
-    complianceframework.register(reg, app)
     kinds = (
         tenant.kind(app),
         protectionpolicy.kind(app),
@@ -145,6 +140,13 @@ def registry(app: App) -> kopf.OperatorRegistry:
         evidenceexport.kind(app),
         complianceframework.kind(app),
     )
+    _lifecycle(reg, app, tenant.changes(app), frozenset(k.name for k in kinds if not k.reads_previous))
+    indexes.register(reg)
+    tenant.register(reg, app)
+    protectionpolicy.register(reg, app)
+    quorumpolicy.register(reg, app)
+    evidenceexport.register(reg, app)
+    complianceframework.register(reg, app)
     targets = {k.name: k for k in kinds}
     approval.register(reg, app, targets)
     admission.register(reg, app)

@@ -68,6 +68,7 @@ def kind(app: App) -> wiring.Kind[ProtectionPolicy]:
         begin_message=decisions.BEGIN_MESSAGE,
         facts=decisions.facts,
         then=then,
+        reads_previous=True,  # the weakening check compares with the previous spec
     )
 
 

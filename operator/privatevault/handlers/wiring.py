@@ -56,6 +56,9 @@ class Kind(Generic[R]):
     #: Run after a reconcile that ended Ready (or held), with the object as it now stands (its new
     #: status in place): what other kinds derive from it (the compliance of a tenant).
     then: Callable[[Mapping[str, Any], Any], None] | None = None
+    #: Whether ``work`` compares with the previous spec (``Context.old``): kopf then keeps its own
+    #: record of the last handled spec; otherwise the status is that record (``handlers.observed``).
+    reads_previous: bool = False
 
     @property
     def name(self) -> str:
@@ -107,11 +110,19 @@ def run(app: App, kind: Kind[R], body: Mapping[str, Any], logger: Any, *, old: M
             after = status.failed(obj, kind.status_model, exc, now=now, facts=facts)
             write_status(app, kind.name, name, obj.status, after)
             to_kopf(exc, retry_delay=app.settings.retry_delay, logger=logger, what=f"{kind.name} {name}")
+            _finished(app, body)  # stalled: not retried until the spec changes
             return
         after = status.done(obj, kind.status_model, result, now=now)
         write_status(app, kind.name, name, obj.status, after)
+        _finished(app, body)
     if kind.then is not None:
         kind.then({**body, "status": after.model_dump(mode="json", by_alias=True, exclude_none=True)}, logger)
+
+
+def _finished(app: App, body: Mapping[str, Any]) -> None:
+    """This generation is done with (its status now says so): kopf is not to handle it again."""
+    metadata = body.get("metadata", {})
+    app.finished.mark(str(metadata.get("uid")), int(metadata.get("generation") or 0))
 
 
 def resource_of(model: type[Resource]) -> tuple[str, str, str]:
@@ -136,6 +147,7 @@ def _stall_invalid(app: App, kind: Kind[R], body: Mapping[str, Any], error: Vali
     except ValidationError:
         before = None
     write_status(app, kind.name, str(metadata.get("name")), before, after)
+    _finished(app, body)
     logger.warning("%s %s stalled: %s", kind.name, metadata.get("name"), message)
 
 

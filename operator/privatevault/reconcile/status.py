@@ -59,6 +59,28 @@ def stalls(error: BaseException) -> bool:
     return isinstance(error, SpecError | KmsUnavailable)
 
 
+#: The Stalled reasons a retry follows (the error is transient): their generation is not settled.
+_KMS_UNAVAILABLE = "KMSUnavailable"
+RETRIED_STALLS = frozenset({_KMS_UNAVAILABLE})
+
+
+def settled(body: Mapping[str, Any]) -> bool:
+    """Whether the stored status says its object's generation is done with: ``observedGeneration``
+    is the object's generation (Ready, held for a quorum, or Stalled on its spec) and no retry is
+    due (``Stalled`` on an unreachable KMS moves ``observedGeneration`` on, yet is retried).
+
+    Read from the raw body, on every watch event of the kind: no model is built.
+    """
+    found = body.get("status") or {}
+    generation = (body.get("metadata") or {}).get("generation")
+    if generation is None or found.get("observedGeneration") != generation:
+        return False
+    return not any(
+        c.get("type") == "Stalled" and c.get("status") == "True" and c.get("reason") in RETRIED_STALLS
+        for c in found.get("conditions") or ()
+    )
+
+
 def _previous(obj: Resource, model: type[S]) -> S:
     return obj.status if isinstance(obj.status, model) else model()
 
@@ -125,7 +147,7 @@ def failed(
     previous = _previous(obj, model)
     generation = obj.metadata.get("generation")
     if stalls(error):
-        reason = "KMSUnavailable" if isinstance(error, KmsUnavailable) else getattr(error, "reason", "ReconcileFailed")
+        reason = _KMS_UNAVAILABLE if isinstance(error, KmsUnavailable) else getattr(error, "reason", "ReconcileFailed")
         message = waiting_message(previous.conditions, error, now) if isinstance(error, TransientError) else str(error)
         return previous.model_copy(
             update={
