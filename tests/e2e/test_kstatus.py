@@ -1,7 +1,7 @@
 """What GitOps tools read from PrivateVault's status, computed on live objects by the library Flux
 uses (cli-utils kstatus, through tools/kstatus): a Ready Tenant is Current; an action held for
 quorum (Reconciling=True, AwaitingQuorum) is InProgress, so Flux waits; a refused one
-(Stalled=True) is Failed; a generation not yet observed is InProgress."""
+(Stalled=True) is Failed; a generation not yet observed, a new object's first among them, is InProgress."""
 
 from __future__ import annotations
 
@@ -65,6 +65,17 @@ REFUSED = (
     condition("Ready", "False", "QuorumRefused", "refused", 1),
     condition("Stalled", "True", "QuorumRefused", "no approver holds role platform", 1),
 )
+
+
+def test_a_new_tenant_is_in_progress_before_any_controller_wrote_its_status(kubectl: Kubectl) -> None:
+    # No operator runs here: the API server itself defaults the status of a new object
+    # (observedGeneration 0), so Flux waits for a Tenant the operator has not seen yet.
+    kubectl.apply(builders.tenant("e2e-kstatus-new"))
+    fresh = kubectl.get("tenant", "e2e-kstatus-new")
+    assert fresh is not None
+    assert fresh["status"] == {"observedGeneration": 0}
+    assert kstatus(fresh)[0] == "InProgress"
+    kubectl.run("delete", "tenant", "e2e-kstatus-new")
 
 
 def test_held_for_quorum_is_in_progress_and_refused_is_failed(kubectl: Kubectl) -> None:

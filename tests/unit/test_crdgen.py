@@ -123,3 +123,9 @@ def test_drift_is_detected(tmp_path: Path) -> None:
     target.write_text(target.read_text().replace("eu-west-1", "eu-west-2"))
     (tmp_path / "privatevault.io_leftovers.yaml").write_text("kind: Stale\n")
     assert crdgen.drift(tmp_path) == sorted([target.name, "privatevault.io_leftovers.yaml"])
+
+
+@pytest.mark.parametrize("model", KINDS, ids=lambda m: m.kind)
+def test_a_new_objects_status_reads_not_observed_yet(model: type[Resource]) -> None:
+    status = crdgen.schema_of(model)["properties"]["status"]
+    assert status["default"] == {"observedGeneration": 0}  # never a generation: kstatus InProgress

@@ -120,6 +120,27 @@ def test_a_new_tenant_reads_reconciling_at_once_then_ready_for_its_generation() 
     assert "acme" in app.metrics.inventories
 
 
+def test_a_new_tenant_with_the_crds_default_status_gets_its_status_written_once() -> None:
+    app = FakeApp()
+    wiring.run(app, tenant_handlers.kind(app), tenant_body(status_={"observedGeneration": 0}), LOG)  # type: ignore[arg-type]
+    ((_, _, only),) = app.cluster.live.patches  # no Reconciling first: the default reads in progress already
+    assert conditions(only)["Ready"][:2] == ("True", "Reconciled")
+    assert only["observedGeneration"] == 1
+
+
+def test_a_new_tenant_waiting_on_a_dependency_keeps_its_reconciling_message() -> None:
+    app = FakeApp()
+    body = tenant_body(status_={"observedGeneration": 0})
+    app.ledger.down = True
+    with pytest.raises(kopf.TemporaryError):
+        wiring.run(app, tenant_handlers.kind(app), body, LOG)  # type: ignore[arg-type]
+    ((_, _, waiting),) = app.cluster.live.patches
+    state, reason, message = conditions(waiting)["Reconciling"]
+    assert (state, reason) == ("True", "LedgerUnavailable")
+    assert message.startswith("waiting for the ledger (PostgreSQL) since 2026-11-30T12:00:00Z: ")
+    assert waiting["observedGeneration"] == 0  # still not observed: in progress to kstatus
+
+
 def test_an_idle_reconcile_writes_no_status_and_no_record() -> None:
     app = FakeApp()
     wiring.run(app, tenant_handlers.kind(app), tenant_body(), LOG)  # type: ignore[arg-type]

@@ -62,6 +62,13 @@ def _properties(properties: dict[str, Any]) -> dict[str, Any]:
     return {name: _structural(schema) for name, schema in properties.items()}
 
 
+#: The status the API server shows for an object no controller has written yet (defaulted on every
+#: read): ``observedGeneration`` 0 is never an object's generation, so kstatus (Flux) and the
+#: Argo CD health checks read a new object as in progress at once, even with the operator down,
+#: without the operator writing a status before its first reconcile (``reconcile.status.needs_begin``).
+FRESH_STATUS: dict[str, Any] = {"observedGeneration": 0}
+
+
 def schema_of(model: type[Resource]) -> dict[str, Any]:
     """The structural openAPIV3Schema of one kind."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
@@ -72,6 +79,7 @@ def schema_of(model: type[Resource]) -> dict[str, Any]:
     for key in ("spec", "status"):
         properties[key].pop("nullable", None)
         properties[key].pop("default", None)
+    properties["status"]["default"] = FRESH_STATUS
     schema: dict[str, Any] = {
         "type": "object",
         "description": model.description,

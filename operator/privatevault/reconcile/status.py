@@ -11,7 +11,8 @@ A reconcile ends in one of four ways, and each maps to conditions the same way f
   reason (``AwaitingQuorum``) and what it waits for.
 
 The first reconcile of a generation writes ``Reconciling=True`` at once (:func:`begin`), so a
-GitOps tool never reads an empty or stale status as done.
+GitOps tool never reads an empty or stale status as done; a new object needs none, as the CRD
+defaults its status to ``observedGeneration: 0``, which already reads as not done.
 """
 
 from __future__ import annotations
@@ -99,10 +100,18 @@ def begin(obj: Resource, model: type[S], *, now: datetime, message: str) -> S:
 
 
 def needs_begin(obj: Resource) -> bool:
-    """Whether this generation still lacks ``Reconciling=True`` (an object already waiting keeps its message)."""
+    """Whether this generation still lacks ``Reconciling=True`` (an object already waiting keeps its message).
+
+    Not for a new object whose status is the CRD's default (``observedGeneration: 0``, no
+    condition): that already reads as in progress, to kstatus and to the Argo CD health checks,
+    and its first reconcile writes its status once, at its end. A new object without any status
+    (its CRD installed before the default) still gets ``Reconciling=True`` at once.
+    """
     status, generation = obj.status, obj.metadata.get("generation")
     if status is not None and status.observed_generation == generation:
         return False
+    if status is not None and status.observed_generation == 0 and not status.conditions:
+        return False  # the CRD's default status: a new object, in progress to every reader already
     return not any(
         c.type == conditions.RECONCILING and c.status == "True" and c.observed_generation == generation
         for c in (status.conditions if status else [])
