@@ -293,7 +293,10 @@ class ClusterView:
         self._in_sync: dict[tuple[str, str, str], tuple[bytes, bytes]] = {}
         # Our recent writes, by (kind, namespace) then name; None for a delete. Expired in write order.
         self._recent: dict[tuple[str, str], dict[str, tuple[float, Entry | None]]] = {}
-        self._expiry: deque[tuple[float, tuple[str, str], str]] = deque()
+        self._expiry: deque[tuple[float, tuple[str, str], str, str]] = deque()
+        # The names of those recent writes by the tenant label they carried, per (kind, namespace):
+        # a tenant's namespaces are listed without going over every tenant's new namespaces.
+        self._recent_tenants: dict[tuple[str, str], dict[str, set[str]]] = {}
         self._lock = threading.Lock()
         self._clock = clock
 
@@ -321,16 +324,28 @@ class ClusterView:
     def _remember(self, kind: str, namespace: str | None, name: str, obj: Mapping[str, Any] | None) -> None:
         now, group = self._clock(), (kind, namespace or "")
         entry = None if obj is None else Entry.of(obj, kind)
+        tenant = entry.labels.get(TENANT_LABEL, "") if entry is not None else ""
         with self._lock:
             self._recent.setdefault(group, {})[name] = (now, entry)
-            self._expiry.append((now, group, name))
+            if tenant:
+                self._recent_tenants.setdefault(group, {}).setdefault(tenant, set()).add(name)
+            self._expiry.append((now, group, name, tenant))
             while self._expiry and now - self._expiry[0][0] > RECENT_SECONDS:
-                written, old_group, old_name = self._expiry.popleft()
-                names = self._recent.get(old_group, {})
-                if old_name in names and names[old_name][0] == written:
-                    del names[old_name]
-                    if not names:
-                        del self._recent[old_group]
+                self._expire(*self._expiry.popleft())
+
+    def _expire(self, written: float, group: tuple[str, str], name: str, tenant: str) -> None:
+        """Drop one recent write once it is old (unless written again since); the caller holds the lock."""
+        names = self._recent.get(group, {})
+        if name in names and names[name][0] == written:
+            del names[name]
+            if not names:
+                del self._recent[group]
+        current = names.get(name)
+        if tenant and (current is None or current[1] is None or current[1].labels.get(TENANT_LABEL) != tenant):
+            by_tenant = self._recent_tenants.get(group, {})
+            by_tenant.get(tenant, set()).discard(name)
+            if not by_tenant.get(tenant, True):
+                del by_tenant[tenant]
 
     def _recent_one(self, kind: str, namespace: str | None, name: str) -> tuple[bool, Entry | None]:
         """Whether we wrote this one object recently, and what (None: deleted); without copying
@@ -341,6 +356,18 @@ class ClusterView:
         if found is None or now - found[0] > RECENT_SECONDS:
             return False, None
         return True, found[1]
+
+    def _recent_of(
+        self, kind: str, namespace: str | None, tenant: str, cached: Iterable[str]
+    ) -> dict[str, Entry | None]:
+        """Our recent writes to (kind, namespace) of the tenant's objects: those labelled for it
+        when written, and those of ``cached`` (the cache's objects of the tenant) written since."""
+        now, group = self._clock(), (kind, namespace or "")
+        with self._lock:
+            names = self._recent.get(group, {})
+            candidates = set(self._recent_tenants.get(group, {}).get(tenant, ())) | set(cached)
+            found = {name: names[name] for name in candidates if name in names}
+        return {name: entry for name, (written, entry) in found.items() if now - written <= RECENT_SECONDS}
 
     def _recent_in(self, kind: str, namespace: str | None) -> dict[str, Entry | None]:
         """Our writes to (kind, namespace) still fresher than the caches may be."""
@@ -383,7 +410,12 @@ class ClusterView:
             entry.name: entry for entry in _snapshot(found[1].get(key)) if _matches(entry.labels, wanted)
         }
         if namespace is not None or not found[0].namespaced:
-            for name, written in self._recent_in(kind, namespace).items():
+            recent = (
+                self._recent_of(kind, namespace, wanted[TENANT_LABEL], list(by_name))
+                if by_tenant
+                else self._recent_in(kind, namespace)
+            )
+            for name, written in recent.items():
                 by_name[name] = self._newest(by_name.get(name), written, True)
         return [entry.object() for entry in by_name.values() if entry is not None and _matches(entry.labels, wanted)]
 

@@ -9,7 +9,7 @@ import copy
 from collections import defaultdict
 from typing import Any
 
-from privatevault.cache import CACHED, ClusterView, index_keys, slim
+from privatevault.cache import CACHED, RECENT_SECONDS, ClusterView, index_keys, slim
 from tests import builders
 
 from .fakes import FakeCluster
@@ -184,3 +184,34 @@ def test_versions_name_each_cached_object_of_a_kind_and_move_when_one_changes() 
     assert view.versions("privatevault.io/v1alpha1", "Tenant") == (("acme", 999), first[1])
     assert view.versions("v1", "ResourceQuota") is None  # namespaced: not this question
     assert live.requests == []
+
+
+def namespace(name: str, tenant: str | None) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/managed-by": "privatevault"} | ({"privatevault.io/tenant": tenant} if tenant else {})
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+
+
+def test_a_tenants_namespaces_list_with_our_recent_writes_and_none_of_another_tenants() -> None:
+    live, indexes, view = world()
+    now = [0.0]
+    view = ClusterView(live, clock=lambda: now[0])
+    view.bind(indexes.kwargs())
+    view.apply(namespace("acme-a", "acme"))  # not in the cache yet: our write stands for it
+    view.apply(namespace("globex-a", "globex"))
+    indexes.event(live.objects[("Namespace", None, "globex-a")])
+    view.apply(namespace("acme-b", "acme"))
+    indexes.event(live.objects[("Namespace", None, "acme-b")])
+    view.apply(namespace("acme-b", None))  # relabelled by our last write, the cache still says acme's
+
+    def names(tenant: str) -> list[str]:
+        found = view.list("v1", "Namespace", label_selector=f"privatevault.io/tenant={tenant}")
+        return sorted(o["metadata"]["name"] for o in found)
+
+    assert names("acme") == ["acme-a"]
+    assert names("globex") == ["globex-a"]
+    view.delete("v1", "Namespace", "globex-a")  # deleted by us, the cache still holds it
+    assert names("globex") == []
+    now[0] = RECENT_SECONDS + 1  # every write aged out: the caches alone answer
+    view.apply(namespace("initech-a", "initech"))  # a write expires the old ones
+    assert names("acme") == ["acme-b"]  # the cache's (stale) label, as for any cached object
+    assert view._recent_tenants == {("Namespace", ""): {"initech": {"initech-a"}}}  # nothing kept for ever
