@@ -425,3 +425,13 @@ def test_a_childs_change_by_someone_else_reconciles_its_tenant_and_the_operators
     records = len(app.ledger.records)
     changed("MODIFIED", {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "kube-system"}})
     assert len(app.ledger.records) == records and app.cluster.forgotten[-1][2] != "kube-system"
+
+
+def test_only_a_reconcile_that_finished_a_generation_is_remembered_for_kopf() -> None:
+    app = FakeApp()
+    wiring.run(app, tenant_handlers.kind(app), tenant_body(), LOG)  # type: ignore[arg-type]
+    assert app.finished.covers("uid-acme", 1)  # its status event is still on its way to kopf
+    idle = FakeApp()
+    written = app.cluster.live.patches[-1][2]
+    wiring.run(idle, tenant_handlers.kind(idle), tenant_body(status_=written), LOG)  # type: ignore[arg-type]
+    assert len(idle.finished) == 0  # an idle resync: the status says it already

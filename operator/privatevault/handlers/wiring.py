@@ -120,7 +120,11 @@ def run(app: App, kind: Kind[R], body: Mapping[str, Any], logger: Any, *, old: M
 
 
 def _finished(app: App, body: Mapping[str, Any]) -> None:
-    """This generation is done with (its status now says so): kopf is not to handle it again."""
+    """This generation is done with (its status now says so): kopf is not to handle it again.
+    Not kept when the status read said so already (an idle resync): only kopf's next look at an
+    object whose finishing status write is still on its way needs this memory."""
+    if status.settled(body):
+        return
     metadata = body.get("metadata", {})
     app.finished.mark(str(metadata.get("uid")), int(metadata.get("generation") or 0))
 
