@@ -110,6 +110,8 @@ class ApiSettings:
     host: str | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    #: MiB of the Merkle tree's hashes kept for proofs (``ledger.tiles``): ~17 KiB per 256 records.
+    proof_cache_mib: int = 128
 
     @property
     def advertised_host(self) -> str:
@@ -124,6 +126,7 @@ class ApiSettings:
             host=env.get(f"{prefix}HOST") or None,
             cert_file=_path(env.get(f"{prefix}CERT_FILE")),
             key_file=_path(env.get(f"{prefix}KEY_FILE")),
+            proof_cache_mib=int(env.get(f"{prefix}PROOF_CACHE_MIB", cls.proof_cache_mib)),
         )
 
 

@@ -1,5 +1,5 @@
 """The read API's ledger queries on the real PostgreSQL: filtered pages return exactly the
-matching records in order, and a record's proof read on one connection equals the store's."""
+matching records in order, and a record's proof from the tiles read for it equals the store's."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from privatevault.database import open_pool
-from privatevault.ledger import Event, ResourceRef, merkle
+from privatevault.ledger import Event, ResourceRef, merkle, tiles
 from privatevault.ledger.reader import PageQuery, Reader
 from privatevault.ledger.schema import Database
 from privatevault.ledger.store import Ledger
+from privatevault.ledger.tiles import ProofTiles
 
 pytestmark = pytest.mark.integration
 
@@ -55,12 +56,19 @@ def test_pages_and_proofs(ledger: Ledger, database: Database) -> None:
 
         size = ledger.size()
         root = ledger.root(size)
+        proofs = ProofTiles()
+        assert proofs.proof(0, size) is None  # nothing read yet
         for seq in (1, 13, 30):
-            found = reader.proven(seq, size)
+            found = proofs.proof(seq - 1, size, tiles.read(reader, proofs.missing(seq - 1, size)))
             assert found is not None
-            record, proof = found
-            assert record == ledger.record(seq) and proof == ledger.inclusion_proof(seq, size)
-            assert merkle.verify_inclusion(merkle.leaf_hash(record.record_hash), seq - 1, size, proof, root)
-        assert reader.proven(31, 31) is None
+            record = ledger.record(seq)
+            assert record is not None and found.hashes == ledger.inclusion_proof(seq, size)
+            assert found.leaf_hash == merkle.leaf_hash(record.record_hash)
+            assert found.tenant == json.loads(record.canonical)["tenant"]
+            assert merkle.verify_inclusion(found.leaf_hash, seq - 1, size, found.hashes, root)
+        # Beyond the records: the tile holds what is stored, and nothing to prove leaf 31 with.
+        beyond = reader.tile(0, 0)
+        assert beyond.counts[0] == 30 and len(beyond.tenants) == 30
+        assert ProofTiles().proof(30, 31, {(0, 0): beyond}) is None
     finally:
         pool.close()

@@ -5,6 +5,7 @@ download checked against the digest the API states, and a record of another tena
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import ssl
@@ -19,10 +20,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from privatevault.app import App
 from privatevault.cli.client import ApiError, DigestMismatch, ReadApiClient, stated_digest
 from privatevault.ledger.integrity import Integrity, Refusal
+from privatevault.ledger.tiles import Proof
 from privatevault.metrics import OperatorMetrics
+from privatevault.readapi import models
 from privatevault.readapi.authz import Authorizer
 from privatevault.readapi.evidence import EvidenceBundle
-from privatevault.readapi.server import ReadApi, repr_digest
+from privatevault.readapi.server import ReadApi, _json, proof_body, repr_digest
 from tests.unit.fakes import MemoryLedger, ledger_event
 
 
@@ -154,3 +157,20 @@ def test_other_tenants_record_is_absent(tmp_path: Path) -> None:
     assert call(read_api, "/api/v1/audit/1", "forged")[0] == 401
     assert call(read_api, "/api/v1/audit?tenant=globex", "token-alice")[0] == 403
     assert call(read_api, "/api/v1/audit?tenat=acme", "token-alice")[0] == 400
+
+
+def test_a_proof_is_written_as_its_model_would_be() -> None:
+    """The proof's body, built by hand on the hot path, is byte for byte the model's JSON (the
+    OpenAPI document's schema), a non-ASCII signature line in the note included."""
+    view = models.Checkpoint(origin="o", size=9, root_hash="cm9vdA==", note="o\n9\ncm9vdA==\n\n\u2014 o AAAA\n")
+    proof = Proof(index=4, size=9, tenant="acme", leaf_hash=bytes(range(32)), hashes=[b"\xff" * 32, b"\x01" * 32])
+    model = models.InclusionProof(
+        seq=5,
+        leaf_index=4,
+        tree_size=9,
+        leaf_hash=base64.b64encode(proof.leaf_hash).decode(),
+        hashes=[base64.b64encode(h).decode() for h in proof.hashes],
+        checkpoint=view,
+    )
+    assert proof_body(proof, cast(bytes, _json(view).body)) == _json(model).body
+    assert json.loads(proof_body(proof, cast(bytes, _json(view).body)))["checkpoint"]["note"] == view.note

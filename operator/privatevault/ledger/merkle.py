@@ -116,7 +116,7 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
-def _fold(hashes: Sequence[bytes]) -> bytes:
+def fold(hashes: Sequence[bytes]) -> bytes:
     """The MTH of an aligned range from its perfect parts, left to right, largest first."""
     digest = hashes[-1]
     for left in reversed(hashes[:-1]):
@@ -204,6 +204,13 @@ def root_keys(size: int) -> list[NodeKey]:
     return _range_keys(0, size) if size else []
 
 
+def inclusion_plan(index: int, size: int) -> list[list[NodeKey]]:
+    """For each hash of leaf ``index``'s audit path at ``size``, leaf side first, the perfect
+    subtrees it is folded from (:func:`fold`); one each but on the tree's ragged right edge."""
+    _check_inclusion_args(index, size)
+    return [_range_keys(start, end) for start, end in _inclusion_ranges(index, size)]
+
+
 def inclusion_proof_keys(index: int, size: int) -> list[NodeKey]:
     """The perfect subtrees an inclusion proof for leaf ``index`` at ``size`` is made of."""
     _check_inclusion_args(index, size)
@@ -234,7 +241,7 @@ def _read(store: NodeStore, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
 
 def _subtree_hashes(store: NodeStore, ranges: Sequence[_Range]) -> list[bytes]:
     found = _read(store, _unique(ranges))
-    return [_fold([found[key] for key in _range_keys(start, end)]) for start, end in ranges]
+    return [fold([found[key] for key in _range_keys(start, end)]) for start, end in ranges]
 
 
 def tree_root(size: int, store: NodeStore) -> bytes:
@@ -243,7 +250,7 @@ def tree_root(size: int, store: NodeStore) -> bytes:
     if not keys:
         return EMPTY_ROOT
     found = _read(store, keys)
-    return _fold([found[key] for key in keys])
+    return fold([found[key] for key in keys])
 
 
 def inclusion_proof(index: int, size: int, store: NodeStore) -> list[bytes]:
@@ -252,7 +259,15 @@ def inclusion_proof(index: int, size: int, store: NodeStore) -> list[bytes]:
     return _subtree_hashes(store, _inclusion_ranges(index, size))
 
 
-def _perfect_blocks(size: int) -> list[tuple[int, int]]:
+def upper_plan(start: int, level: int, size: int) -> list[list[NodeKey]]:
+    """The part of an audit path at ``size`` above the perfect block ``(start, level)`` of
+    :func:`perfect_blocks` (the same for every leaf of the block), as :func:`inclusion_plan` gives it;
+    below it, leaf ``i``'s path is the single nodes ``(l, (i >> l) ^ 1)`` for ``l < level``."""
+    end = start + (1 << level)
+    return [_range_keys(lo, hi) for lo, hi in _inclusion_ranges(start, size) if not (start <= lo and hi <= end)]
+
+
+def perfect_blocks(size: int) -> list[tuple[int, int]]:
     """``(start, level)`` of the perfect subtrees tiling ``[0, size)``, largest first."""
     blocks, start = [], 0
     for level in range(size.bit_length() - 1, -1, -1):
@@ -270,7 +285,7 @@ def inclusion_proofs(indexes: Sequence[int], size: int, store: NodeStore) -> lis
     shares: those are hashed once per batch. Equal to :func:`inclusion_proof` leaf by leaf; what
     an evidence bundle uses to prove every record of a window.
     """
-    blocks = _perfect_blocks(size)
+    blocks = perfect_blocks(size)
     starts = [start for start, _ in blocks]
     uppers: dict[int, list[_Range]] = {}
     placed = []
@@ -285,7 +300,7 @@ def inclusion_proofs(indexes: Sequence[int], size: int, store: NodeStore) -> lis
     wanted = {key for keys in tiles.values() for key in keys}
     wanted.update((lvl, (index >> lvl) ^ 1) for index, _, level in placed for lvl in range(level))
     found = _read(store, list(wanted))
-    hashes = {r: _fold([found[key] for key in keys]) for r, keys in tiles.items()}
+    hashes = {r: fold([found[key] for key in keys]) for r, keys in tiles.items()}
     return [
         [found[(lvl, (index >> lvl) ^ 1)] for lvl in range(level)] + [hashes[r] for r in uppers[start]]
         for index, start, level in placed
@@ -301,7 +316,7 @@ def block_paths(size: int, store: NodeStore) -> dict[int, list[bytes]]:
     """
     uppers = {
         level: [r for r in _inclusion_ranges(start, size) if not (start <= r[0] and r[1] <= start + (1 << level))]
-        for start, level in _perfect_blocks(size)
+        for start, level in perfect_blocks(size)
     }
     hashes = iter(_subtree_hashes(store, [r for ranges in uppers.values() for r in ranges]))
     return {level: [next(hashes) for _ in ranges] for level, ranges in uppers.items()}
@@ -379,7 +394,7 @@ def root(leaves: Sequence[bytes]) -> bytes:
         return EMPTY_ROOT
     frontier: dict[NodeKey, bytes] = {}
     _grow(0, frontier, [leaf_hash(leaf) for leaf in leaves], None)
-    return _fold([frontier[key] for key in root_keys(len(leaves))])
+    return fold([frontier[key] for key in root_keys(len(leaves))])
 
 
 # -- verifying (RFC 9162 §2.1.3.2 and §2.1.4.2, no store) -------------------------------------

@@ -7,13 +7,13 @@ whatever the ledger's size (the action and time filters are applied along that s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from privatevault.database import Pool, borrow
-from privatevault.ledger import merkle
+from privatevault.ledger import merkle, tiles
 from privatevault.ledger.event import Record
 
 _MAX_SEQ = 2**63 - 1
@@ -31,27 +31,6 @@ class PageQuery:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 100
-
-
-class _Nodes:
-    """Merkle nodes read on the connection the record was read on (one borrow per proof)."""
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-
-    def get_many(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
-        if not keys:
-            return {}
-        rows = (
-            self._conn.cursor(binary=True)
-            .execute(
-                "SELECT n.level, n.idx, n.hash FROM merkle_nodes n"
-                " JOIN unnest(%s::smallint[], %s::bigint[]) AS k(level, idx) ON n.level = k.level AND n.idx = k.idx",
-                ([level for level, _ in keys], [index for _, index in keys]),
-            )
-            .fetchall()
-        )
-        return {(int(level), int(index)): bytes(digest) for level, index, digest in rows}
 
 
 def _record(row: tuple[Any, ...]) -> Record:
@@ -85,18 +64,34 @@ class Reader:
             rows = conn.cursor(binary=True).execute(sql, params).fetchall()
         return [_record(row) for row in rows]
 
-    def proven(self, seq: int, size: int) -> tuple[Record, list[bytes]] | None:
-        """Record ``seq`` and its RFC 9162 inclusion proof in the tree of ``size`` (``seq <= size``),
-        on one connection; None when there is no such record."""
+    def tile(self, tier: int, index: int) -> tiles.Tile:
+        """Tile ``(tier, index)`` of the Merkle tree's stored nodes as it is now (:mod:`.tiles`), one
+        index range scan per level; in tier 0 with the tenant named in each of its leaves' records
+        (the canonical bytes decide, as for a record read whole)."""
+        levels, firsts, ends = zip(*tiles.ranges(tier, index), strict=True)
         with borrow(self._pool, "the audit ledger") as conn:
-            row = (
+            rows = (
                 conn.cursor(binary=True)
                 .execute(
-                    "SELECT seq, canonical, prev_hash, record_hash, idempotency_key FROM audit_records WHERE seq = %s",
-                    (seq,),
+                    # A range scan of the primary key per level (a plain join was planned as a
+                    # scan of the whole table); OFFSET 0 keeps the subquery from being flattened.
+                    "SELECT n.level, n.idx, n.hash FROM unnest(%s::smallint[], %s::bigint[], %s::bigint[])"
+                    " AS r(level, first, stop) CROSS JOIN LATERAL (SELECT level, idx, hash FROM merkle_nodes"
+                    " WHERE level = r.level AND idx >= r.first AND idx < r.stop OFFSET 0) n",
+                    (list(levels), list(firsts), list(ends)),
                 )
-                .fetchone()
+                .fetchall()
             )
-            if row is None:
-                return None
-            return _record(row), merkle.inclusion_proof(seq - 1, size, _Nodes(conn))
+            named: list[str] = []
+            if tier == 0:
+                # Leaf i is the record seq i + 1; the tenants in sequence order, a prefix like the nodes.
+                named = [
+                    str(tenant)
+                    for (tenant,) in conn.execute(
+                        "SELECT coalesce(convert_from(canonical, 'UTF8')::json->>'tenant', '') FROM audit_records"
+                        " WHERE seq > %s AND seq <= %s ORDER BY seq",
+                        (index * tiles.WIDTH, (index + 1) * tiles.WIDTH),
+                    )
+                ]
+        nodes = [merkle.Node(int(level), int(idx), bytes(digest)) for level, idx, digest in rows]
+        return tiles.assemble(tier, index, nodes, [sys.intern(name) for name in named])

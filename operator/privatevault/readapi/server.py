@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import json
 import logging
 import ssl
@@ -21,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -33,6 +34,8 @@ from privatevault.errors import PrivateVaultError
 from privatevault.ledger import merkle
 from privatevault.ledger.event import Record
 from privatevault.ledger.reader import PageQuery, Reader
+from privatevault.ledger.tiles import Proof, ProofTiles
+from privatevault.ledger.tiles import read as read_tiles
 from privatevault.manifests import ledger as ledger_manifests
 from privatevault.readapi import models, query, views
 from privatevault.readapi.authz import Attributes, Authorizer, Unauthenticated, User
@@ -94,10 +97,27 @@ def bearer(headers: Mapping[str, str]) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Published:
     at: float = -1e9
-    note: str | None = None
+    view: models.Checkpoint | None = None
+    #: ``view`` as JSON, as :func:`_json` writes it (every proof against it carries it).
+    body: bytes = b"null"
+
+
+def proof_body(proof: Proof, checkpoint: bytes) -> bytes:
+    """An :class:`~privatevault.readapi.models.InclusionProof` as :func:`_json` writes it, built
+    directly: the hot path of the API (base64 needs no JSON escaping; ``checkpoint`` is the
+    checkpoint's JSON, made once per checkpoint)."""
+    hashes = b",".join([b'"%s"' % binascii.b2a_base64(digest, newline=False) for digest in proof.hashes])
+    return b'{"seq":%d,"leafIndex":%d,"treeSize":%d,"leafHash":"%s","hashes":[%s],"checkpoint":%s}' % (
+        proof.index + 1,
+        proof.index,
+        proof.size,
+        binascii.b2a_base64(proof.leaf_hash, newline=False),
+        hashes,
+        checkpoint,
+    )
 
 
 @dataclass
@@ -112,6 +132,8 @@ class ReadApi:
     started: bool = False
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(THREADS, "privatevault-readapi"))
     _published: _Published = field(default_factory=_Published)
+    #: The Merkle tree's stored hashes a proof needs, kept after their first read.
+    tiles: ProofTiles = field(default_factory=ProofTiles)
     _runner: web.AppRunner | None = None
 
     @classmethod
@@ -121,7 +143,13 @@ class ReadApi:
         async def run(call: Callable[[], Any]) -> Any:
             return await asyncio.get_running_loop().run_in_executor(pool, call)
 
-        return cls(app=app, authorizer=Authorizer(app.cluster.live, run), evidence=evidence, _pool=pool)
+        return cls(
+            app=app,
+            authorizer=Authorizer(app.cluster.live, run),
+            evidence=evidence,
+            tiles=ProofTiles(app.settings.api.proof_cache_mib << 20),
+            _pool=pool,
+        )
 
     async def _run(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, call)
@@ -296,7 +324,7 @@ class ReadApi:
         _, record = await self._readable(request, "audit")
         return _json(record_view(record))
 
-    async def _checkpoint(self) -> models.Checkpoint | None:
+    async def _published_checkpoint(self) -> _Published:
         cached = self._published
         if self.clock() - cached.at > CHECKPOINT_TTL:
             app = self.app
@@ -305,37 +333,46 @@ class ReadApi:
                     "v1", "ConfigMap", ledger_manifests.CHECKPOINT_CONFIGMAP, app.settings.namespace
                 )
             )
-            self._published = cached = _Published(at=self.clock(), note=ledger_manifests.published_note(found))
-        return views.note_view(cached.note)
+            view = views.note_view(ledger_manifests.published_note(found))
+            if view == cached.view:
+                cached = _Published(self.clock(), cached.view, cached.body)
+            else:
+                body = b"null" if view is None else _json(view).body
+                cached = _Published(self.clock(), view, cast(bytes, body))
+            self._published = cached
+        return cached
+
+    async def _checkpoint(self) -> models.Checkpoint | None:
+        return (await self._published_checkpoint()).view
+
+    async def _proven(self, index: int, size: int) -> Proof | None:
+        """Leaf ``index``'s proof at ``size``: from memory, else after reading the tiles it lacks."""
+        found = self.tiles.proof(index, size)
+        if found is None:
+            wanted = self.tiles.missing(index, size)
+            reader = Reader(self.app.pool)
+            loaded = await self._run(lambda: read_tiles(reader, wanted))
+            found = self.tiles.proof(index, size, loaded)
+            self.tiles.add(loaded)
+        return found
 
     async def proof(self, request: web.Request) -> web.Response:
         user = await self._user(request)
         seq = _seq(request)
-        checkpoint = await self._checkpoint()
+        published = await self._published_checkpoint()
+        checkpoint = published.view
         found = None
         if checkpoint is not None and 1 <= seq <= checkpoint.size:
-            size = checkpoint.size
-            # The record and its proof in one round trip; the caller is checked before anything is sent.
-            found = await self._run(lambda: Reader(self.app.pool).proven(seq, size))
-        if found is None or not await self.authorizer.allowed(user, Attributes("get", "proofs", tenant_of(found[0]))):
+            # The caller is checked before anything of the record is sent.
+            found = await self._proven(seq - 1, checkpoint.size)
+        if found is None or not await self.authorizer.allowed(user, Attributes("get", "proofs", found.tenant)):
             raise Refused(
                 404,
                 "NotFound",
                 f"no proofs record {seq} that {user.username} may read under the published checkpoint"
                 " (a new record is proved once a checkpoint covers it)",
             )
-        record, hashes = found
-        assert checkpoint is not None
-        return _json(
-            models.InclusionProof(
-                seq=record.seq,
-                leaf_index=record.seq - 1,
-                tree_size=checkpoint.size,
-                leaf_hash=_b64(merkle.leaf_hash(record.record_hash)),
-                hashes=[_b64(h) for h in hashes],
-                checkpoint=checkpoint,
-            )
-        )
+        return web.Response(body=proof_body(found, published.body), content_type="application/json")
 
     async def checkpoint(self, request: web.Request) -> web.Response:
         await self._require(await self._user(request), Attributes("get", "checkpoints"))
