@@ -35,6 +35,12 @@ if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
   fi
 fi
 
+# wrk drives the read API benchmark's closed loops (`make bench`): a load generator in C, so the
+# clients take little of the two cores the server runs on.
+if ! command -v wrk >/dev/null; then
+  apt_install wrk
+fi
+
 # The verifier's C extension (operator/privatevault/ledger/_recompute.c) and the ledger writer's
 # (_append.c) need a C compiler, the Python headers and OpenSSL's; without them pip installs the
 # package anyway and both run their pure-Python twins (several times slower). The export's

@@ -1,20 +1,33 @@
-"""The read API under load: concurrent aiohttp clients on loopback against the real server code
-(``readapi.server.ReadApi``, TLS) over a real PostgreSQL ledger of ``PV_BENCH_API_RECORDS`` records.
+"""The read API under load on loopback: the real server code (``readapi.server.ReadApi``, TLS) over
+a real PostgreSQL ledger of ``PV_BENCH_API_RECORDS`` records, in a process of its own (as the
+operator would run it).
 
-The server runs in a process of its own (as the operator would), the clients in this one. Token
-and access reviews are answered by a stub that allows everything: every caller after its first
-request is served from the decision cache, which is the steady state of a reader; a cache miss
-adds one TokenReview and one SubjectAccessReview round trip to the API server.
+The closed loops (each connection sends its next request when the last is answered) are driven by
+wrk (Debian's package, C: the load costs a fraction of what Python clients would on the same two
+cores), with ``readapi.lua`` choosing the records. Before them, a first proof of every tile of the
+tree is asked by aiohttp clients (the proofs read from PostgreSQL, ``cold``). The open loop (a
+fixed offered rate whatever the answers do) is driven by aiohttp clients in this process.
+
+The same wrk load is also run against an aiohttp application that answers every request with the
+same bytes over the same TLS (``ceiling``): what aiohttp and TLS cost on this machine before any
+work, the most any handler of an aiohttp application in one event loop can serve here.
+
+Token and access reviews are answered by a stub that allows everything: every caller after its
+first request is served from the decision cache, which is the steady state of a reader; a cache
+miss adds one TokenReview and one SubjectAccessReview round trip to the API server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import os
+import shutil
 import socket
 import ssl
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
@@ -23,8 +36,10 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import aiohttp
+from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from privatevault import servingcert
 from privatevault.app import App
 from privatevault.database import open_pool
 from privatevault.ledger.checkpoint import LocalSigner, sign_checkpoint
@@ -38,19 +53,24 @@ from privatevault.settings import ApiSettings, Settings
 from privatevault.testbench import Postgres
 
 from .bench_ledger import _event as event  # the same records (50 tenants) as the ledger benchmark
+from .procfs import peak_rss_mb
 from .timing import percentile
 
 RECORDS = int(os.environ.get("PV_BENCH_API_RECORDS", "1000000"))
 #: Concurrent clients, one run each (the latency floor, a moderate load, the target's 200).
 CONCURRENCY = [int(n) for n in os.environ.get("PV_BENCH_API_CONCURRENCY", "1,16,200").split(",")]
-REQUESTS = int(os.environ.get("PV_BENCH_API_REQUESTS", "20000"))
+#: Seconds of each closed-loop run.
+SECONDS = float(os.environ.get("PV_BENCH_API_SECONDS", "10"))
 #: Offered proof rates (requests/s) of the open-loop runs, each over ``OPEN_CONNECTIONS`` connections.
-RATES = [int(n) for n in os.environ.get("PV_BENCH_API_RATES", "250,500,750,1000").split(",") if n]
+RATES = [int(n) for n in os.environ.get("PV_BENCH_API_RATES", "500,1000,2000").split(",") if n]
 OPEN_CONNECTIONS = int(os.environ.get("PV_BENCH_API_OPEN_CONNECTIONS", "200"))
 OPEN_SECONDS = float(os.environ.get("PV_BENCH_API_OPEN_SECONDS", "10"))
 #: The issue's latency objective for a proof.
 OBJECTIVE_MS = 20.0
 TENANTS = 50  # as bench_ledger's events
+#: Records between consecutive requests of a closed loop (a prime: every record in turn, tiles apart).
+STEP = 7919
+SCRIPT = Path(__file__).with_name("readapi.lua")
 
 
 class _Allow:
@@ -85,6 +105,67 @@ def _serve(dsn: str, port: int, note: str, state: str, ready: Any) -> None:
         await asyncio.Event().wait()
 
     asyncio.run(main())
+
+
+def _serve_fixed(port: int, body: bytes, state: str, ready: Any) -> None:
+    """The ceiling: an aiohttp application answering every request with ``body``, over TLS made
+    as the read API makes it (a certificate from ``servingcert``), nothing else."""
+
+    async def answer(_: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    async def main() -> None:
+        files = servingcert.ensure(Path(state), "127.0.0.1")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(files.cert, files.key)
+        application = web.Application()
+        application.add_routes([web.get("/api/v1/proofs/{seq}", answer)])
+        runner = web.AppRunner(application, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+        ready.set()
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def _wrk(base: str, view: str, size: int, connections: int) -> dict[str, float]:
+    """One closed-loop run of wrk: requests, seconds, p50/p99/max in ms; refused answers fail the run."""
+    wrk = shutil.which("wrk")
+    assert wrk, "wrk is missing: `make setup` installs it (Debian package wrk)"
+    command = [wrk, "-t1", f"-c{connections}", f"-d{SECONDS:g}s", "--timeout", "10s", "-s", str(SCRIPT), base]
+    done = subprocess.run(
+        [*command, "--", view, str(size), str(STEP)], capture_output=True, text=True, check=True, timeout=SECONDS + 60
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("WRK ")]
+    assert lines, done.stdout + done.stderr
+    summary: dict[str, float] = json.loads(lines[-1][4:])
+    assert summary["non2xx"] == 0 and summary["socket_errors"] == 0, (view, connections, summary)
+    return summary
+
+
+def _start(target: Any, *args: Any) -> multiprocessing.process.BaseProcess:
+    ready = multiprocessing.get_context("spawn").Event()
+    process = multiprocessing.get_context("spawn").Process(target=target, args=(*args, ready), daemon=True)
+    process.start()
+    assert ready.wait(60), f"{target.__name__} did not start"
+    return process
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _first_body(base: str, path: str) -> bytes:
+    headers = {"Authorization": "Bearer bench-token-000"}
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as session,
+        session.get(base + path, headers=headers) as answer,
+    ):
+        assert answer.status == 200, answer.status
+        return await answer.read()
 
 
 async def _load(base: str, paths: list[str], concurrency: int) -> tuple[float, list[float]]:
@@ -189,33 +270,42 @@ def run() -> dict[str, float]:
                 [LocalSigner("privatevault.io/ledger", Ed25519PrivateKey.generate())],
             ).decode()
             ledger.close()
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
-            ready = multiprocessing.get_context("spawn").Event()
-            server = multiprocessing.get_context("spawn").Process(
-                target=_serve, args=(database.operator_dsn, port, note, workdir + "/state", ready), daemon=True
-            )
-            server.start()
-            assert ready.wait(60), "the read API did not start"
+            port = _free_port()
+            server = _start(_serve, database.operator_dsn, port, note, workdir + "/state")
             base = f"https://127.0.0.1:{port}"
-            step = 7919
+            # Cold: the first proof of every tile of the tree, each read from PostgreSQL.
+            firsts = [f"/api/v1/proofs/{1 + k * 256}" for k in range((size + 255) // 256)]
+            seconds, latencies = asyncio.run(_load(base, firsts, 16))
+            figures["readapi.proof.cold_tiles.16_clients.requests_per_s"] = len(latencies) / seconds
+            figures["readapi.proof.cold_tiles.16_clients.p50_ms"] = statistics.median(latencies)
             for clients in CONCURRENCY:
-                count = REQUESTS if clients > 1 else REQUESTS // 10
-                proofs = [f"/api/v1/proofs/{1 + (i * step) % size}" for i in range(count)]
-                seconds, latencies = asyncio.run(_load(base, proofs, clients))
-                figures[f"readapi.proof.{clients}_clients.requests_per_s"] = len(latencies) / seconds
-                figures[f"readapi.proof.{clients}_clients.p50_ms"] = statistics.median(latencies)
-                figures[f"readapi.proof.{clients}_clients.p99_ms"] = percentile(latencies, 99)
-                pages = [
-                    f"/api/v1/audit?tenant=tenant-{i % TENANTS}&limit=100&seqFrom={1 + (i * step) % size}"
-                    for i in range(count // 4)
-                ]
-                seconds, latencies = asyncio.run(_load(base, pages, clients))
-                figures[f"readapi.audit_page_100.{clients}_clients.requests_per_s"] = len(latencies) / seconds
-                figures[f"readapi.audit_page_100.{clients}_clients.p50_ms"] = statistics.median(latencies)
-                figures[f"readapi.audit_page_100.{clients}_clients.p99_ms"] = percentile(latencies, 99)
-            figures |= _open_figures(base, size, step)
+                for view, name in (("proofs", "proof"), ("pages", "audit_page_100")):
+                    found = _wrk(base, view, size, clients)
+                    figures[f"readapi.{name}.{clients}_clients.requests_per_s"] = found["requests"] / found["seconds"]
+                    figures[f"readapi.{name}.{clients}_clients.p50_ms"] = found["p50_ms"]
+                    figures[f"readapi.{name}.{clients}_clients.p99_ms"] = found["p99_ms"]
+            figures |= _open_figures(base, size, STEP)
+            figures["readapi.server.peak_rss_mb"] = peak_rss_mb(server.pid or 0)
+            # The ceiling: the same load, on the same machine, on an application that only answers,
+            # with a proof's own body (the same bytes on the wire).
+            body = asyncio.run(_first_body(base, f"/api/v1/proofs/{size // 2}"))
+            server.kill()
+            server.join(10)
+            server = None
+            fixed_port = _free_port()
+            fixed = _start(_serve_fixed, fixed_port, body, workdir + "/fixed")
+            try:
+                for clients in [n for n in CONCURRENCY if n > 1]:
+                    found = _wrk(f"https://127.0.0.1:{fixed_port}", "fixed", size, clients)
+                    rate = found["requests"] / found["seconds"]
+                    figures[f"readapi.ceiling.{clients}_clients.requests_per_s"] = rate
+                    figures[f"readapi.ceiling.{clients}_clients.p99_ms"] = found["p99_ms"]
+                    figures[f"readapi.proof.{clients}_clients.share_of_ceiling"] = (
+                        figures[f"readapi.proof.{clients}_clients.requests_per_s"] / rate
+                    )
+            finally:
+                fixed.kill()
+                fixed.join(10)
             figures["readapi.loadavg_1min"] = os.getloadavg()[0]
         finally:
             if server is not None:

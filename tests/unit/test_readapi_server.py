@@ -19,13 +19,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from privatevault.app import App
 from privatevault.cli.client import ApiError, DigestMismatch, ReadApiClient, stated_digest
+from privatevault.ledger.event import Record
 from privatevault.ledger.integrity import Integrity, Refusal
 from privatevault.ledger.tiles import Proof
 from privatevault.metrics import OperatorMetrics
 from privatevault.readapi import models
 from privatevault.readapi.authz import Authorizer
 from privatevault.readapi.evidence import EvidenceBundle
-from privatevault.readapi.server import ReadApi, _json, proof_body, repr_digest
+from privatevault.readapi.server import ReadApi, _json, page_body, proof_body, record_view, repr_digest
 from tests.unit.fakes import MemoryLedger, ledger_event
 
 
@@ -174,3 +175,22 @@ def test_a_proof_is_written_as_its_model_would_be() -> None:
     )
     assert proof_body(proof, cast(bytes, _json(view).body)) == _json(model).body
     assert json.loads(proof_body(proof, cast(bytes, _json(view).body)))["checkpoint"]["note"] == view.note
+
+
+def test_a_page_is_written_as_its_model_would_be() -> None:
+    """Pages too are built by hand: the same bytes as the model's JSON, for canonical bytes that
+    need escaping (quotes, a backslash, non-ASCII) and with and without a next cursor."""
+    records = [
+        Record(seq=1, canonical=b'{"a":"x"}', prev_hash=bytes(32), record_hash=b"\x01" * 32, idempotency_key="k1"),
+        Record(
+            seq=2,
+            canonical='{"name":"\u00e9t\u00e9 \\ \\"q\\"","t":"\u2603"}'.encode(),
+            prev_hash=b"\x01" * 32,
+            record_hash=b"\xfe" * 32,
+            idempotency_key="k2",
+        ),
+    ]
+    for cursor in (None, "eyJhZnRlciI6Mn0"):
+        model = models.AuditPage(records=[record_view(r) for r in records], next_cursor=cursor)
+        assert page_body(records, cursor) == _json(model).body
+    assert page_body([], None) == _json(models.AuditPage(records=[])).body
