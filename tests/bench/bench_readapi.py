@@ -10,7 +10,8 @@ fixed offered rate whatever the answers do) is driven by aiohttp clients in this
 
 The same wrk load is also run against an aiohttp application that answers every request with the
 same bytes over the same TLS (``ceiling``): what aiohttp and TLS cost on this machine before any
-work, the most any handler of an aiohttp application in one event loop can serve here.
+work, the most any handler of an aiohttp application in one event loop can serve here; then
+against two such processes sharing the port, one per core.
 
 Token and access reviews are answered by a stub that allows everything: every caller after its
 first request is served from the decision cache, which is the steady state of a reader; a cache
@@ -122,7 +123,8 @@ def _serve_fixed(port: int, body: bytes, state: str, ready: Any) -> None:
         application.add_routes([web.get("/api/v1/proofs/{seq}", answer)])
         runner = web.AppRunner(application, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+        # reuse_port: several of these processes may share the port (the kernel spreads connections).
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context, reuse_port=True).start()
         ready.set()
         await asyncio.Event().wait()
 
@@ -303,6 +305,16 @@ def run() -> dict[str, float]:
                     figures[f"readapi.proof.{clients}_clients.share_of_ceiling"] = (
                         figures[f"readapi.proof.{clients}_clients.requests_per_s"] / rate
                     )
+                # Two such processes, one per core: what serving from processes of its own would give here.
+                second = _start(_serve_fixed, fixed_port, body, workdir + "/fixed")
+                try:
+                    found = _wrk(f"https://127.0.0.1:{fixed_port}", "fixed", size, max(CONCURRENCY))
+                    key = f"readapi.ceiling.{max(CONCURRENCY)}_clients.2_processes"
+                    figures[f"{key}.requests_per_s"] = found["requests"] / found["seconds"]
+                    figures[f"{key}.p99_ms"] = found["p99_ms"]
+                finally:
+                    second.kill()
+                    second.join(10)
             finally:
                 fixed.kill()
                 fixed.join(10)
