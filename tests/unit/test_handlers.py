@@ -435,25 +435,3 @@ def test_only_a_reconcile_that_finished_a_generation_is_remembered_for_kopf() ->
     written = app.cluster.live.patches[-1][2]
     wiring.run(idle, tenant_handlers.kind(idle), tenant_body(status_=written), LOG)  # type: ignore[arg-type]
     assert len(idle.finished) == 0  # an idle resync: the status says it already
-
-
-def test_a_body_read_before_its_generation_was_finished_is_not_reconciled_again() -> None:
-    """The resync reads a body while kopf's reconcile of the same object runs; once that reconcile
-    has finished the generation, the body's status is stale: reconciling from it would do the work
-    a second time (an EvidenceExport's bundle was being built again when the test looked)."""
-    app = FakeApp()
-    stale = tenant_body()  # read by the resync before the first reconcile wrote its status
-    wiring.run(app, tenant_handlers.kind(app), tenant_body(), LOG)  # type: ignore[arg-type]
-    writes, records = len(app.cluster.live.patches), len(app.ledger.records)
-    wiring.run(app, tenant_handlers.kind(app), stale, LOG, resync=True)  # type: ignore[arg-type]
-    assert (len(app.cluster.live.patches), len(app.ledger.records)) == (writes, records)
-    # The current body (its status written) is reconciled as any resync's: drift is still repaired.
-    current = tenant_body(status_=app.cluster.live.patches[-1][2])
-    app.ledger.records.clear()
-    app.cluster.objects.clear()  # the tenant's children gone: the current body's resync repairs them
-    wiring.run(app, tenant_handlers.kind(app), current, LOG, resync=True)  # type: ignore[arg-type]
-    assert app.ledger.records  # recreated, recorded
-    # A new generation is not covered by the memory: its resync reconciles it.
-    newer = tenant_body(generation=2, status_=current["status"])
-    wiring.run(app, tenant_handlers.kind(app), newer, LOG, resync=True)  # type: ignore[arg-type]
-    assert app.cluster.live.patches[-1][2]["observedGeneration"] == 2

@@ -88,17 +88,8 @@ def to_kopf(exc: PrivateVaultError, *, retry_delay: float, logger: Any, what: st
     raise kopf.TemporaryError(f"{what}: {exc}", delay=retry_delay) from exc
 
 
-def run(
-    app: App,
-    kind: Kind[R],
-    body: Mapping[str, Any],
-    logger: Any,
-    *,
-    old: Mapping[str, Any] | None = None,
-    resync: bool = False,
-) -> None:
-    """One reconcile of one object, from its body to its status (see the module docstring);
-    ``resync``: the periodic pass's, which passes over a body older than the generation's finish."""
+def run(app: App, kind: Kind[R], body: Mapping[str, Any], logger: Any, *, old: Mapping[str, Any] | None = None) -> None:
+    """One reconcile of one object, from its body to its status (see the module docstring)."""
     try:
         obj = kind.resource.model_validate(dict(body))
     except ValidationError as exc:
@@ -107,16 +98,7 @@ def run(
         return
     name = str(obj.metadata["name"])
     now = app.clock()
-    uid = str(obj.metadata["uid"])
-    with app.locks.hold(uid):
-        generation = int(obj.metadata.get("generation") or 0)
-        if resync and not status.settled(body) and app.finished.covers(uid, generation):
-            # Read before this process finished the generation (while kopf's reconcile of the
-            # object ran): its status is stale, and a reconcile from it would do the work again
-            # (an EvidenceExport built twice). The finishing write's event brings the current
-            # body, which the next pass reads. (A child's drift still reconciles at once.)
-            logger.debug("%s %s: generation already finished; the body read was older", kind.name, name)
-            return
+    with app.locks.hold(str(obj.metadata["uid"])):
         if status.needs_begin(obj):
             begin = status.begin(obj, kind.status_model, now=now, message=kind.begin_message)
             write_status(app, kind.name, name, obj.status, begin)
@@ -215,7 +197,7 @@ class Resync:
                 continue
             logger = object_logger(name_of, name)
             try:
-                run(self.app, self.kind, body, logger, resync=True)
+                run(self.app, self.kind, body, logger)
             except kopf.TemporaryError as exc:
                 logger.warning("Resync of %s %s failed: %s", name_of, name, exc)
                 continue
