@@ -204,13 +204,6 @@ def root_keys(size: int) -> list[NodeKey]:
     return _range_keys(0, size) if size else []
 
 
-def inclusion_plan(index: int, size: int) -> list[list[NodeKey]]:
-    """For each hash of leaf ``index``'s audit path at ``size``, leaf side first, the perfect
-    subtrees it is folded from (:func:`fold`); one each but on the tree's ragged right edge."""
-    _check_inclusion_args(index, size)
-    return [_range_keys(start, end) for start, end in _inclusion_ranges(index, size)]
-
-
 def inclusion_proof_keys(index: int, size: int) -> list[NodeKey]:
     """The perfect subtrees an inclusion proof for leaf ``index`` at ``size`` is made of."""
     _check_inclusion_args(index, size)
@@ -261,8 +254,9 @@ def inclusion_proof(index: int, size: int, store: NodeStore) -> list[bytes]:
 
 def upper_plan(start: int, level: int, size: int) -> list[list[NodeKey]]:
     """The part of an audit path at ``size`` above the perfect block ``(start, level)`` of
-    :func:`perfect_blocks` (the same for every leaf of the block), as :func:`inclusion_plan` gives it;
-    below it, leaf ``i``'s path is the single nodes ``(l, (i >> l) ^ 1)`` for ``l < level``."""
+    :func:`perfect_blocks` (the same for every leaf of the block): for each of its hashes, the
+    perfect subtrees it is folded from (:func:`fold`). Below it, leaf ``i``'s path is the single
+    nodes ``(l, (i >> l) ^ 1)`` for ``l < level``."""
     end = start + (1 << level)
     return [_range_keys(lo, hi) for lo, hi in _inclusion_ranges(start, size) if not (start <= lo and hi <= end)]
 
